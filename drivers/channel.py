@@ -1,0 +1,160 @@
+"""A :class:`~drivers.base.Channel` made of any framing core over an asyncio byte stream.
+
+Theory of operation: one pump task owns the read side. It feeds received bytes to the framing,
+lets the framing's timers fire at their deadlines, writes whatever the framing wants sent
+(ACKs, repeats, queued frames) and turns framing events into channel events on a queue.
+:meth:`FramedChannel.send` hands a payload to the framing and flushes. Because the pump runs on
+its own, a framing with acknowledgements (``link``) keeps its line alive while the daemon is busy
+pricing a receipt. JSON decoding lives here, once, for every framing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from drivers.base import (
+    ChannelClosed,
+    ChannelEvent,
+    Framing,
+    LinkNotice,
+    PayloadReceived,
+    PayloadTooLarge,
+    Received,
+    Rejected,
+)
+from drivers.lines import BOM
+
+TraceCallback = Callable[[str, bytes, float], None]
+NoticeCallback = Callable[[LinkNotice], None]
+READ_CHUNK = 65536
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def decode_message(payload: bytes) -> ChannelEvent:
+    """Payload bytes → a JSON object, or a ``malformed`` rejection saying why."""
+    if payload.startswith(BOM):
+        payload = payload[len(BOM) :]
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejected("malformed", f"not UTF-8 at byte {exc.start}")
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        return Rejected("malformed", f"not JSON: {exc}")
+    if not isinstance(value, dict):
+        return Rejected("malformed", f"not a JSON object but {type(value).__name__}")
+    return Received(value)
+
+
+def encode_message(message: dict[str, Any]) -> bytes:
+    """One message as compact UTF-8 JSON (no LF inside: safe for every framing)."""
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class FramedChannel:
+    """A lane connection: a framing core pumped over an asyncio reader/writer pair."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        framing: Framing,
+        *,
+        peer: str,
+        transport: str,
+        trace: TraceCallback | None = None,
+        on_notice: NoticeCallback | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.peer = peer
+        self.transport = transport
+        self.framing = framing
+        self._reader = reader
+        self._writer = writer
+        self._trace = trace
+        self._on_notice = on_notice
+        self._clock = clock
+        self._events: asyncio.Queue[ChannelEvent | None] = asyncio.Queue()
+        self._write_lock = asyncio.Lock()
+        self._closed = False
+        self._pump = asyncio.create_task(self._run(), name=f"pump {peer}")
+
+    async def receive(self) -> ChannelEvent:
+        event = await self._events.get()
+        if event is None:
+            self._events.put_nowait(None)  # every later receive sees the end too
+            raise ChannelClosed(self.peer)
+        return event
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self._closed:
+            raise ChannelClosed(self.peer)
+        self.framing.send_payload(encode_message(message), self._clock())
+        await self._flush()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._pump
+        with contextlib.suppress(Exception):
+            await self._flush()
+        self._writer.close()
+        with contextlib.suppress(Exception):
+            await self._writer.wait_closed()
+        self._events.put_nowait(None)
+
+    async def _flush(self) -> None:
+        async with self._write_lock:
+            data = self.framing.data_to_send()
+            if not data:
+                return
+            if self._trace is not None:
+                self._trace("out", data, self._clock())
+            self._writer.write(data)
+            await self._writer.drain()
+
+    def _drain_events(self) -> None:
+        while (event := self.framing.next_event()) is not None:
+            if isinstance(event, PayloadReceived):
+                self._events.put_nowait(decode_message(event.data))
+            elif isinstance(event, PayloadTooLarge):
+                self._events.put_nowait(
+                    Rejected("too_large", f"message over {event.limit} bytes skipped")
+                )
+            elif self._on_notice is not None:
+                self._on_notice(event)
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                deadline = self.framing.next_deadline()
+                timeout = None if deadline is None else max(0.0, deadline - self._clock())
+                try:
+                    data = await asyncio.wait_for(self._reader.read(READ_CHUNK), timeout)
+                except TimeoutError:
+                    self.framing.handle_timer(self._clock())
+                else:
+                    if data and self._trace is not None:
+                        self._trace("in", data, self._clock())
+                    self.framing.receive_data(data, self._clock())
+                    if not data:
+                        self._drain_events()
+                        break
+                self._drain_events()
+                await self._flush()
+        except (OSError, ConnectionError):
+            pass
+        finally:
+            self._events.put_nowait(None)
