@@ -1,0 +1,254 @@
+"""Document parsers: catalog items, customers, promotions, CSV attribute rows."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from datetime import datetime, timedelta, timezone
+from fractions import Fraction
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from loyalty import (
+    CatalogItem,
+    CounterDelta,
+    Customer,
+    Message,
+    apply_customer_attribute,
+    document_id,
+    document_kind,
+    is_deleted,
+    normalize_phone,
+    parse_catalog_item,
+    parse_customer,
+    parse_promotion,
+)
+from tillgate.errors import DocumentError
+
+SPEC_CUSTOMER: dict[str, Any] = {
+    "id": "C1", "cards": ["7700001234567"], "phone": "+79161234567", "name": "Анна К.",
+    "statuses": {"tier": "gold"}, "attributes": {"gender": "f", "birthday": "03-08"},
+    "segments": ["churn-risk"], "balance": 340000, "counters": {"purchases-2026-02": 2},
+    "favorites": {"fav-nov": ["4600123", "4600456"]},
+    "personal_offers": [{"id": "po-77", "on": {"skus": ["4600789"]},
+                         "reward": {"type": "percent_off", "percent": "20"},
+                         "valid": {"from": "2026-11-01T00:00:00+03:00",
+                                   "to": "2026-12-01T00:00:00+03:00"},
+                         "messages": {"receipt": "Ваш кофе со скидкой 20% до 30.11"}}],
+}
+
+SPEC_PROMOTION: dict[str, Any] = {
+    "id": "oil-15", "name": "-15% на все масла",
+    "active": {"from": "2026-02-01T00:00:00+03:00", "to": "2026-03-01T00:00:00+03:00",
+               "weekdays": [1, 2, 3, 4, 5, 6, 7], "hours": ["00:00", "24:00"]},
+    "stores": [], "priority": 100, "group": "", "exclusive": False,
+    "audience": {"members_only": False, "statuses": {"tier": ["gold"]},
+                 "attributes": {"gender": ["f"]}, "segments": ["churn-risk"], "control": "10"},
+    "conditions": {"min_total": 0, "items": [{"on": {"groups": ["beds-a"]},
+                                              "min_quantity": "1"}],
+                   "coupon": "SPRING", "counter": {"name": "purchases-2026-02", "at_least": 2},
+                   "first_purchase": False},
+    "reward": {"type": "percent_off", "percent": "15", "on": {"groups": ["oils"]}},
+    "counters": [{"name": "purchases-2026-02", "add": 1}],
+    "messages": {"receipt": "r", "cashier": "c", "display": "d"},
+}
+
+
+def test_catalog_item_of_the_spec() -> None:
+    item = parse_catalog_item({"sku": "4600001", "name": "Масло подсолнечное 1 л",
+                               "groups": ["oils", "grocery"], "brand": "A",
+                               "flags": ["no_discount", "no_accrual", "no_redeem"],
+                               "min_price": 0})
+    assert item == CatalogItem("4600001", "Масло подсолнечное 1 л",
+                               frozenset({"oils", "grocery"}), "A",
+                               frozenset({"no_discount", "no_accrual", "no_redeem"}), 0)
+
+
+def test_catalog_item_errors_name_sku_and_key() -> None:
+    with pytest.raises(DocumentError) as caught:
+        parse_catalog_item({"sku": "42", "flags": ["no_discont"]})
+    assert str(caught.value).startswith('catalog item "42": flags[0]: unknown flag')
+    with pytest.raises(DocumentError, match=r'"42": min_price: must be >= 0'):
+        parse_catalog_item({"sku": "42", "min_price": -1})
+    with pytest.raises(DocumentError, match="sku: is required"):
+        parse_catalog_item({"name": "x"})
+
+
+def test_customer_of_the_spec() -> None:
+    customer = parse_customer(SPEC_CUSTOMER)
+    assert isinstance(customer, Customer)
+    assert customer.cards == ("7700001234567",)
+    assert customer.statuses["tier"] == "gold"
+    assert customer.tier == "gold"
+    assert customer.favorites["fav-nov"] == frozenset({"4600123", "4600456"})
+    assert customer.counters["purchases-2026-02"] == 2
+    assert customer.purchases == 0
+    offer = customer.personal_offers[0]
+    assert offer.reward.on.skus == frozenset({"4600789"})
+    assert offer.reward.percent == 20
+    assert offer.accepted is True
+    assert offer.messages == (Message("receipt", "Ваш кофе со скидкой 20% до 30.11"),)
+    hash(customer)  # truly immutable values hash
+
+
+def test_customer_mappings_are_read_only() -> None:
+    customer = parse_customer(SPEC_CUSTOMER)
+    with pytest.raises(TypeError):
+        customer.statuses["tier"] = "silver"  # type: ignore[index]  # proving immutability
+
+
+def test_customer_errors() -> None:
+    bad = dict(SPEC_CUSTOMER, balance="lots")
+    with pytest.raises(DocumentError, match='customer "C1": balance: must be an integer'):
+        parse_customer(bad)
+    bad_offer = json.loads(json.dumps(SPEC_CUSTOMER))
+    bad_offer["personal_offers"][0]["reward"]["percent"] = "120"
+    with pytest.raises(DocumentError) as caught:
+        parse_customer(bad_offer)
+    assert caught.value.key == "personal_offers[0].reward.percent"
+
+
+def test_promotion_of_the_spec() -> None:
+    promo = parse_promotion(SPEC_PROMOTION)
+    assert promo.id == "oil-15"
+    assert promo.priority == 100
+    assert promo.reward.type == "percent_off"
+    assert promo.reward.percent == Fraction(15)
+    assert promo.reward.on.groups == frozenset({"oils"})
+    assert promo.active.hours is None  # 00:00–24:00 is the whole day
+    assert promo.active.start == datetime(2026, 2, 1, tzinfo=timezone(timedelta(hours=3)))
+    assert promo.audience.control == 10
+    assert promo.audience.statuses["tier"] == frozenset({"gold"})
+    assert promo.conditions.items[0].min_quantity == 1000
+    assert promo.conditions.coupon == "SPRING"
+    assert promo.conditions.counter is not None
+    assert promo.conditions.counter.at_least == 2
+    assert promo.counters == (CounterDelta("purchases-2026-02", 1),)
+    assert [m.target for m in promo.messages] == ["receipt", "cashier", "display"]
+
+
+def test_minimal_promotion() -> None:
+    promo = parse_promotion({"id": "p", "name": "P", "reward": {"type": "none"}})
+    assert promo.reward.type == "none"
+    assert promo.audience.unrestricted
+    assert promo.stores == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("patch", "key", "text"),
+    [
+        ({"reward": {"type": "percent_off", "percent": "0"}}, "reward.percent",
+         "must be 0 < p <= 100"),
+        ({"reward": {"type": "percent_off", "percent": "101"}}, "reward.percent",
+         "must be 0 < p <= 100"),
+        ({"reward": {"type": "percent_off", "percent": 15.5}}, "reward.percent", "decimal"),
+        ({"reward": {"type": "teleport"}}, "reward.type", "must be one of"),
+        ({"reward": {"type": "amount_off"}}, "reward.amount", "is required"),
+        ({"reward": {"type": "buy_x_get_y", "buy": 2, "get": 0}}, "reward.get", ">= 1"),
+        ({"reward": {"type": "nth_percent_off", "every": 3}}, "reward.percent", "is required"),
+        ({"reward": {"type": "points_multiplier", "factor": "0"}}, "reward.factor", "> 0"),
+        ({"active": {"hours": ["10:00", "25:00"]}}, "active.hours[1]", "24:00"),
+        ({"active": {"weekdays": [0]}}, "active.weekdays[0]", "1..7"),
+        ({"active": {"from": "2026-02-01T00:00:00"}}, "active.from", "offset"),
+        ({"active": {"from": "2026-03-01T00:00:00+03:00", "to": "2026-02-01T00:00:00+03:00"}},
+         "active.to", "later"),
+        ({"audience": {"control": "150"}}, "audience.control", "0 <= c <= 100"),
+        ({"conditions": {"items": [{"min_quantity": "0.0001"}]}},
+         "conditions.items[0].min_quantity", "3 decimals"),
+        ({"messages": {"printer": "x"}}, "messages.printer", "target"),
+        ({"priority": "high"}, "priority", "integer"),
+        ({"exclusive": "yes"}, "exclusive", "true or false"),
+    ],
+)
+def test_promotion_errors_name_id_and_key(patch: dict[str, Any], key: str, text: str) -> None:
+    doc = {"id": "oil-15", "name": "x", "reward": {"type": "none"}, **patch}
+    with pytest.raises(DocumentError) as caught:
+        parse_promotion(doc)
+    assert caught.value.kind == "promotion"
+    assert caught.value.doc_id == "oil-15"
+    assert caught.value.key == key
+    assert text in caught.value.message
+    assert str(caught.value).startswith(f'promotion "oil-15": {key}: ')
+
+
+def test_document_kind_and_deletion() -> None:
+    assert document_kind({"sku": "1"}) == "catalog"
+    assert document_kind(SPEC_CUSTOMER) == "customer"
+    assert document_kind({"id": "C2", "phone": "+7"}) == "customer"
+    assert document_kind(SPEC_PROMOTION) == "promotion"
+    assert document_kind({"sku": "1", "deleted": True}) == "catalog"
+    with pytest.raises(DocumentError):
+        document_kind({"id": "x", "deleted": True})
+    assert is_deleted({"id": "x", "deleted": True})
+    assert not is_deleted({"id": "x", "deleted": False})
+    assert document_id({"sku": "46"}) == "46"
+    assert document_id(SPEC_PROMOTION) == "oil-15"
+
+
+def test_normalize_phone() -> None:
+    assert normalize_phone("+7 (916) 123-45-67") == "79161234567"
+
+
+@given(st.text())
+@settings(max_examples=100)
+def test_normalize_phone_keeps_only_digits_in_order(text: str) -> None:
+    digits = normalize_phone(text)
+    assert all(ch in "0123456789" for ch in digits)
+    assert digits == "".join(ch for ch in text if ch in "0123456789")
+
+
+def test_csv_attribute_rows() -> None:
+    doc: dict[str, Any] = {"id": "C9"}
+    doc = apply_customer_attribute(doc, "status.tier", "silver")
+    doc = apply_customer_attribute(doc, "segment", "vip")
+    doc = apply_customer_attribute(doc, "segment", "vip")
+    doc = apply_customer_attribute(doc, "favorite.fav-nov", "4600123")
+    doc = apply_customer_attribute(doc, "balance", "1500")
+    doc = apply_customer_attribute(doc, "phone", "+79160000000")
+    doc = apply_customer_attribute(doc, "name", "Иван")
+    doc = apply_customer_attribute(doc, "gender", "m")
+    doc = apply_customer_attribute(
+        doc, "offer", json.dumps({"id": "po-1", "on": {"groups": ["coffee"]},
+                                  "reward": {"type": "percent_off", "percent": "10"}}))
+    customer = parse_customer(doc)
+    assert customer.statuses == {"tier": "silver"}
+    assert customer.segments == frozenset({"vip"})
+    assert customer.favorites == {"fav-nov": frozenset({"4600123"})}
+    assert customer.balance == 1500
+    assert customer.phone == "+79160000000"
+    assert customer.name == "Иван"
+    assert customer.attributes == {"gender": "m"}
+    assert customer.personal_offers[0].reward.on.groups == frozenset({"coffee"})
+
+
+def test_csv_attribute_does_not_modify_its_input() -> None:
+    original: dict[str, Any] = {"id": "C9", "segments": ["a"]}
+    updated = apply_customer_attribute(original, "segment", "b")
+    assert original == {"id": "C9", "segments": ["a"]}
+    assert updated["segments"] == ["a", "b"]
+
+
+@pytest.mark.parametrize(("attribute", "value"),
+                         [("balance", "12.5"), ("offer", "{not json"),
+                          ("offer", '{"id": "x", "reward": {"type": "percent_off"}}')])
+def test_csv_attribute_errors_name_the_attribute(attribute: str, value: str) -> None:
+    with pytest.raises(DocumentError) as caught:
+        apply_customer_attribute({"id": "C9"}, attribute, value)
+    assert caught.value.key == attribute
+    assert caught.value.doc_id == "C9"
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+                    lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.sampled_from(
+                        ["id", "name", "reward", "type", "percent", "on", "active", "hours",
+                         "audience", "conditions", "items", "messages", "counters", "skus"]),
+                        inner, max_size=4), max_leaves=12))
+@settings(max_examples=150)
+def test_parsers_raise_only_document_errors(doc: object) -> None:
+    for parse in (parse_promotion, parse_customer, parse_catalog_item):
+        with contextlib.suppress(DocumentError):
+            parse(doc)
