@@ -1,0 +1,211 @@
+"""Customer accounts: the points ledger, bonus lifetime and the customer document as synced.
+
+Theory of operation: a balance is never stored; it is the sum of the customer's ledger
+rows (accrual, redemption, refund, adjustment, expiry). Positive rows are *lots*: each keeps
+``remaining`` points that negative rows consume, soonest-expiring first (then oldest). An
+accrual lot may wait for an activation delay (not spendable, not consumed) and may expire
+after a validity period; :func:`settle` turns due activations into spendable points and
+expired remainders into ``expiry`` rows. Both delays are off unless configured, per
+promotion (``points_lifetime`` in the promotion document) or globally (settings
+``points.activation_days`` / ``points.validity_days``).
+
+The customer document as synced is the stored document plus the derived state: the
+spendable ``balance``, ``counters`` and ``purchases``. :func:`refresh_customer` rebuilds it
+and takes a new sync version only when it changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from central.clock import to_text
+from central.storage import LedgerKind, LedgerRow, Transaction
+from protos.sync import canonical_json
+from tillgate.errors import DocumentError
+
+#: Derived keys of a customer document: central owns them once the document is loaded.
+DERIVED_KEYS = ("balance", "counters", "purchases")
+
+ACTIVATION_SETTING = "points.activation_days"
+VALIDITY_SETTING = "points.validity_days"
+
+
+@dataclass(frozen=True, slots=True)
+class Lifetime:
+    """How long accrued points wait before they can be spent, and how long they live."""
+
+    activation: timedelta | None = None
+    validity: timedelta | None = None
+
+
+def _days(value: object, where: str) -> timedelta | None:
+    if value is None or value == "":
+        return None
+    try:
+        days = int(str(value))
+    except ValueError:
+        raise DocumentError(f"must be a whole number of days, got {value!r}", key=where) from None
+    if days < 0:
+        raise DocumentError("must be >= 0 days", key=where)
+    return timedelta(days=days) if days else None
+
+
+def global_lifetime(tx: Transaction) -> Lifetime:
+    """The lifetime configured in the settings table (off when unset)."""
+    return Lifetime(
+        activation=_days(tx.setting(ACTIVATION_SETTING), ACTIVATION_SETTING),
+        validity=_days(tx.setting(VALIDITY_SETTING), VALIDITY_SETTING),
+    )
+
+
+def promotion_lifetime(promotion: Mapping[str, Any]) -> Lifetime | None:
+    """``{"points_lifetime": {"activation_days": 14, "validity_days": 365}}`` of a promotion."""
+    block = promotion.get("points_lifetime")
+    if not isinstance(block, Mapping):
+        return None
+    return Lifetime(
+        activation=_days(block.get("activation_days"), "points_lifetime.activation_days"),
+        validity=_days(block.get("validity_days"), "points_lifetime.validity_days"),
+    )
+
+
+def lifetime_for(tx: Transaction, promotion_ids: list[str]) -> Lifetime:
+    """The lifetime of a receipt's accrual: the first applied promotion that sets one, else
+    the global setting."""
+    for promotion_id in promotion_ids:
+        stored = tx.document("promotion", promotion_id)
+        if stored is not None and stored.raw is not None:
+            found = promotion_lifetime(stored.raw)
+            if found is not None:
+                return found
+    return global_lifetime(tx)
+
+
+def _lot_order(row: LedgerRow) -> tuple[int, str, int]:
+    return (0 if row.expires_at is not None else 1, row.expires_at or "", row.id)
+
+
+def record_movement(
+    tx: Transaction,
+    customer_id: str,
+    kind: LedgerKind,
+    points: int,
+    *,
+    now: datetime,
+    store: str = "",
+    receipt_id: str = "",
+    reason: str = "",
+    lifetime: Lifetime = Lifetime(),
+) -> None:
+    """Write one ledger row; a negative one consumes lots, a positive one becomes a lot.
+
+    A negative ``refund`` row (accrual taken back) consumes the same receipt's accrual lot
+    first, whether or not it is active yet.
+    """
+    if points == 0:
+        return
+    at = to_text(now)
+    if points > 0:
+        available_at = now + lifetime.activation if lifetime.activation else None
+        expires_from = available_at or now
+        expires_at = expires_from + lifetime.validity if lifetime.validity else None
+        tx.add_ledger(
+            LedgerRow(
+                customer_id=customer_id,
+                kind=kind,
+                points=points,
+                at=at,
+                store=store,
+                receipt_id=receipt_id,
+                reason=reason,
+                available_at=to_text(available_at) if available_at else None,
+                expires_at=to_text(expires_at) if expires_at else None,
+                remaining=points,
+                activated=available_at is None,
+            )
+        )
+        return
+    tx.add_ledger(
+        LedgerRow(
+            customer_id=customer_id,
+            kind=kind,
+            points=points,
+            at=at,
+            store=store,
+            receipt_id=receipt_id,
+            reason=reason,
+        )
+    )
+    lots = tx.open_lots(customer_id)
+    own = [
+        lot
+        for lot in lots
+        if kind == "refund" and lot.kind == "accrual" and lot.receipt_id == receipt_id
+        and lot.store == store
+    ]
+    others = sorted((lot for lot in lots if lot.activated and lot not in own), key=_lot_order)
+    owed = -points
+    for lot in own + others:
+        if owed == 0:
+            break
+        take = min(owed, lot.remaining)
+        tx.set_lot_remaining(lot.id, lot.remaining - take)
+        owed -= take
+
+
+def spendable_balance(tx: Transaction, customer_id: str) -> int:
+    """The ledger sum less points still waiting for activation."""
+    waiting = sum(lot.remaining for lot in tx.open_lots(customer_id) if not lot.activated)
+    return tx.ledger_sum(customer_id) - waiting
+
+
+def settle(tx: Transaction, now: datetime, customer_id: str | None = None) -> set[str]:
+    """Activate due lots and expire old ones (for one customer or all); returns the
+    customers whose spendable balance changed. Their documents are refreshed."""
+    changed: set[str] = set()
+    at = to_text(now)
+    for lot in tx.lots_due(at, customer_id):
+        if not lot.activated and lot.available_at is not None and lot.available_at <= at:
+            tx.activate_lot(lot.id)
+            changed.add(lot.customer_id)
+        if lot.remaining > 0 and lot.expires_at is not None and lot.expires_at <= at:
+            tx.add_ledger(
+                LedgerRow(
+                    customer_id=lot.customer_id,
+                    kind="expiry",
+                    points=-lot.remaining,
+                    at=lot.expires_at,
+                    store=lot.store,
+                    receipt_id=lot.receipt_id,
+                    reason=f"lot {lot.id} expired",
+                )
+            )
+            tx.set_lot_remaining(lot.id, 0)
+            changed.add(lot.customer_id)
+    for changed_id in sorted(changed):
+        refresh_customer(tx, changed_id, now)
+    return changed
+
+
+def customer_body(tx: Transaction, customer_id: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The customer document as synced: stored document + balance, counters, purchases."""
+    body = {key: value for key, value in raw.items() if key not in DERIVED_KEYS}
+    body["balance"] = spendable_balance(tx, customer_id)
+    body["counters"] = tx.counters(customer_id)
+    body["purchases"] = tx.purchases(customer_id)
+    return body
+
+
+def refresh_customer(tx: Transaction, customer_id: str, now: datetime) -> bool:
+    """Rebuild the synced customer document; bump its version only when it changed."""
+    stored = tx.document("customer", customer_id)
+    if stored is None or stored.raw is None:
+        return False
+    body = canonical_json(customer_body(tx, customer_id, stored.raw))
+    if body == stored.body:
+        return False
+    tx.put_document("customer", customer_id, stored.raw, body, to_text(now))
+    return True

@@ -1,0 +1,214 @@
+"""Loading documents into central: validation by kind, storage, tombstones.
+
+Catalog items, customers and promotions are checked by the loyalty parsers; central adds two
+kinds of its own, checked here:
+
+- favorites set ``{"id": "fav-nov", "slots": 2, "on": {"groups": ["coffee"]}}``: a customer
+  picks up to ``slots`` skus among the candidates ``on`` selects (see central.favorites);
+- status rule ``{"id": "tier-by-spend", "system": "tier", "period_days": 365,
+  "levels": [{"value": "silver", "min_total": 1000000}, ...], "default": "bronze"}``: the
+  status a customer's purchase total over the period earns (see central.statuses).
+
+Every document may carry ``"deleted": true``; it then becomes a tombstone in the sync feed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+from central.accounts import (
+    DERIVED_KEYS,
+    promotion_lifetime,
+    record_movement,
+    refresh_customer,
+    spendable_balance,
+)
+from central.clock import to_text
+from central.storage import Transaction
+from loyalty import (
+    document_kind,
+    normalize_phone,
+    parse_catalog_item,
+    parse_customer,
+    parse_promotion,
+)
+from protos.sync import canonical_json
+from tillgate.errors import DocumentError
+
+Kind = Literal["catalog", "customer", "promotion", "favorites_set", "status_rule"]
+#: Every document kind central loads (the sync feed adds ``coupon``).
+KINDS: tuple[Kind, ...] = ("catalog", "customer", "promotion", "favorites_set", "status_rule")
+_KIND_LABEL = {
+    "catalog": "catalog item",
+    "customer": "customer",
+    "promotion": "promotion",
+    "favorites_set": "favorites set",
+    "status_rule": "status rule",
+}
+
+
+def kind_of(obj: Mapping[str, Any]) -> Kind | None:
+    """The kind a document's content says, or None when it cannot tell (a bare tombstone)."""
+    explicit = obj.get("kind")
+    if isinstance(explicit, str) and explicit in KINDS:
+        return explicit
+    if "slots" in obj:
+        return "favorites_set"
+    if "levels" in obj and "system" in obj:
+        return "status_rule"
+    try:
+        return document_kind(obj)
+    except DocumentError:
+        return None
+
+
+def id_of(kind: Kind, obj: Mapping[str, Any]) -> str:
+    """The document's id (``sku`` for catalog items); raises DocumentError naming the key."""
+    key = "sku" if kind == "catalog" else "id"
+    value = obj.get(key)
+    if not isinstance(value, str) or not value:
+        raise DocumentError("is required as a non-empty string", kind=_KIND_LABEL[kind], key=key)
+    return value
+
+
+def _positive_int(obj: Mapping[str, Any], key: str, where: DocumentError) -> int:
+    value = obj.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise DocumentError(
+            "must be an integer >= 1", kind=where.kind, doc_id=where.doc_id, key=key
+        )
+    return value
+
+
+def check_favorites_set(obj: Mapping[str, Any]) -> None:
+    """Validate a favorites set document; raises DocumentError naming the key."""
+    doc_id = id_of("favorites_set", obj)
+    where = DocumentError("", kind="favorites set", doc_id=doc_id)
+    _positive_int(obj, "slots", where)
+    on = obj.get("on", {})
+    if not isinstance(on, Mapping):
+        raise DocumentError("must be a JSON object", kind=where.kind, doc_id=doc_id, key="on")
+    for key, values in on.items():
+        if key not in ("skus", "groups", "brands"):
+            raise DocumentError(
+                "must be skus, groups or brands", kind=where.kind, doc_id=doc_id, key=f"on.{key}"
+            )
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise DocumentError(
+                "must be a list of strings", kind=where.kind, doc_id=doc_id, key=f"on.{key}"
+            )
+
+
+def check_status_rule(obj: Mapping[str, Any]) -> None:
+    """Validate a status rule document; raises DocumentError naming the key."""
+    doc_id = id_of("status_rule", obj)
+    label = "status rule"
+    where = DocumentError("", kind=label, doc_id=doc_id)
+    if not isinstance(obj.get("system"), str) or not obj["system"]:
+        raise DocumentError("must be a non-empty string", kind=label, doc_id=doc_id, key="system")
+    _positive_int(obj, "period_days", where)
+    levels = obj.get("levels")
+    if not isinstance(levels, list) or not levels:
+        raise DocumentError("must be a non-empty list", kind=label, doc_id=doc_id, key="levels")
+    for index, level in enumerate(levels):
+        key = f"levels[{index}]"
+        if not isinstance(level, Mapping):
+            raise DocumentError("must be a JSON object", kind=label, doc_id=doc_id, key=key)
+        if not isinstance(level.get("value"), str) or not level["value"]:
+            raise DocumentError(
+                "must be a non-empty string", kind=label, doc_id=doc_id, key=f"{key}.value"
+            )
+        total = level.get("min_total")
+        if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+            raise DocumentError(
+                "must be an integer of minor units >= 0",
+                kind=label,
+                doc_id=doc_id,
+                key=f"{key}.min_total",
+            )
+    default = obj.get("default")
+    if default is not None and not isinstance(default, str):
+        raise DocumentError("must be a string", kind=label, doc_id=doc_id, key="default")
+
+
+def check_document(kind: Kind, obj: Mapping[str, Any]) -> None:
+    """Validate a live document of ``kind``; raises DocumentError naming kind, id and key."""
+    if kind == "catalog":
+        parse_catalog_item(obj)
+    elif kind == "customer":
+        parse_customer(obj)
+    elif kind == "promotion":
+        parse_promotion(obj)
+        try:
+            promotion_lifetime(obj)
+        except DocumentError as exc:
+            raise DocumentError(
+                exc.message, kind="promotion", doc_id=str(obj.get("id", "")), key=exc.key
+            ) from None
+    elif kind == "favorites_set":
+        check_favorites_set(obj)
+    else:
+        check_status_rule(obj)
+
+
+def _clean(obj: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in obj.items() if key not in ("deleted", "kind")}
+
+
+def customer_keys(raw: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The lookup keys of a customer document: cards, phone digits, app tokens."""
+    keys: list[tuple[str, str]] = [("card", card) for card in raw.get("cards") or ()]
+    phone = normalize_phone(str(raw.get("phone") or ""))
+    if phone:
+        keys.append(("phone", phone))
+    keys.extend(("token", token) for token in raw.get("tokens") or ())
+    return keys
+
+
+def store_document(
+    tx: Transaction, kind: Kind, obj: Mapping[str, Any], now: datetime, *, source: str = "import"
+) -> None:
+    """Store one validated document (or its tombstone) under a new sync version.
+
+    A customer's ``balance`` becomes a ledger adjustment (the difference to the spendable
+    balance, reason ``source``), its ``counters`` and ``purchases`` replace central's values,
+    status changes are recorded with ``source``.
+    """
+    doc_id = id_of(kind, obj)
+    at = to_text(now)
+    if obj.get("deleted") is True:
+        existing = tx.document(kind, doc_id)
+        if existing is not None and not existing.deleted:
+            tx.put_document(kind, doc_id, None, None, at)
+            if kind == "customer":
+                tx.set_customer_keys(doc_id, [])
+            tx.set_setting(f"kind.{kind}.changed", at + str(tx.head_version()))
+        return
+    raw = _clean(obj)
+    if kind != "customer":
+        tx.put_document(kind, doc_id, raw, canonical_json(raw), at)
+        tx.set_setting(f"kind.{kind}.changed", at + str(tx.head_version()))
+        return
+    previous = tx.document("customer", doc_id)
+    old_statuses: Mapping[str, Any] = (
+        previous.raw.get("statuses") or {} if previous is not None and previous.raw else {}
+    )
+    if "balance" in raw:
+        delta = int(raw["balance"]) - spendable_balance(tx, doc_id)
+        record_movement(tx, doc_id, "adjustment", delta, now=now, reason=source)
+    if "counters" in raw:
+        for name, value in dict(raw["counters"]).items():
+            tx.set_counter(doc_id, name, int(value))
+    if "purchases" in raw:
+        tx.set_purchases(doc_id, int(raw["purchases"]))
+    stored_raw = {key: value for key, value in raw.items() if key not in DERIVED_KEYS}
+    new_statuses: Mapping[str, Any] = stored_raw.get("statuses") or {}
+    for system in sorted(set(old_statuses) | set(new_statuses)):
+        if old_statuses.get(system) != new_statuses.get(system):
+            tx.record_status_change(doc_id, system, new_statuses.get(system), source, at)
+    tx.set_customer_keys(doc_id, customer_keys(stored_raw))
+    # Store the raw document first with a placeholder body, then derive the synced body.
+    tx.put_document("customer", doc_id, stored_raw, b"", at)
+    refresh_customer(tx, doc_id, now)

@@ -1,0 +1,236 @@
+"""Data loading from files: catalog / customers / promotions (.json, .jsonl) and the CSV
+customer-attribute upload (.csv).
+
+Theory of operation: a file is read and validated whole before anything is written; a file
+with any bad document or row is rejected whole and every problem is reported as
+``file:line: kind "id": key: message``. A good file is then written in one transaction, so
+an import is all-or-nothing per file. Files are processed in the order given (a CSV may
+name customers loaded by an earlier file of the same command).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from central.documents import Kind, check_document, id_of, kind_of, store_document
+from central.storage import Repository, Transaction
+from loyalty import apply_customer_attribute, parse_customer
+from tillgate.errors import DocumentError
+
+CSV_HEADER = ("customer_id", "attribute", "value")
+
+
+class ImportRejectedError(DocumentError):
+    """A file was rejected whole; ``errors`` holds every problem found in it."""
+
+    def __init__(self, file: str, errors: Sequence[DocumentError]) -> None:
+        self.errors = tuple(errors)
+        super().__init__(
+            f"rejected, {len(self.errors)} error(s); nothing written", file=file
+        )
+
+    def report(self) -> str:
+        """Every problem, one per line."""
+        return "\n".join(str(error) for error in self.errors)
+
+
+@dataclass(slots=True)
+class ImportResult:
+    """What one file brought in."""
+
+    file: str
+    counts: dict[str, int] = field(default_factory=dict)
+    deleted: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Located:
+    line: int
+    obj: Any
+
+
+def _json_array_items(text: str, file: str) -> list[_Located]:
+    """The elements of a JSON array with the line each starts on."""
+    decoder = json.JSONDecoder()
+    pos = _skip_ws(text, 0)
+    if pos >= len(text) or text[pos] != "[":
+        raise DocumentError("a .json file must hold one JSON array of documents", file=file,
+                            line=_line(text, pos))
+    pos = _skip_ws(text, pos + 1)
+    items: list[_Located] = []
+    if pos < len(text) and text[pos] == "]":
+        return items
+    while True:
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            raise DocumentError(f"not valid JSON: {exc.msg}", file=file, line=exc.lineno) from None
+        items.append(_Located(_line(text, pos), value))
+        pos = _skip_ws(text, end)
+        if pos < len(text) and text[pos] == ",":
+            pos = _skip_ws(text, pos + 1)
+            continue
+        if pos < len(text) and text[pos] == "]":
+            if _skip_ws(text, pos + 1) != len(text):
+                raise DocumentError("text after the closing ]", file=file, line=_line(text, pos))
+            return items
+        raise DocumentError("expected , or ] between documents", file=file, line=_line(text, pos))
+
+
+def _skip_ws(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def _line(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
+
+
+def _jsonl_items(text: str, file: str, errors: list[DocumentError]) -> list[_Located]:
+    items: list[_Located] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            items.append(_Located(number, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            errors.append(DocumentError(f"not valid JSON: {exc.msg}", file=file, line=number))
+    return items
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        raise DocumentError(f"cannot read: {exc.strerror}", file=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise DocumentError("is not UTF-8", file=str(path)) from exc
+
+
+def _locate(error: DocumentError, file: str, line: int) -> DocumentError:
+    return DocumentError(
+        error.message, kind=error.kind, doc_id=error.doc_id, key=error.key, file=file, line=line
+    )
+
+
+def _plan_documents(
+    tx: Transaction, path: Path
+) -> list[tuple[Kind, dict[str, Any]]]:
+    file = str(path)
+    text = _read_text(path)
+    errors: list[DocumentError] = []
+    if path.suffix.lower() == ".json":
+        items = _json_array_items(text, file)
+    else:
+        items = _jsonl_items(text, file, errors)
+    kinds = {kind for item in items if isinstance(item.obj, Mapping)
+             if (kind := kind_of(item.obj)) is not None}
+    file_kind = next(iter(kinds)) if len(kinds) == 1 else None
+    planned: list[tuple[Kind, dict[str, Any]]] = []
+    for item in items:
+        if not isinstance(item.obj, Mapping):
+            errors.append(DocumentError("must be a JSON object", file=file, line=item.line))
+            continue
+        obj = dict(item.obj)
+        kind = kind_of(obj) or file_kind
+        if kind is None and obj.get("deleted") is True:
+            kind = _stored_kind(tx, obj)
+        if kind is None:
+            errors.append(DocumentError(
+                "cannot tell the document kind (catalog item, customer, promotion, favorites "
+                'set, status rule); add "kind"', file=file, line=item.line,
+                doc_id=str(obj.get("id") or obj.get("sku") or "")))
+            continue
+        try:
+            id_of(kind, obj)
+            if obj.get("deleted") is not True:
+                check_document(kind, obj)
+        except DocumentError as exc:
+            errors.append(_locate(exc, file, item.line))
+            continue
+        planned.append((kind, obj))
+    if errors:
+        raise ImportRejectedError(file, errors)
+    return planned
+
+
+def _stored_kind(tx: Transaction, obj: Mapping[str, Any]) -> Kind | None:
+    doc_id = obj.get("id")
+    if not isinstance(doc_id, str):
+        return None
+    candidates: tuple[Kind, ...] = ("customer", "promotion", "favorites_set", "status_rule")
+    found: list[Kind] = []
+    for kind in candidates:
+        stored = tx.document(kind, doc_id)
+        if stored is not None and not stored.deleted:
+            found.append(kind)
+    return found[0] if len(found) == 1 else None
+
+
+def _plan_csv(tx: Transaction, path: Path) -> list[tuple[Kind, dict[str, Any]]]:
+    file = str(path)
+    text = _read_text(path)
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    if not rows or tuple(cell.strip() for cell in rows[0]) != CSV_HEADER:
+        raise ImportRejectedError(file, [DocumentError(
+            f"header must be {','.join(CSV_HEADER)}", file=file, line=1)])
+    errors: list[DocumentError] = []
+    docs: dict[str, dict[str, Any]] = {}
+    lines_of: dict[str, int] = {}
+    for number, row in enumerate(rows[1:], start=2):
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        if len(row) != 3:
+            errors.append(DocumentError(
+                f"must have 3 columns (customer_id,attribute,value), has {len(row)}",
+                file=file, line=number))
+            continue
+        customer_id, attribute, value = (row[0].strip(), row[1].strip(), row[2])
+        if customer_id not in docs:
+            stored = tx.document("customer", customer_id) if customer_id else None
+            if stored is None or stored.raw is None:
+                errors.append(DocumentError(
+                    "unknown customer", kind="customer", doc_id=customer_id, key="customer_id",
+                    file=file, line=number))
+                continue
+            docs[customer_id] = dict(stored.raw)
+        try:
+            updated = apply_customer_attribute(docs[customer_id], attribute, value)
+            parse_customer(updated)
+        except DocumentError as exc:
+            errors.append(_locate(exc, file, number))
+            continue
+        docs[customer_id] = updated
+        lines_of[customer_id] = number
+    if errors:
+        raise ImportRejectedError(file, errors)
+    return [("customer", doc) for doc in docs.values()]
+
+
+def import_file(repository: Repository, path: Path, now: datetime) -> ImportResult:
+    """Validate ``path`` whole, then write it in one transaction; raises ImportRejectedError."""
+    result = ImportResult(str(path))
+    with repository.transaction() as tx:
+        if path.suffix.lower() == ".csv":
+            planned = _plan_csv(tx, path)
+            source = "csv"
+        elif path.suffix.lower() in (".json", ".jsonl"):
+            planned = _plan_documents(tx, path)
+            source = "import"
+        else:
+            raise DocumentError("unknown file type: use .json, .jsonl or .csv", file=str(path))
+        for kind, obj in planned:
+            store_document(tx, kind, obj, now, source=source)
+            if obj.get("deleted") is True:
+                result.deleted += 1
+            else:
+                result.counts[kind] = result.counts.get(kind, 0) + 1
+    return result

@@ -1,0 +1,199 @@
+"""The central database schema as ordered migration steps.
+
+Theory of operation: the database carries ``schema_version`` (one row). :func:`migrate`
+runs, in one transaction each, every step whose number is above the stored version, so an
+existing database is upgraded in place and a new one is built by the same path. Steps are
+never edited once released; a change is a new step appended to :data:`MIGRATIONS`.
+The statements are plain SQL that a PostgreSQL backend can mirror step by step.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from tillgate.errors import StorageError
+
+_STEP_1 = """
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+-- Every synced document: catalog items, customers, promotions, coupons, favorites sets,
+-- status rules. raw = the document as loaded or last changed; body = as synced (customers
+-- carry their current balance, counters and purchases). A deleted document is a tombstone.
+CREATE TABLE documents (
+    kind       TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    raw        TEXT,
+    body       TEXT,
+    deleted    INTEGER NOT NULL DEFAULT 0,
+    version    INTEGER NOT NULL,
+    changed_at TEXT NOT NULL,
+    PRIMARY KEY (kind, id)
+);
+CREATE UNIQUE INDEX documents_by_version ON documents (version);
+CREATE TABLE customer_keys (
+    kind        TEXT NOT NULL,          -- card, phone (digits only), token
+    value       TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    PRIMARY KEY (kind, value)
+);
+CREATE INDEX customer_keys_by_customer ON customer_keys (customer_id);
+CREATE TABLE customer_state (
+    customer_id TEXT PRIMARY KEY,
+    purchases   INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE counters (
+    customer_id TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    value       INTEGER NOT NULL,
+    PRIMARY KEY (customer_id, name)
+);
+-- One row per points movement; the balance is always the sum. Positive rows are lots that
+-- later negative rows consume oldest first (remaining); accruals may wait (available_at)
+-- and expire (expires_at).
+CREATE TABLE ledger (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    customer_id  TEXT NOT NULL,
+    kind         TEXT NOT NULL CHECK (kind IN
+                   ('accrual', 'redemption', 'refund', 'adjustment', 'expiry')),
+    points       INTEGER NOT NULL,
+    store        TEXT NOT NULL DEFAULT '',
+    receipt_id   TEXT NOT NULL DEFAULT '',
+    reason       TEXT NOT NULL DEFAULT '',
+    at           TEXT NOT NULL,
+    available_at TEXT,
+    expires_at   TEXT,
+    remaining    INTEGER NOT NULL DEFAULT 0,
+    activated    INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX ledger_by_customer ON ledger (customer_id, id);
+CREATE TABLE receipts (
+    store         TEXT NOT NULL,
+    receipt_id    TEXT NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ('open', 'confirmed', 'cancelled')),
+    mode          TEXT NOT NULL DEFAULT 'online',
+    customer_id   TEXT,
+    receipt       BLOB,
+    calculation   BLOB,
+    calculated_at TEXT,
+    fiscal        TEXT,
+    confirmation  BLOB,
+    confirmed_at  TEXT,
+    due           INTEGER NOT NULL DEFAULT 0,
+    refunded      INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (store, receipt_id)
+);
+CREATE TABLE refunds (
+    store      TEXT NOT NULL,
+    refund_id  TEXT NOT NULL,
+    receipt_id TEXT NOT NULL,
+    request    BLOB NOT NULL,
+    reply      BLOB NOT NULL,
+    at         TEXT NOT NULL,
+    PRIMARY KEY (store, refund_id)
+);
+CREATE TABLE refunded_lines (
+    store      TEXT NOT NULL,
+    receipt_id TEXT NOT NULL,
+    n          INTEGER NOT NULL,
+    quantity   INTEGER NOT NULL,
+    PRIMARY KEY (store, receipt_id, n)
+);
+-- Kept answers by (store, request id): a repeat gets the first answer.
+CREATE TABLE requests (
+    store       TEXT NOT NULL,
+    request_id  TEXT NOT NULL,
+    method      TEXT NOT NULL,
+    fingerprint BLOB NOT NULL,
+    reply       BLOB NOT NULL,
+    at          TEXT NOT NULL,
+    PRIMARY KEY (store, request_id)
+);
+-- Uploaded journal entries: applied once each; rejected ones kept for review.
+CREATE TABLE journal (
+    store      TEXT NOT NULL,
+    receipt_id TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    status     TEXT NOT NULL CHECK (status IN ('applied', 'rejected')),
+    message    TEXT NOT NULL DEFAULT '',
+    entry      BLOB NOT NULL,
+    at         TEXT NOT NULL,
+    PRIMARY KEY (store, receipt_id, seq)
+);
+CREATE TABLE customer_seen (
+    store       TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    last_seen   TEXT NOT NULL,
+    PRIMARY KEY (store, customer_id)
+);
+"""
+
+_STEP_2 = """
+-- Units bought per customer, sku and month: favorites candidates are refreshed from it.
+CREATE TABLE purchased_items (
+    customer_id TEXT NOT NULL,
+    sku         TEXT NOT NULL,
+    month       TEXT NOT NULL,          -- YYYY-MM, store-local
+    quantity    INTEGER NOT NULL,       -- thousandths
+    PRIMARY KEY (customer_id, sku, month)
+);
+-- Every status change with its source (import, rule, manual).
+CREATE TABLE status_changes (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    customer_id TEXT NOT NULL,
+    system      TEXT NOT NULL,
+    value       TEXT,
+    source      TEXT NOT NULL,
+    at          TEXT NOT NULL
+);
+CREATE INDEX receipts_by_customer ON receipts (customer_id, confirmed_at);
+"""
+
+#: Ordered migration steps; step i brings the schema to version i.
+MIGRATIONS: Sequence[str] = (_STEP_1, _STEP_2)
+
+#: The schema version this code expects.
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    """The stored schema version, 0 for a new database."""
+    row = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    ).fetchone()
+    if row is None:
+        return 0
+    found = conn.execute("SELECT version FROM schema_version").fetchone()
+    return int(found[0]) if found else 0
+
+
+def migrate(conn: sqlite3.Connection, steps: Sequence[str] = MIGRATIONS) -> int:
+    """Bring the database up to ``len(steps)``; returns the version it started from."""
+    start = current_version(conn)
+    if start > len(steps):
+        raise StorageError(
+            f"database schema version {start} is newer than this tillgate ({len(steps)})"
+        )
+    for number in range(start + 1, len(steps) + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if number == 1:
+                conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            for statement in _statements(steps[number - 1]):
+                conn.execute(statement)
+            conn.execute("DELETE FROM schema_version")
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise StorageError(f"schema migration step {number} failed: {exc}") from exc
+    return start
+
+
+def _statements(script: str) -> list[str]:
+    body = "\n".join(
+        line for line in script.splitlines() if not line.lstrip().startswith("--")
+    )
+    return [part.strip() for part in body.split(";") if part.strip()]
