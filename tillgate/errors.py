@@ -4,7 +4,8 @@ Families by phase and by blame, so that a caller can catch exactly what it can h
 
     TillgateError
     ├── ConfigError            the daemon's configuration is wrong (names file and key)
-    ├── DocumentError          a catalog / customer / promotion document is wrong (names doc, id, key, line)
+    ├── DocumentError          a catalog / customer / promotion document is wrong
+    │                          (names document, id, key, line)
     ├── ValidationError        a request field is wrong (names the field path)
     ├── ProtocolError          a framing or message-sequence violation
     │   ├── LocalProtocolError     we tried to do something the protocol forbids
@@ -38,7 +39,10 @@ class ConfigError(TillgateError):
 
 
 class DocumentError(TillgateError):
-    """A data document is wrong: ``promotion "oil-15": reward.percent: must be 0 < p <= 100``."""
+    """A data document is wrong.
+
+    ``promotion "oil-15": reward.percent: must be 0 < p <= 100``
+    """
 
     def __init__(
         self,
@@ -70,7 +74,7 @@ class DocumentError(TillgateError):
 
 
 class ValidationError(TillgateError):
-    """A request field is missing or wrong; ``field`` is its path (``receipt.lines[2].quantity``)."""
+    """A request field is missing or wrong; ``field`` is its path (``receipt.lines[2].n``)."""
 
     def __init__(self, field: str, message: str) -> None:
         self.field = field
@@ -101,7 +105,7 @@ class UpstreamError(TillgateError):
     """Central processing answered with a failure we cannot turn into a register answer."""
 
 
-class UpstreamUnavailable(UpstreamError):
+class UpstreamUnavailable(UpstreamError):  # noqa: N818 - reads as the condition it reports
     """Central could not be reached in time (deadline, refused connection, open breaker)."""
 
 

@@ -1,0 +1,453 @@
+"""The daemon's configuration: one TOML file parsed and validated into typed objects.
+
+Every problem is collected, not just the first, so ``tillgate check-config`` can report them all
+at once; each names the file and the key (``tillgate.toml: lane[1].baud: must be one of ...``).
+Relative paths resolve against the config file's folder. Without a file, :func:`default_config`
+gives the embedded default: one TCP listener on 127.0.0.1:7171, any lane, an in-process central
+seeded with demo data, data files in the user's data directory.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import zoneinfo
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from tillgate.errors import ConfigError
+
+BAUD_RATES = (9600, 19200, 38400, 57600, 115200)
+FRAMINGS = ("lines", "link")
+REDEEM_POLICIES = ("deny", "limited")
+DEFAULT_ADDRESS = "127.0.0.1:7171"
+
+
+@dataclass(frozen=True, slots=True)
+class TLSConfig:
+    ca: Path
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True, slots=True)
+class CentralConfig:
+    url: str = "embedded"  #: "embedded", "grpc://host:port" or "grpcs://host:port"
+    db: Path = Path("central.db")  #: the embedded central's SQLite file
+    deadline_ms: int = 300
+    tls: TLSConfig | None = None
+    demo: bool = True  #: seed an embedded central's new database with demo data
+
+    @property
+    def embedded(self) -> bool:
+        return self.url == "embedded"
+
+    @property
+    def target(self) -> str:
+        """``host:port`` of a remote central."""
+        return self.url.split("://", 1)[1]
+
+
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    db: Path = Path("edge.db")
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerConfig:
+    address: str = DEFAULT_ADDRESS
+    framing: str = "lines"
+
+
+@dataclass(frozen=True, slots=True)
+class LaneConfig:
+    id: str
+    token: str = ""
+    serial: str | None = None  #: a device path or any pyserial URL; None for a TCP lane
+    baud: int = 115200
+    framing: str = "link"
+    printer: str | None = None  #: ESC/POS printer URL for the lane's receipt messages
+    printer_width: int = 42
+    printer_codepage: str = "cp866"
+    display: str | None = None  #: customer pole display URL
+    display_model: str = "cd5220"
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineConfig:
+    redeem: Literal["deny", "limited"] = "deny"
+    redeem_cap: int = 0  #: per-receipt cap in points for ``limited`` (0 = no cap)
+    max_queued: int = 100_000
+    max_age_hours: int = 72
+    breaker_failures: int = 3
+    breaker_cooldown_ms: int = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class SyncConfig:
+    interval_s: int = 60
+    customers: Literal["all", "seen"] = "all"
+    seen_days: int = 90
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    store: str = "S001"
+    timezone: str = "Europe/Moscow"
+    data_dir: Path = Path()
+    central: CentralConfig = field(default_factory=CentralConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    listeners: tuple[ListenerConfig, ...] = (ListenerConfig(),)
+    lanes: tuple[LaneConfig, ...] = ()
+    offline: OfflineConfig = field(default_factory=OfflineConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    metrics: MetricsConfig | None = None
+    source: str = "<embedded default>"
+
+    @property
+    def any_lane(self) -> bool:
+        """With no ``[[lane]]`` configured every TCP lane id is accepted without a token."""
+        return not self.lanes
+
+    @property
+    def journal_db(self) -> Path:
+        return self.data_dir / "answers.db"
+
+    def lane(self, lane_id: str) -> LaneConfig | None:
+        for lane in self.lanes:
+            if lane.id == lane_id:
+                return lane
+        return None
+
+
+def user_data_dir() -> Path:
+    """``$XDG_DATA_HOME/tillgate`` (``~/.local/share/tillgate``): never the working tree."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "tillgate"
+
+
+def default_config() -> Config:
+    data = user_data_dir()
+    return Config(
+        data_dir=data,
+        central=CentralConfig(db=data / "central.db"),
+        cache=CacheConfig(db=data / "edge.db"),
+    )
+
+
+class _Reader:
+    """Walks a parsed TOML document, collecting every problem with its key."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[ConfigError] = []
+
+    def problem(self, key: str, message: str, hint: str = "") -> None:
+        self.problems.append(ConfigError(message, file=self.file, key=key, hint=hint))
+
+    def table(self, doc: dict[str, Any], key: str, path: str) -> dict[str, Any]:
+        value = doc.get(key, {})
+        if not isinstance(value, dict):
+            self.problem(path, "must be a table")
+            return {}
+        return value
+
+    def tables(self, doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
+        value = doc.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.problem(key, f"must be an array of tables ([[{key}]])")
+            return []
+        return value
+
+    def string(
+        self, doc: dict[str, Any], key: str, path: str, default: str | None = None
+    ) -> str | None:
+        value = doc.get(key, default)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.problem(path, f"must be a string, not {type(value).__name__}")
+            return default
+        return value
+
+    def integer(
+        self, doc: dict[str, Any], key: str, path: str, default: int, low: int, high: int
+    ) -> int:
+        value = doc.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool):
+            self.problem(path, f"must be an integer {low}..{high}")
+            return default
+        if not low <= value <= high:
+            self.problem(path, f"must be {low}..{high}, not {value}")
+            return default
+        return value
+
+    def choice(
+        self, doc: dict[str, Any], key: str, path: str, default: str, allowed: tuple[str, ...]
+    ) -> str:
+        value = self.string(doc, key, path, default)
+        if value not in allowed:
+            self.problem(path, f"must be one of {', '.join(allowed)}, not {value!r}")
+            return default
+        return value
+
+    def unknown(self, doc: dict[str, Any], known: set[str], prefix: str) -> None:
+        for key in doc:
+            if key not in known:
+                where = f"{prefix}.{key}" if prefix else key
+                self.problem(where, "unknown key", hint=f"known keys: {', '.join(sorted(known))}")
+
+
+def _address_ok(address: str) -> bool:
+    host, sep, port = address.rpartition(":")
+    return bool(sep and host and port.isdigit() and 0 <= int(port) <= 65535)
+
+
+def _path(base: Path, text: str) -> Path:
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
+    """Validate a parsed TOML document; raises one ConfigError holding every problem."""
+    r = _Reader(file)
+    r.unknown(
+        doc,
+        {
+            "store",
+            "timezone",
+            "data_dir",
+            "central",
+            "cache",
+            "listener",
+            "lane",
+            "offline",
+            "sync",
+            "metrics",
+        },
+        "",
+    )
+    store = r.string(doc, "store", "store", "S001") or "S001"
+    if not store or len(store) > 64:
+        r.problem("store", "must be 1..64 characters")
+    timezone = r.string(doc, "timezone", "timezone", "Europe/Moscow") or "Europe/Moscow"
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        r.problem(
+            "timezone", f"unknown time zone {timezone!r}", hint="an IANA name such as Europe/Moscow"
+        )
+    data_dir = _path(base, r.string(doc, "data_dir", "data_dir", ".") or ".")
+
+    c = r.table(doc, "central", "central")
+    r.unknown(c, {"url", "db", "deadline_ms", "tls_ca", "tls_cert", "tls_key", "demo"}, "central")
+    url = r.string(c, "url", "central.url", "embedded") or "embedded"
+    if url != "embedded":
+        scheme, sep, target = url.partition("://")
+        if not sep or scheme not in ("grpc", "grpcs") or not _address_ok(target):
+            r.problem(
+                "central.url",
+                f'must be "embedded", grpc://HOST:PORT or grpcs://HOST:PORT, not {url!r}',
+            )
+    tls_paths = [r.string(c, k, f"central.{k}") for k in ("tls_ca", "tls_cert", "tls_key")]
+    tls: TLSConfig | None = None
+    if url.startswith("grpcs://"):
+        if not all(tls_paths):
+            r.problem("central.tls_ca", "grpcs:// needs tls_ca, tls_cert and tls_key")
+        else:
+            ca, cert, key = (_path(base, p) for p in tls_paths if p)
+            tls = TLSConfig(ca, cert, key)
+            for name, p in (("tls_ca", ca), ("tls_cert", cert), ("tls_key", key)):
+                if not p.is_file():
+                    r.problem(f"central.{name}", f"no such file: {p}")
+    demo = c.get("demo", True)
+    if not isinstance(demo, bool):
+        r.problem("central.demo", "must be true or false")
+        demo = True
+    central = CentralConfig(
+        url=url,
+        db=_path(
+            data_dir if "db" not in c else base,
+            r.string(c, "db", "central.db", "central.db") or "central.db",
+        ),
+        deadline_ms=r.integer(c, "deadline_ms", "central.deadline_ms", 300, 10, 10_000),
+        tls=tls,
+        demo=demo,
+    )
+
+    k = r.table(doc, "cache", "cache")
+    r.unknown(k, {"db"}, "cache")
+    cache = CacheConfig(
+        db=_path(
+            data_dir if "db" not in k else base,
+            r.string(k, "db", "cache.db", "edge.db") or "edge.db",
+        )
+    )
+
+    listeners: list[ListenerConfig] = []
+    for i, item in enumerate(r.tables(doc, "listener")):
+        r.unknown(item, {"address", "framing"}, f"listener[{i}]")
+        address = (
+            r.string(item, "address", f"listener[{i}].address", DEFAULT_ADDRESS) or DEFAULT_ADDRESS
+        )
+        if not _address_ok(address):
+            r.problem(f"listener[{i}].address", f"must be HOST:PORT, not {address!r}")
+        framing = r.choice(item, "framing", f"listener[{i}].framing", "lines", FRAMINGS)
+        listeners.append(ListenerConfig(address, framing))
+    if "listener" not in doc:
+        listeners.append(ListenerConfig())
+
+    lanes: list[LaneConfig] = []
+    seen_ids: set[str] = set()
+    serial_ports: set[str] = set()
+    lane_keys = {
+        "id",
+        "token",
+        "serial",
+        "baud",
+        "framing",
+        "printer",
+        "printer_width",
+        "printer_codepage",
+        "display",
+        "display_model",
+    }
+    for i, item in enumerate(r.tables(doc, "lane")):
+        r.unknown(item, lane_keys, f"lane[{i}]")
+        lane_id = r.string(item, "id", f"lane[{i}].id")
+        if not lane_id:
+            r.problem(f"lane[{i}].id", "is required")
+            lane_id = f"?{i}"
+        elif lane_id in seen_ids:
+            r.problem(f"lane[{i}].id", f"lane {lane_id!r} is configured twice")
+        seen_ids.add(lane_id)
+        serial = r.string(item, "serial", f"lane[{i}].serial")
+        if serial is not None:
+            if serial in serial_ports:
+                r.problem(f"lane[{i}].serial", f"port {serial!r} is used by another lane")
+            serial_ports.add(serial)
+        baud = item.get("baud", 115200)
+        if baud not in BAUD_RATES:
+            r.problem(f"lane[{i}].baud", f"must be one of {', '.join(map(str, BAUD_RATES))}")
+            baud = 115200
+        width = item.get("printer_width", 42)
+        if width not in (32, 42, 48):
+            r.problem(f"lane[{i}].printer_width", "must be one of 32, 42, 48")
+            width = 42
+        lanes.append(
+            LaneConfig(
+                id=lane_id,
+                token=r.string(item, "token", f"lane[{i}].token", "") or "",
+                serial=serial,
+                baud=baud,
+                framing=r.choice(
+                    item, "framing", f"lane[{i}].framing", "link" if serial else "lines", FRAMINGS
+                ),
+                printer=r.string(item, "printer", f"lane[{i}].printer"),
+                printer_width=width,
+                printer_codepage=r.string(
+                    item, "printer_codepage", f"lane[{i}].printer_codepage", "cp866"
+                )
+                or "cp866",
+                display=r.string(item, "display", f"lane[{i}].display"),
+                display_model=r.string(item, "display_model", f"lane[{i}].display_model", "cd5220")
+                or "cd5220",
+            )
+        )
+
+    o = r.table(doc, "offline", "offline")
+    r.unknown(
+        o,
+        {
+            "redeem",
+            "redeem_cap",
+            "max_queued",
+            "max_age_hours",
+            "breaker_failures",
+            "breaker_cooldown_ms",
+        },
+        "offline",
+    )
+    offline = OfflineConfig(
+        redeem="limited"
+        if r.choice(o, "redeem", "offline.redeem", "deny", REDEEM_POLICIES) == "limited"
+        else "deny",
+        redeem_cap=r.integer(o, "redeem_cap", "offline.redeem_cap", 0, 0, 10**12),
+        max_queued=r.integer(o, "max_queued", "offline.max_queued", 100_000, 1, 10**9),
+        max_age_hours=r.integer(o, "max_age_hours", "offline.max_age_hours", 72, 1, 24 * 365),
+        breaker_failures=r.integer(o, "breaker_failures", "offline.breaker_failures", 3, 1, 1000),
+        breaker_cooldown_ms=r.integer(
+            o, "breaker_cooldown_ms", "offline.breaker_cooldown_ms", 5000, 10, 3_600_000
+        ),
+    )
+
+    s = r.table(doc, "sync", "sync")
+    r.unknown(s, {"interval_s", "customers", "seen_days"}, "sync")
+    sync = SyncConfig(
+        interval_s=r.integer(s, "interval_s", "sync.interval_s", 60, 1, 86_400),
+        customers="seen"
+        if r.choice(s, "customers", "sync.customers", "all", ("all", "seen")) == "seen"
+        else "all",
+        seen_days=r.integer(s, "seen_days", "sync.seen_days", 90, 1, 3650),
+    )
+
+    metrics: MetricsConfig | None = None
+    if "metrics" in doc:
+        m = r.table(doc, "metrics", "metrics")
+        r.unknown(m, {"address"}, "metrics")
+        address = r.string(m, "address", "metrics.address", "127.0.0.1:9464") or ""
+        if not _address_ok(address):
+            r.problem("metrics.address", f"must be HOST:PORT, not {address!r}")
+        metrics = MetricsConfig(address)
+
+    if r.problems:
+        raise InvalidConfigError(r.problems)
+    return Config(
+        store=store,
+        timezone=timezone,
+        data_dir=data_dir,
+        central=central,
+        cache=cache,
+        listeners=tuple(listeners),
+        lanes=tuple(lanes),
+        offline=offline,
+        sync=sync,
+        metrics=metrics,
+        source=file,
+    )
+
+
+class InvalidConfigError(ConfigError):
+    """Several configuration problems at once; ``problems`` lists each with its key."""
+
+    def __init__(self, problems: list[ConfigError]) -> None:
+        self.problems = problems
+        first = problems[0]
+        super().__init__(first.message, file=first.file, key=first.key, hint=first.hint)
+
+    def __str__(self) -> str:
+        return "\n".join(str(p) for p in self.problems)
+
+
+def load_config(path: Path | None) -> Config:
+    """The configuration at ``path``, or the embedded default when ``path`` is None."""
+    if path is None:
+        return default_config()
+    name = path.name
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", file=str(path)) from exc
+    try:
+        doc = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError("is not UTF-8", file=name) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", file=name) from exc
+    return parse_config(doc, file=name, base=path.resolve().parent)

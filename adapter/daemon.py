@@ -1,0 +1,223 @@
+"""The store daemon: listeners and serial lanes in, central and the edge out.
+
+Start-up order: data directory, embedded central (if configured), the answer journal, the edge
+cache and its sync and upload workers, then the lanes — so that no register is accepted before
+its answers can be kept. Shutdown reverses it; SIGTERM and SIGINT stop it gracefully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+import zoneinfo
+from typing import Any
+
+import grpc
+import structlog
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from adapter import systemd
+from adapter.config import Config
+from adapter.journal import AnswerJournal
+from adapter.lanes import LanePolicy, Lanes
+from adapter.router import EdgeBackend, Router
+from adapter.upstream import CentralClient, open_channel
+from drivers.base import Channel
+from drivers.tcp import parse_address, serve_tcp
+from offline.breaker import BreakerState, CircuitBreaker
+from tillgate.errors import DeviceError, TillgateError
+
+log = structlog.get_logger("tillgate.daemon")
+
+PROBE_INTERVAL_S = 0.5
+SERIAL_REOPEN_S = 2.0
+
+
+class Daemon:
+    """One store's tillgate, configured by :class:`Config`."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.listen_addresses: list[str] = []
+        self._servers: list[asyncio.Server] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._embedded: Any = None
+        self._client: CentralClient | None = None
+        self._journal: AnswerJournal | None = None
+        self.edge: EdgeBackend | None = None
+        self.router: Router | None = None
+        self.lanes: Lanes | None = None
+        self._stop = asyncio.Event()
+
+    async def start(self) -> None:
+        cfg = self.config
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        tz = zoneinfo.ZoneInfo(cfg.timezone)
+        target = await self._start_central()
+        self._client = CentralClient(
+            open_channel(target, cfg.central), deadline_ms=cfg.central.deadline_ms
+        )
+        self._journal = AnswerJournal(cfg.journal_db, cfg.store)
+        self._journal.purge()
+        breaker = CircuitBreaker(
+            failure_threshold=cfg.offline.breaker_failures,
+            cooldown_s=cfg.offline.breaker_cooldown_ms / 1000,
+        )
+        self.edge = self._start_edge(target)
+        self.router = Router(
+            store=cfg.store,
+            timezone=cfg.timezone,
+            tz=tz,
+            central=self._client,
+            edge=self.edge,
+            breaker=breaker,
+        )
+        policy = LanePolicy(
+            any_lane=cfg.any_lane,
+            tokens={lane.id: lane.token for lane in cfg.lanes if lane.serial is None},
+            serial_lanes=frozenset(lane.id for lane in cfg.lanes if lane.serial is not None),
+        )
+        self.lanes = Lanes(
+            store=cfg.store, router=self.router, journal=self._journal, policy=policy
+        )
+        self._tasks.append(asyncio.create_task(self._probe_central(), name="central probe"))
+        for listener in cfg.listeners:
+            host, port = parse_address(listener.address)
+            server = await serve_tcp(
+                host, port, _framing_factory(listener.framing), self.lanes.serve
+            )
+            self._servers.append(server)
+            for sock in server.sockets:
+                name = sock.getsockname()
+                self.listen_addresses.append(f"{name[0]}:{name[1]}")
+        for lane in cfg.lanes:
+            if lane.serial is not None:
+                self._tasks.append(
+                    asyncio.create_task(
+                        self._serial_lane(lane.id, lane.serial, lane.baud, lane.framing)
+                    )
+                )
+        log.info(
+            "ready",
+            store=cfg.store,
+            listen=self.listen_addresses,
+            central="embedded" if cfg.central.embedded else cfg.central.url,
+            config=cfg.source,
+        )
+        systemd.notify("READY=1")
+        interval = systemd.watchdog_interval_s()
+        if interval:
+            self._tasks.append(asyncio.create_task(self._watchdog(interval), name="watchdog"))
+
+    async def _start_central(self) -> str:
+        cfg = self.config
+        if not cfg.central.embedded:
+            return cfg.central.target
+        from central.server import start_server  # noqa: PLC0415 - only the embedded mode needs central
+
+        self._embedded = await asyncio.to_thread(
+            start_server, cfg.central.db, "127.0.0.1:0", demo=cfg.central.demo
+        )
+        log.info("embedded_central", db=str(cfg.central.db), address=self._embedded.address)
+        return str(self._embedded.address)
+
+    def _start_edge(self, target: str) -> EdgeBackend | None:
+        return None
+
+    async def _probe_central(self) -> None:
+        """Lets an open breaker close by itself: one background health check per cool-down."""
+        assert self.router is not None
+        assert self._client is not None
+        breaker = self.router.breaker
+        stub = health_pb2_grpc.HealthStub(self._client.channel)
+        while True:
+            await asyncio.sleep(PROBE_INTERVAL_S)
+            now = time.monotonic()
+            if breaker.state is BreakerState.CLOSED or not breaker.allow(now):
+                continue
+            try:
+                await stub.Check(
+                    health_pb2.HealthCheckRequest(service=""),
+                    timeout=self.config.central.deadline_ms / 1000,
+                )
+            except grpc.aio.AioRpcError as exc:
+                breaker.record_failure(time.monotonic())
+                log.info("central_probe_failed", code=exc.code().name)
+            else:
+                breaker.record_success(time.monotonic())
+                log.info("central_back", breaker=breaker.state.value)
+
+    async def _serial_lane(self, lane_id: str, url: str, baud: int, framing: str) -> None:
+        from drivers.serial import open_serial_channel  # noqa: PLC0415 - pyserial only for serial lanes
+
+        assert self.lanes is not None
+        while True:
+            try:
+                channel: Channel = await open_serial_channel(url, baud, _framing_factory(framing)())
+            except (DeviceError, OSError) as exc:
+                log.warning("serial_open_failed", lane=lane_id, port=url, error=str(exc))
+                await asyncio.sleep(SERIAL_REOPEN_S)
+                continue
+            log.info("serial_lane_open", lane=lane_id, port=url, baud=baud, framing=framing)
+            await self.lanes.serve(channel, fixed_lane=lane_id)
+            await channel.close()
+            log.warning("serial_lane_closed", lane=lane_id, port=url)
+            await asyncio.sleep(SERIAL_REOPEN_S)
+
+    async def _watchdog(self, interval: float) -> None:
+        while True:
+            systemd.notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stop.wait()
+
+    async def stop(self) -> None:
+        systemd.notify("STOPPING=1")
+        for server in self._servers:
+            server.close()
+        if self.lanes is not None:
+            for session in list(self.lanes.sessions):
+                await session.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._client is not None:
+            await self._client.close()
+        if self._embedded is not None:
+            await asyncio.to_thread(self._embedded.stop, 2.0)
+        if self._journal is not None:
+            self._journal.close()
+        log.info("stopped")
+
+
+def _framing_factory(name: str) -> Any:
+    from drivers.lines import LinesFraming  # noqa: PLC0415
+
+    if name == "lines":
+        return LinesFraming
+    try:
+        from drivers.registry import make_framing  # noqa: PLC0415 - the registry finds link and plug-ins
+    except ImportError as exc:
+        raise TillgateError(f"framing {name!r} is not available") from exc
+    return lambda: make_framing(name)
+
+
+async def run_daemon(config: Config) -> None:
+    """Run until SIGTERM or SIGINT."""
+    daemon = Daemon(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, daemon.request_stop)
+    await daemon.start()
+    try:
+        await daemon.wait_stopped()
+    finally:
+        await daemon.stop()

@@ -1,0 +1,337 @@
+"""Lane sessions: the register protocol's connection rules over any channel (§1, §2.3, §3).
+
+Theory of operation: a reader task takes events off the channel and queues them; a worker
+answers them one at a time, in order. Up to :data:`MAX_OUTSTANDING` requests may wait; one
+more is answered ``busy`` at once, ahead of the queued answers. Unreadable input is queued too,
+so its ``id: null`` error answers the oldest unanswered line. Each answer is computed by
+:meth:`LaneSession.answer`, which never raises: a bug becomes an ``internal`` error with a log
+reference, and the lane goes on. Repeats by ``id`` come from the answer journal; a repeat that
+arrives while the first is running waits for the first one's answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from adapter import render
+from adapter.journal import AnswerJournal
+from adapter.requests import (
+    Calculate,
+    Cancel,
+    Confirm,
+    EnvelopeError,
+    Hello,
+    Identify,
+    Ping,
+    Refund,
+    Request,
+    message_id,
+    parse_request,
+    read_envelope,
+)
+from adapter.router import Router, Unavailable
+from drivers.base import Channel, ChannelClosed, Received, Rejected
+from tillgate import __version__
+from tillgate.errors import StorageError, ValidationError
+
+log = structlog.get_logger("tillgate.lane")
+
+MAX_OUTSTANDING = 8
+IDLE_TIMEOUT_S = 120.0
+BUSY_RETRY_MS = 200
+#: Answers with these codes are not kept: a repeat is a new attempt (§2.3).
+UNKEPT_CODES = frozenset(
+    {"malformed", "too_large", "busy", "unavailable", "internal", "unauthorized"}
+)
+#: Session-level requests are answered afresh every time.
+UNJOURNALED_TYPES = frozenset({"hello", "ping"})
+
+AnswerHook = Callable[[str, str, dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class LanePolicy:
+    """Which lanes may connect and with which token."""
+
+    any_lane: bool
+    tokens: dict[str, str] = field(default_factory=dict)  #: lane id → token ("" = none)
+    serial_lanes: frozenset[str] = frozenset()
+
+    def check(self, lane: str, token: str) -> str | None:
+        """None when the lane may connect, else why not."""
+        if lane in self.serial_lanes:
+            return f"lane {lane!r} is a serial lane"
+        if not self.any_lane and lane not in self.tokens:
+            return f"unknown lane {lane!r}"
+        expected = self.tokens.get(lane, "")
+        if expected and token != expected:
+            return f"wrong token for lane {lane!r}"
+        return None
+
+
+class Lanes:
+    """Shared state of all sessions: who holds which lane, and requests in flight."""
+
+    def __init__(
+        self,
+        *,
+        store: str,
+        router: Router,
+        journal: AnswerJournal,
+        policy: LanePolicy,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+        after_answer: AnswerHook | None = None,
+    ) -> None:
+        self.store = store
+        self.router = router
+        self.journal = journal
+        self.policy = policy
+        self.idle_timeout_s = idle_timeout_s
+        self.after_answer = after_answer
+        self.holders: dict[str, LaneSession] = {}
+        #: request id → (request digest, future answer) while the first attempt runs
+        self.in_flight: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
+        self.sessions: set[LaneSession] = set()
+
+    async def serve(self, channel: Channel, *, fixed_lane: str | None = None) -> None:
+        session = LaneSession(self, channel, fixed_lane=fixed_lane)
+        self.sessions.add(session)
+        try:
+            await session.run()
+        finally:
+            self.sessions.discard(session)
+            if session.lane and self.holders.get(session.lane) is session:
+                del self.holders[session.lane]
+
+    async def claim(self, session: LaneSession, lane: str) -> None:
+        older = self.holders.get(lane)
+        self.holders[lane] = session
+        if older is not None and older is not session:
+            log.warning(
+                "lane_takeover", lane=lane, old=older.channel.peer, new=session.channel.peer
+            )
+            await older.stop()
+
+
+class LaneSession:
+    """One connected register."""
+
+    def __init__(self, lanes: Lanes, channel: Channel, *, fixed_lane: str | None = None) -> None:
+        self.lanes = lanes
+        self.channel = channel
+        self.fixed_lane = fixed_lane
+        self.lane: str | None = fixed_lane
+        self.token = ""
+        self._queue: asyncio.Queue[Received | Rejected | None] = asyncio.Queue()
+        self._outstanding = 0
+        self._stopping = False
+
+    async def stop(self) -> None:
+        self._stopping = True
+        await self.channel.close()
+
+    async def run(self) -> None:
+        if self.fixed_lane is not None:
+            await self.lanes.claim(self, self.fixed_lane)
+        worker = asyncio.create_task(self._work(), name=f"lane worker {self.channel.peer}")
+        try:
+            await self._read()
+        finally:
+            self._queue.put_nowait(None)
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+
+    async def _read(self) -> None:
+        idle = self.lanes.idle_timeout_s if self.channel.transport == "tcp" else None
+        while not self._stopping:
+            try:
+                event = await asyncio.wait_for(self.channel.receive(), idle)
+            except TimeoutError:
+                log.info("lane_idle_closed", lane=self.lane, peer=self.channel.peer)
+                await self.channel.close()
+                return
+            except ChannelClosed:
+                return
+            if self._outstanding >= MAX_OUTSTANDING:
+                request_id = message_id(event.message) if isinstance(event, Received) else None
+                await self._send(
+                    render.error(
+                        request_id,
+                        "busy",
+                        f"more than {MAX_OUTSTANDING} requests outstanding",
+                        retry_after_ms=BUSY_RETRY_MS,
+                    )
+                )
+                continue
+            self._outstanding += 1
+            self._queue.put_nowait(event)
+
+    async def _work(self) -> None:
+        while (event := await self._queue.get()) is not None:
+            try:
+                answer = await self.answer(event)
+                await self._send(answer)
+            finally:
+                self._outstanding -= 1
+
+    async def _send(self, answer: dict[str, Any]) -> None:
+        with contextlib.suppress(ChannelClosed, OSError, ConnectionError):
+            await self.channel.send(answer)
+
+    # --- one answer --------------------------------------------------------------------
+
+    async def answer(self, event: Received | Rejected) -> dict[str, Any]:
+        """The answer to one input; never raises."""
+        if isinstance(event, Rejected):
+            log.info(
+                "bad_input",
+                lane=self.lane,
+                peer=self.channel.peer,
+                code=event.code,
+                detail=event.detail,
+            )
+            return render.error(None, event.code, event.detail)
+        message = event.message
+        request_id = message_id(message)
+        try:
+            return await self._answer(message)
+        except ValidationError as exc:
+            return render.error(request_id, "invalid", exc.message, field=exc.field)
+        except EnvelopeError as exc:
+            return render.error(request_id, exc.code, str(exc))
+        except Unavailable as exc:
+            return render.error(
+                request_id, "unavailable", str(exc), reason=exc.reason, retry_after_ms=1000
+            )
+        except StorageError as exc:
+            ref = uuid.uuid4().hex[:12]
+            log.error("storage_failed", ref=ref, error=str(exc), lane=self.lane)
+            return render.error(
+                request_id,
+                "unavailable",
+                f"storage failure (log ref {ref})",
+                reason="storage",
+                retry_after_ms=1000,
+            )
+        except Exception:
+            ref = uuid.uuid4().hex[:12]
+            log.exception("internal_error", ref=ref, lane=self.lane, request_id=request_id)
+            return render.error(request_id, "internal", f"internal error, log reference {ref}")
+
+    async def _answer(self, message: dict[str, Any]) -> dict[str, Any]:
+        envelope = read_envelope(message)
+        if envelope.type != "hello" and self.lane is None:
+            return render.error(
+                envelope.id, "unauthorized", "send hello first: this connection names no lane"
+            )
+        request = parse_request(envelope.type, message)
+        if isinstance(request, Hello | Ping):
+            return await self._session_request(envelope.id, request)
+        lanes = self.lanes
+        kept = lanes.journal.lookup(envelope.id)
+        if kept is not None:
+            if kept.digest == envelope.digest:
+                return kept.answer
+            return render.error(
+                envelope.id,
+                "conflict",
+                f"id {envelope.id!r} was used for another request",
+                reason="id_reused",
+            )
+        running = lanes.in_flight.get(envelope.id)
+        if running is not None:
+            digest, first = running
+            answer = await asyncio.shield(first)
+            if digest == envelope.digest:
+                return answer
+            return render.error(
+                envelope.id,
+                "conflict",
+                f"id {envelope.id!r} is in use by another request",
+                reason="id_reused",
+            )
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        lanes.in_flight[envelope.id] = (envelope.digest, future)
+        try:
+            answer = await self._dispatch(envelope.id, request)
+            code = answer.get("code") if answer.get("type") == "error" else None
+            if code not in UNKEPT_CODES:
+                lanes.journal.keep(envelope.id, envelope.type, envelope.digest, answer)
+            future.set_result(answer)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # consumed here; waiters get the exception via shield
+            raise
+        finally:
+            lanes.in_flight.pop(envelope.id, None)
+        if lanes.after_answer is not None and self.lane is not None:
+            try:
+                await lanes.after_answer(self.lane, envelope.type, answer)
+            except Exception:  # a printer jam must not turn a confirm into an error
+                log.exception("after_answer_failed", lane=self.lane)
+        return answer
+
+    async def _session_request(self, request_id: str, request: Hello | Ping) -> dict[str, Any]:
+        router = self.lanes.router
+        if isinstance(request, Ping):
+            return render.envelope("ping.result", request_id, {"mode": router.mode})
+        if self.fixed_lane is not None and request.lane != self.fixed_lane:
+            return render.error(
+                request_id,
+                "unauthorized",
+                f"this port serves lane {self.fixed_lane!r}, not {request.lane!r}",
+            )
+        if self.lane is not None and self.fixed_lane is None and request.lane != self.lane:
+            return render.error(
+                request_id,
+                "conflict",
+                f"this connection already serves lane {self.lane!r}",
+                reason="lane",
+            )
+        if self.fixed_lane is None:
+            refusal = self.lanes.policy.check(request.lane, request.token)
+            if refusal is not None:
+                log.warning("lane_refused", lane=request.lane, peer=self.channel.peer, why=refusal)
+                return render.error(request_id, "unauthorized", refusal)
+            if self.lane is None:
+                await self.lanes.claim(self, request.lane)
+                self.lane = request.lane
+                log.info(
+                    "lane_hello",
+                    lane=request.lane,
+                    peer=self.channel.peer,
+                    register=request.register,
+                )
+        return render.envelope(
+            "hello.result",
+            request_id,
+            {
+                "store": self.lanes.store,
+                "lane": request.lane,
+                "versions": [1],
+                "software": f"tillgate {__version__}",
+                "mode": router.mode,
+            },
+        )
+
+    async def _dispatch(self, request_id: str, request: Request) -> dict[str, Any]:
+        router = self.lanes.router
+        lane = self.lane or ""
+        if isinstance(request, Calculate):
+            return await router.calculate(request_id, lane, request)
+        if isinstance(request, Confirm):
+            return await router.confirm(request_id, lane, request)
+        if isinstance(request, Cancel):
+            return await router.cancel(request_id, lane, request)
+        if isinstance(request, Refund):
+            return await router.refund(request_id, lane, request)
+        if isinstance(request, Identify):
+            return await router.identify(request_id, lane, request)
+        raise AssertionError(f"unroutable request {request!r}")

@@ -1,0 +1,78 @@
+"""The gRPC client to central processing, with a deadline on every call.
+
+Foreign errors stop here: any gRPC failure becomes :class:`UpstreamUnavailable` (the router then
+falls back to the edge), so nothing above this module knows grpc's exception types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+import grpc.aio
+
+from adapter.config import CentralConfig
+from protos import tillgate_pb2 as pb
+from protos import tillgate_pb2_grpc as pb_grpc
+from tillgate.errors import UpstreamUnavailable
+
+Reply = TypeVar("Reply")
+
+
+def open_channel(target: str, central: CentralConfig) -> grpc.aio.Channel:
+    """A gRPC channel to ``target`` (host:port), TLS with a client certificate for grpcs://."""
+    options = [
+        ("grpc.keepalive_time_ms", 10_000),
+        ("grpc.keepalive_timeout_ms", 2_000),
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 2_000),
+    ]
+    if central.tls is None:
+        return grpc.aio.insecure_channel(target, options=options)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=central.tls.ca.read_bytes(),
+        private_key=central.tls.key.read_bytes(),
+        certificate_chain=central.tls.cert.read_bytes(),
+    )
+    return grpc.aio.secure_channel(target, credentials, options=options)
+
+
+class CentralClient:
+    """Processing calls to central, each bounded by the configured deadline."""
+
+    def __init__(self, channel: grpc.aio.Channel, *, deadline_ms: int) -> None:
+        self.channel = channel
+        self._stub = pb_grpc.ProcessingStub(channel)
+        self._timeout = deadline_ms / 1000
+
+    async def _call(
+        self, method: Callable[..., Awaitable[Reply]], request: Any, name: str
+    ) -> Reply:
+        try:
+            return await method(request, timeout=self._timeout, wait_for_ready=False)
+        except grpc.aio.AioRpcError as exc:
+            raise UpstreamUnavailable(
+                f"central {name}: {exc.code().name}: {exc.details()}"
+            ) from exc
+
+    async def calculate(self, request: pb.CalculateRequest) -> pb.CalculateReply:
+        return await self._call(self._stub.Calculate, request, "Calculate")
+
+    async def confirm(self, request: pb.ConfirmRequest) -> pb.ConfirmReply:
+        return await self._call(self._stub.Confirm, request, "Confirm")
+
+    async def cancel(self, request: pb.CancelRequest) -> pb.CancelReply:
+        return await self._call(self._stub.Cancel, request, "Cancel")
+
+    async def refund(self, request: pb.RefundRequest) -> pb.RefundReply:
+        return await self._call(self._stub.Refund, request, "Refund")
+
+    async def identify(self, request: pb.IdentifyRequest) -> pb.IdentifyReply:
+        return await self._call(self._stub.Identify, request, "Identify")
+
+    async def balance(self, request: pb.IdentifyRequest) -> pb.IdentifyReply:
+        return await self._call(self._stub.Balance, request, "Balance")
+
+    async def close(self) -> None:
+        await self.channel.close()
