@@ -1,0 +1,155 @@
+"""Register messages validated into typed requests; errors name the field path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapter.requests import (
+    Calculate,
+    Confirm,
+    EnvelopeError,
+    Refund,
+    parse_request,
+    read_envelope,
+)
+from tillgate.errors import ValidationError
+
+
+def receipt(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": "S001-03-000123",
+        "opened_at": "2026-11-23T10:15:00+03:00",
+        "customer": {"card": "7700001234567"},
+        "lines": [{"n": 1, "sku": "4600001", "quantity": "2", "price": 15990, "amount": 31980}],
+    }
+    body.update(changes)
+    return body
+
+
+def field_of(kind: str, message: dict[str, Any]) -> str:
+    with pytest.raises(ValidationError) as caught:
+        parse_request(kind, message)  # type: ignore[arg-type]  # the kinds here are literal
+    return caught.value.field
+
+
+def test_envelope_checks_version_type_and_id_in_order() -> None:
+    with pytest.raises(ValidationError, match="v"):
+        read_envelope({"type": "ping", "id": "1"})
+    with pytest.raises(EnvelopeError) as version:
+        read_envelope({"v": 2, "type": "ping", "id": "1"})
+    assert version.value.code == "unsupported_version"
+    with pytest.raises(EnvelopeError) as kind:
+        read_envelope({"v": 1, "type": "teleport", "id": "1"})
+    assert kind.value.code == "unknown_type"
+    with pytest.raises(ValidationError) as missing_id:
+        read_envelope({"v": 1, "type": "ping"})
+    assert missing_id.value.field == "id"
+    with pytest.raises(ValidationError):
+        read_envelope({"v": 1, "type": "ping", "id": "x" * 65})
+
+
+def test_same_request_digest_ignores_id_and_key_order() -> None:
+    a = read_envelope({"v": 1, "type": "cancel", "id": "a", "receipt_id": "R1"})
+    b = read_envelope({"receipt_id": "R1", "id": "b", "type": "cancel", "v": 1})
+    c = read_envelope({"v": 1, "type": "cancel", "id": "a", "receipt_id": "R2"})
+    assert a.digest == b.digest
+    assert a.digest != c.digest
+
+
+def test_calculate_parses_quantities_exactly() -> None:
+    request = parse_request("calculate", {"receipt": receipt()})
+    assert isinstance(request, Calculate)
+    line = request.receipt.lines[0]
+    assert line.quantity == 2000
+    assert request.receipt.customer is not None
+    assert request.receipt.customer.kind == "card"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"lines": []}, "receipt.lines"),
+        ({"id": ""}, "receipt.id"),
+        ({"opened_at": "yesterday"}, "receipt.opened_at"),
+        ({"opened_at": "2026-11-23T10:15:00"}, "receipt.opened_at"),
+        ({"customer": {"card": "1", "phone": "+7916"}}, "receipt.customer"),
+        ({"coupons": [5]}, "receipt.coupons[0]"),
+        ({"points_to_redeem": -1}, "receipt.points_to_redeem"),
+    ],
+)
+def test_receipt_errors_name_the_field(change: dict[str, Any], field: str) -> None:
+    assert field_of("calculate", {"receipt": receipt(**change)}) == field
+
+
+@pytest.mark.parametrize(
+    ("line_change", "field"),
+    [
+        ({"quantity": "0"}, "receipt.lines[1].quantity"),
+        ({"quantity": "1.2345"}, "receipt.lines[1].quantity"),
+        ({"quantity": 2}, "receipt.lines[1].quantity"),
+        ({"price": -5}, "receipt.lines[1].price"),
+        ({"amount": 10**13}, "receipt.lines[1].amount"),
+        ({"amount": 99999}, "receipt.lines[1].amount"),
+        ({"n": 1}, "receipt.lines[1].n"),
+        ({"sku": ""}, "receipt.lines[1].sku"),
+    ],
+)
+def test_line_errors_name_the_line(line_change: dict[str, Any], field: str) -> None:
+    second = {"n": 2, "sku": "4600002", "quantity": "1", "price": 4500, "amount": 4500}
+    second.update(line_change)
+    body = receipt()
+    body["lines"] = [*body["lines"], second]
+    assert field_of("calculate", {"receipt": body}) == field
+
+
+def test_confirm_and_refund() -> None:
+    confirm = parse_request(
+        "confirm",
+        {
+            "receipt_id": "R1",
+            "due": 27183,
+            "fiscal": {"document": 17, "at": "2026-11-23T10:20:00+03:00"},
+            "payments": [{"kind": "crypto", "amount": 27183}],
+        },
+    )
+    assert isinstance(confirm, Confirm)
+    assert confirm.fiscal.document == "17"
+    assert confirm.payments[0].kind == "other"
+    refund = parse_request(
+        "refund", {"refund_id": "F1", "receipt_id": "R1", "lines": [{"n": 1, "quantity": "0.5"}]}
+    )
+    assert isinstance(refund, Refund)
+    assert refund.lines is not None
+    assert refund.lines[0].quantity == 500
+    assert field_of("confirm", {"receipt_id": "R1", "due": 1, "payments": []}) == "fiscal"
+    assert field_of("refund", {"refund_id": "F1", "receipt_id": "R1", "lines": [{"n": 1}]}) == (
+        "lines[0].quantity"
+    )
+
+
+@settings(max_examples=200)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.dictionaries(
+                st.sampled_from(["id", "n", "sku", "lines", "receipt", "quantity"]),
+                children,
+                max_size=4,
+            )
+        ),
+        max_leaves=12,
+    )
+)
+def test_arbitrary_bodies_give_validation_errors_never_crashes(body: Any) -> None:
+    for kind in ("calculate", "confirm", "refund", "identify", "hello"):
+        message = {"receipt": body, "lines": body, "customer": body, "lane": body, "fiscal": body}
+        try:
+            parse_request(kind, message)  # type: ignore[arg-type]  # literal kinds
+        except ValidationError as exc:
+            assert exc.message
