@@ -1,0 +1,173 @@
+"""The edge database: one SQLite file (``cache.db``) in WAL mode holding the synced loyalty
+documents, the receipts the edge knows, the outbox and the daemon's runtime state.
+
+Theory of operation: every component of the edge (cache, sync client, processor, outbox,
+uploader) shares one :class:`EdgeDatabase` per process and runs its SQL synchronously on the
+event loop thread, each change inside :meth:`EdgeDatabase.transaction` (``BEGIN IMMEDIATE`` …
+``COMMIT``). Nothing awaits inside a transaction, so transactions never interleave within the
+process; other processes (``tillgate status``, a test) see only committed states. The file
+runs with ``synchronous=FULL``: a transaction that returned is on disk, which is what lets the
+daemon answer a register after an offline result was journaled.
+
+The schema version is SQLite's ``user_version``; :data:`_MIGRATIONS` upgrades older files in
+place, step by step. sqlite3 errors are translated to :class:`tillgate.errors.StorageError`
+naming the file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from tillgate.errors import StorageError
+
+__all__ = ["DOCUMENT_TABLES", "EdgeDatabase"]
+
+#: Tables that hold synced documents; a snapshot loads ``<name>_shadow`` and swaps it in.
+DOCUMENT_TABLES: dict[str, str] = {
+    # every live document as synced: the canonical JSON central sent, byte for byte
+    "documents": "kind TEXT NOT NULL, id TEXT NOT NULL, json BLOB NOT NULL, "
+    "version INTEGER NOT NULL, PRIMARY KEY (kind, id)",
+    # customer lookup: key is "card:<number>", "phone:<digits>" or "token:<token>"
+    "customer_keys": "key TEXT NOT NULL, customer_id TEXT NOT NULL, PRIMARY KEY (key, customer_id)",
+}
+
+_MIGRATIONS: tuple[str, ...] = (
+    # 1: the initial schema
+    """
+    CREATE TABLE documents (kind TEXT NOT NULL, id TEXT NOT NULL, json BLOB NOT NULL,
+        version INTEGER NOT NULL, PRIMARY KEY (kind, id)) WITHOUT ROWID;
+    CREATE TABLE customer_keys (key TEXT NOT NULL, customer_id TEXT NOT NULL,
+        PRIMARY KEY (key, customer_id)) WITHOUT ROWID;
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    -- customers identified at a till while online: the sync asks central for them
+    CREATE TABLE seen_customers (customer_id TEXT PRIMARY KEY, seen_at REAL NOT NULL)
+        WITHOUT ROWID;
+    -- the receipts the edge knows: lifecycle state and the calculation last given
+    CREATE TABLE receipts (
+        receipt_id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,            -- open, confirmed, cancelled
+        calculated_mode TEXT NOT NULL,  -- online, offline: where the last calculation was made
+        request BLOB NOT NULL,          -- pb.CalculateRequest of the last calculation
+        calculation BLOB NOT NULL,      -- pb.Calculation last given
+        customer_id TEXT,
+        confirm_request BLOB,           -- pb.ConfirmRequest that confirmed it
+        confirm_reply BLOB,             -- pb.ConfirmReply given
+        refunded TEXT NOT NULL DEFAULT '{}',  -- JSON {line n: thousandths refunded}
+        updated_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE refunds (refund_id TEXT PRIMARY KEY, receipt_id TEXT NOT NULL,
+        request BLOB NOT NULL, reply BLOB NOT NULL, at REAL NOT NULL) WITHOUT ROWID;
+    -- points redeemed offline and not yet part of a synced balance (limited redemption)
+    CREATE TABLE offline_redemptions (receipt_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL,
+        points INTEGER NOT NULL, acked_at REAL) WITHOUT ROWID;
+    CREATE INDEX offline_redemptions_customer ON offline_redemptions (customer_id);
+    -- coupon codes spent by offline confirms (upper-cased): never accepted twice here
+    CREATE TABLE offline_coupons (code TEXT PRIMARY KEY, receipt_id TEXT NOT NULL,
+        at REAL NOT NULL) WITHOUT ROWID;
+    -- the journal of offline operations waiting for central (pb.JournalEntry)
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY,
+        receipt_id TEXT NOT NULL,
+        entry BLOB NOT NULL,
+        created_at REAL NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',  -- pending, done, rejected
+        ack_status TEXT,
+        ack_message TEXT,
+        acked_at REAL
+    );
+    CREATE INDEX outbox_pending ON outbox (status, seq);
+    CREATE INDEX outbox_receipt ON outbox (receipt_id, status);
+    """,
+)
+
+
+class EdgeDatabase:
+    """An open edge database file; create one per process and share it."""
+
+    def __init__(self, path: Path | str, *, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self._depth = 0
+        try:
+            if readonly:
+                uri = f"file:{self.path}?mode=ro"
+                self.conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.conn = sqlite3.connect(self.path, isolation_level=None)
+            self.conn.execute("PRAGMA busy_timeout = 10000")
+            if not readonly:
+                self.conn.execute("PRAGMA journal_mode = WAL")
+                self.conn.execute("PRAGMA synchronous = FULL")
+                self._migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(f"{self.path}: cannot open the edge database: {exc}") from exc
+
+    def _migrate(self) -> None:
+        current = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+        if current > len(_MIGRATIONS):
+            raise StorageError(
+                f"{self.path}: schema version {current} is newer than this tillgate "
+                f"understands ({len(_MIGRATIONS)})"
+            )
+        for version in range(current, len(_MIGRATIONS)):
+            with self.transaction():
+                for statement in _MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version = {version + 1}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (nested uses join the outer one); sqlite3 errors become
+        :class:`StorageError`."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.conn
+            finally:
+                self._depth -= 1
+            return
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: cannot start a transaction: {exc}") from exc
+        self._depth = 1
+        try:
+            yield self.conn
+        except sqlite3.Error as exc:
+            self._depth = 0
+            self.conn.execute("ROLLBACK")
+            raise StorageError(f"{self.path}: {exc}") from exc
+        except BaseException:
+            self._depth = 0
+            self.conn.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: commit failed: {exc}") from exc
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        """Rows of a read query (outside or inside a transaction)."""
+        try:
+            cursor = self.conn.execute(sql, params)
+            cursor.row_factory = sqlite3.Row
+            return list(cursor.fetchall())
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: {exc}") from exc
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self.query("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0]["value"]) if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set one meta value (call inside a transaction, or it commits on its own)."""
+        with self.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def close(self) -> None:
+        self.conn.close()

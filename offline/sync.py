@@ -1,0 +1,249 @@
+"""Delta sync of the edge cache from central's ``Sync.Pull`` feed.
+
+Theory of operation: :meth:`SyncClient.sync_once` asks for everything since the stored
+checkpoint and reads the answer as a stream of pages. :meth:`SyncClient.apply_page` is the
+whole state machine and does no network I/O:
+
+- a delta page (``snapshot`` false) is applied together with its checkpoint in ONE SQLite
+  transaction, so a process killed mid-stream resumes from the last applied page;
+- snapshot pages (first sync, or a checkpoint older than central's history) go into shadow
+  tables; the first one of a stream empties the shadow, the ``last`` one swaps the shadow in
+  and sets the checkpoint in one transaction. A kill mid-snapshot leaves the live cache as it
+  was and the checkpoint unchanged, so the next sync starts the snapshot again.
+
+After a complete sync it records the sync time and duration, forgets offline redemptions that
+central acknowledged before the pull began (the synced balances include them) and customers
+last identified longer ago than the selection keeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+import structlog
+
+from offline.cache import META_SYNC_VERSION, EdgeCache
+from protos import tillgate_pb2 as pb
+from protos import tillgate_pb2_grpc as pb_grpc
+from tillgate.errors import ConfigError, RemoteProtocolError, UpstreamUnavailable
+
+__all__ = [
+    "META_LAST_SYNC_AT",
+    "META_LAST_SYNC_DURATION_S",
+    "CustomerSelection",
+    "SyncClient",
+    "SyncResult",
+    "run_sync_loop",
+    "sync_once",
+]
+
+log = structlog.get_logger("tillgate.offline.sync")
+
+#: meta key: unix time the last complete sync finished
+META_LAST_SYNC_AT = "last_sync_at"
+#: meta key: seconds the last complete sync took
+META_LAST_SYNC_DURATION_S = "last_sync_duration_s"
+
+_DAY_S = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerSelection:
+    """Which customers the edge caches (``[offline] customers`` / ``seen_days``).
+
+    ``all_customers`` true: every customer. Otherwise the customers central saw in this store
+    within ``seen_days`` days, plus those identified at a till here while online within the
+    same period (the edge records them and lists them in each pull)."""
+
+    all_customers: bool = False
+    seen_days: int = 30
+
+    def __post_init__(self) -> None:
+        if self.seen_days < 1:
+            raise ConfigError("must be at least 1", key="offline.seen_days")
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    """What one complete sync did."""
+
+    version: int  #: the checkpoint after it
+    pages: int
+    documents: int
+    snapshot: bool  #: the cache was replaced by a full snapshot
+    duration_s: float
+
+
+class SyncClient:
+    """Pulls central's documents into an :class:`EdgeCache`."""
+
+    def __init__(
+        self,
+        cache: EdgeCache,
+        *,
+        store: str,
+        selection: CustomerSelection | None = None,
+        page_size: int = 1000,
+        page_timeout_s: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.cache = cache
+        self.store = store
+        self.selection = selection or CustomerSelection()
+        self.page_size = page_size
+        self.page_timeout_s = page_timeout_s
+        self.clock = clock
+        self._snapshot_started = False
+
+    # -- the sans-I/O part ---------------------------------------------------------------
+
+    def pull_request(self) -> pb.PullRequest:
+        """The request for everything since the stored checkpoint (0 when never synced)."""
+        request = pb.PullRequest(
+            store=self.store,
+            since=self.cache.version() or 0,
+            page_size=self.page_size,
+            all_customers=self.selection.all_customers,
+            seen_days=self.selection.seen_days,
+        )
+        if not self.selection.all_customers:
+            horizon = self.clock() - self.selection.seen_days * _DAY_S
+            rows = self.cache.db.query(
+                "SELECT customer_id FROM seen_customers WHERE seen_at >= ? ORDER BY customer_id",
+                (horizon,),
+            )
+            request.customer_ids.extend(row["customer_id"] for row in rows)
+        return request
+
+    def begin_stream(self) -> None:
+        """Forget the state of an earlier, interrupted stream."""
+        self._snapshot_started = False
+
+    def apply_page(self, page: pb.SyncPage) -> None:
+        """Apply one page and (for delta pages and a snapshot's last page) its checkpoint,
+        in one transaction."""
+        with self.cache.db.transaction():
+            if page.snapshot:
+                if not self._snapshot_started:
+                    self.cache.start_shadow()
+                    self._snapshot_started = True
+                changed = self.cache.apply_documents(page.documents, shadow=True)
+                if not page.last:
+                    return
+                self.cache.swap_shadow()
+                self._snapshot_started = False
+                changed = True  # the whole promotion set may differ
+            else:
+                if self._snapshot_started:
+                    raise RemoteProtocolError(
+                        f"sync page at version {page.version}: a delta page inside a snapshot"
+                    )
+                changed = self.cache.apply_documents(page.documents)
+            self.cache.db.set_meta(META_SYNC_VERSION, str(page.version))
+            if changed:
+                self.cache.bump_promotions_generation()
+
+    def finish(self, *, started_at: float, duration_s: float) -> None:
+        """Bookkeeping after a complete sync (one transaction)."""
+        db = self.cache.db
+        with db.transaction() as conn:
+            db.set_meta(META_LAST_SYNC_AT, repr(self.clock()))
+            db.set_meta(META_LAST_SYNC_DURATION_S, f"{duration_s:.3f}")
+            conn.execute(
+                "DELETE FROM offline_redemptions WHERE acked_at IS NOT NULL AND acked_at < ?",
+                (started_at,),
+            )
+            conn.execute(
+                "DELETE FROM seen_customers WHERE seen_at < ?",
+                (self.clock() - self.selection.seen_days * _DAY_S,),
+            )
+
+    # -- the transport -------------------------------------------------------------------
+
+    async def sync_once(self, channel: grpc.aio.Channel) -> SyncResult:
+        """Pull and apply everything since the checkpoint; raises UpstreamUnavailable when
+        the stream fails (pages applied so far stay applied)."""
+        started_at = self.clock()
+        monotonic_start = time.monotonic()
+        request = self.pull_request()
+        stub = pb_grpc.SyncStub(channel)
+        call = stub.Pull(request)
+        self.begin_stream()
+        pages = documents = 0
+        snapshot = False
+        try:
+            while True:
+                page = await asyncio.wait_for(call.read(), self.page_timeout_s)
+                if page is grpc.aio.EOF:
+                    raise UpstreamUnavailable(
+                        f"sync from version {request.since}: the stream ended before its last page"
+                    )
+                assert isinstance(page, pb.SyncPage)
+                self.apply_page(page)
+                pages += 1
+                documents += len(page.documents)
+                snapshot = snapshot or page.snapshot
+                if page.last:
+                    break
+        except TimeoutError as exc:
+            call.cancel()
+            raise UpstreamUnavailable(
+                f"sync from version {request.since}: no page within {self.page_timeout_s} s"
+            ) from exc
+        except grpc.aio.AioRpcError as exc:
+            raise UpstreamUnavailable(
+                f"sync from version {request.since}: {exc.code().name}: {exc.details()}"
+            ) from exc
+        duration = time.monotonic() - monotonic_start
+        self.finish(started_at=started_at, duration_s=duration)
+        version = self.cache.version() or 0
+        log.info(
+            "sync_done",
+            since=request.since,
+            version=version,
+            pages=pages,
+            documents=documents,
+            snapshot=snapshot,
+            duration_s=round(duration, 3),
+        )
+        return SyncResult(version, pages, documents, snapshot, duration)
+
+
+async def sync_once(
+    channel: grpc.aio.Channel,
+    cache: EdgeCache,
+    *,
+    store: str,
+    selection: CustomerSelection | None = None,
+    page_size: int = 1000,
+) -> SyncResult:
+    """One complete sync of ``cache`` over ``channel`` (see :class:`SyncClient`)."""
+    client = SyncClient(cache, store=store, selection=selection, page_size=page_size)
+    return await client.sync_once(channel)
+
+
+async def run_sync_loop(
+    client: SyncClient,
+    channel: grpc.aio.Channel,
+    *,
+    interval_s: float,
+    stop: asyncio.Event,
+    retry_s: float = 5.0,
+) -> None:
+    """Sync every ``interval_s`` seconds until ``stop`` is set; after a failure, retry
+    sooner (``retry_s``). Failures are logged, never raised."""
+    while not stop.is_set():
+        delay = interval_s
+        try:
+            await client.sync_once(channel)
+        except UpstreamUnavailable as exc:
+            log.warning("sync_failed", error=str(exc))
+            delay = min(retry_s, interval_s)
+        try:
+            await asyncio.wait_for(stop.wait(), delay)
+        except TimeoutError:
+            continue
