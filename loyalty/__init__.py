@@ -1,5 +1,6 @@
 """The pure pricing engine shared by central and the edge: no I/O, no clock, no logging."""
 
+from loyalty.arithmetic import allocate
 from loyalty.documents import (
     FLAGS,
     REWARD_TYPES,
@@ -27,6 +28,18 @@ from loyalty.documents import (
     parse_personal_offer,
     parse_promotion,
 )
+from loyalty.effects import OverRefund, confirm_effects, refund_effects
+from loyalty.eligibility import control_bucket, held_out, in_window
+from loyalty.engine import coupon_matches, price_receipt
+from loyalty.index import PromotionIndex
+from loyalty.messages import (
+    CUSTOMER_NOT_FOUND,
+    OfferSummary,
+    confirm_messages,
+    customer_summary,
+    offers_of,
+    render,
+)
 from loyalty.values import (
     AppliedPromotion,
     Barcode,
@@ -50,6 +63,7 @@ from loyalty.values import (
 )
 
 __all__ = [
+    "CUSTOMER_NOT_FOUND",
     "FLAGS",
     "REWARD_TYPES",
     "ActiveWindow",
@@ -71,9 +85,12 @@ __all__ = [
     "ItemCondition",
     "LineResult",
     "Message",
+    "OfferSummary",
+    "OverRefund",
     "PersonalOffer",
     "PointsSummary",
     "Promotion",
+    "PromotionIndex",
     "Receipt",
     "ReceiptLine",
     "RefundEffects",
@@ -81,17 +98,29 @@ __all__ = [
     "Reward",
     "RewardType",
     "Selector",
+    "allocate",
     "apply_customer_attribute",
+    "confirm_effects",
+    "confirm_messages",
+    "control_bucket",
+    "coupon_matches",
+    "customer_summary",
     "document_id",
     "document_kind",
     "format_money",
     "format_quantity",
+    "held_out",
+    "in_window",
     "is_deleted",
     "mask",
     "normalize_phone",
+    "offers_of",
     "parse_catalog_item",
     "parse_customer",
     "parse_personal_offer",
     "parse_promotion",
     "parse_quantity",
+    "price_receipt",
+    "refund_effects",
+    "render",
 ]

@@ -1,0 +1,109 @@
+"""Who and when a promotion applies to: windows, stores, audiences, control groups, selectors.
+
+Theory of operation
+-------------------
+These are the yes/no questions of promotions spec §3.1, each a pure function of the
+promotion (or its parts), the customer, the receipt's instant and the store's time zone.
+Windows compare instants for ``from``/``to`` and read weekdays and hours on the store's
+local clock. The control group is a stable hash (sha256 of ``"{promotion}:{customer}"``)
+so central and the edge hold out exactly the same customers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta, tzinfo
+from fractions import Fraction
+
+from loyalty.documents import ActiveWindow, Audience, CatalogItem, Customer, Selector
+
+__all__ = [
+    "audience_matches",
+    "control_bucket",
+    "held_out",
+    "in_window",
+    "last_valid_day",
+    "selects",
+]
+
+_DAY_MINUTES = 24 * 60
+
+
+def in_window(window: ActiveWindow, now: datetime, tz: tzinfo) -> bool:
+    """True when ``now`` is within the window: ``from`` included, ``to`` excluded (§5.13).
+
+    Weekdays and hours are read independently on the store's local clock; an ``hours``
+    range whose ``from`` is later than its ``to`` wraps over midnight, equal bounds select
+    no minute at all.
+    """
+    if window.start is not None and now < window.start:
+        return False
+    if window.end is not None and now >= window.end:
+        return False
+    if not window.weekdays and window.hours is None:
+        return True
+    local = now.astimezone(tz)
+    if window.weekdays and local.isoweekday() not in window.weekdays:
+        return False
+    if window.hours is not None:
+        start, end = window.hours
+        minute = local.hour * 60 + local.minute
+        if start <= end:
+            return start <= minute < end
+        return minute >= start or minute < end
+    return True
+
+
+def last_valid_day(window: ActiveWindow, tz: tzinfo) -> str:
+    """``DD.MM`` of the last local day the window is valid (``{valid_to}``), or ``""``."""
+    if window.end is None:
+        return ""
+    # ``to`` is excluded: the last valid instant is one microsecond before it.
+    last = (window.end - timedelta(microseconds=1)).astimezone(tz)
+    return f"{last.day:02d}.{last.month:02d}"
+
+
+def audience_matches(audience: Audience, customer: Customer | None) -> bool:
+    """The audience test of §3.1/§5.8, without the control group.
+
+    Without an identified customer only audiences with no restriction match.
+    """
+    if customer is None:
+        return audience.unrestricted
+    for system, allowed in audience.statuses.items():
+        if allowed and customer.statuses.get(system) not in allowed:
+            return False
+    for name, allowed in audience.attributes.items():
+        if allowed and customer.attributes.get(name) not in allowed:
+            return False
+    return not (audience.segments and audience.segments.isdisjoint(customer.segments))
+
+
+def control_bucket(promotion_id: str, customer_id: str) -> int:
+    """int(first 8 bytes of sha256("{promotion}:{customer}"), big-endian) mod 10000."""
+    digest = hashlib.sha256(f"{promotion_id}:{customer_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 10000
+
+
+def held_out(promotion_id: str, control: Fraction, customer: Customer | None) -> bool:
+    """True when the customer is in the promotion's control group (never without one)."""
+    if customer is None or control <= 0:
+        return False
+    return control_bucket(promotion_id, customer.id) < control * 100
+
+
+def selects(selector: Selector, sku: str, item: CatalogItem | None,
+            customer: Customer | None) -> bool:
+    """True when the ``on`` selector picks a line: AND over keys, OR within a key (§5.1)."""
+    if selector.skus and sku not in selector.skus:
+        return False
+    if selector.groups and (item is None or selector.groups.isdisjoint(item.groups)):
+        return False
+    if selector.brands and (item is None or item.brand not in selector.brands):
+        return False
+    if selector.favorites:
+        if customer is None:
+            return False
+        return any(sku in customer.favorites.get(name, frozenset())
+                   for name in selector.favorites)
+    return True

@@ -1,0 +1,510 @@
+"""Pricing one receipt: promotions spec §3, exactly, as a pure function.
+
+Theory of operation
+-------------------
+:func:`price_receipt` takes a receipt, the catalog items of its skus, a
+:class:`~loyalty.index.PromotionIndex`, the customer (or None) and the store's identity and
+time zone, and returns a :class:`~loyalty.values.Calculation`. It reads no clock: ``now``
+is ``receipt.opened_at``. The passes are:
+
+1. **Candidates** from the index (a superset), plus the customer's personal offers valid
+   now (priority 0, group ``personal``).
+2. **Eligibility** (§3.1, §5.8–5.10): window, store, audience, conditions, then the
+   control group; held-out promotions are listed under ``control`` and do nothing else.
+3. **Steps** (§3.2): eligible promotions by priority descending, id ascending; the members
+   of a non-empty group form one step at the place of their first member.
+4. **Discounts** (§3.3–3.4, §5.2–5.6) step by step on the amounts left by earlier steps;
+   within a group every member is computed on the same amounts and each line keeps the
+   largest discount (ties: earlier member). Every share is exact and rounded half up,
+   capped by the line's flags, ``min_price`` floor and exclusivity.
+5. **Redemption** (§3.5, §5.14) spread over lines without ``no_redeem``.
+6. **Accrual** (§3.6, §5.7): ``points_percent`` per line on amount after discounts and
+   redemption, rounded down; multipliers compound on that base; ``points_fixed`` once.
+7. **Listing, messages and effects** (§3.7–3.8, §5.15) in step order.
+
+All arithmetic is on integers (shares as exact ratios); no float is ever made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from fractions import Fraction
+from typing import Literal
+
+from loyalty.arithmetic import (
+    allocate,
+    ceil_div,
+    percent_of_down,
+    percent_of_half_up,
+    round_half_up,
+)
+from loyalty.documents import CatalogItem, Customer, Promotion, Reward
+from loyalty.eligibility import audience_matches, held_out, in_window, last_valid_day, selects
+from loyalty.index import PromotionIndex
+from loyalty.messages import CUSTOMER_NOT_FOUND, customer_line, render, spent_coupon_text
+from loyalty.values import (
+    QUANTITY_SCALE,
+    AppliedPromotion,
+    Calculation,
+    CounterDelta,
+    CustomerSummary,
+    Effects,
+    LineResult,
+    Message,
+    PointsSummary,
+    Receipt,
+    format_money,
+)
+
+__all__ = ["coupon_matches", "price_receipt"]
+
+_NO_ITEM = CatalogItem(sku="")
+
+
+@dataclass(slots=True)
+class _Line:
+    """The working state of one receipt line while it is priced."""
+
+    n: int
+    sku: str
+    quantity: int
+    units: int | None  #: whole units, None for a fractional quantity
+    original: int
+    item: CatalogItem | None
+    floor: int  #: ⌈min_price × quantity⌉: no discount may take the amount below it
+    no_discount: bool
+    no_accrual: bool
+    no_redeem: bool
+    amount: int = 0
+    taken: bool = False  #: an exclusive promotion discounted this line
+    redeemed: int = 0
+    percent_points: int = 0
+    points: int = 0
+    factors: list[Fraction] = field(default_factory=list)
+    credits: list[tuple[int, str]] = field(default_factory=list)  #: (order, promotion id)
+
+    @property
+    def capacity(self) -> int:
+        return max(0, self.amount - self.floor)
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What one eligible promotion did on this receipt."""
+
+    promotion: Promotion
+    order: int  #: position in the listing order (step, then member)
+    coupon: str | None
+    discount: int = 0
+    points: int = 0
+
+
+def coupon_matches(code: str, series: str) -> bool:
+    """A code matches series ``S`` when it is ``S-`` plus at least one character (§5.10)."""
+    prefix = series.upper() + "-"
+    return len(code) > len(prefix) and code.upper().startswith(prefix)
+
+
+def _make_lines(receipt: Receipt, catalog: Mapping[str, CatalogItem]) -> list[_Line]:
+    lines: list[_Line] = []
+    for line in sorted(receipt.lines, key=lambda entry: entry.n):
+        item = catalog.get(line.sku)
+        flags = item.flags if item is not None else frozenset()
+        floor = ceil_div(item.min_price * line.quantity, QUANTITY_SCALE) if item else 0
+        lines.append(_Line(
+            n=line.n, sku=line.sku, quantity=line.quantity, units=line.whole_units,
+            original=line.amount, item=item, floor=floor,
+            no_discount="no_discount" in flags, no_accrual="no_accrual" in flags,
+            no_redeem="no_redeem" in flags, amount=line.amount,
+        ))
+    return lines
+
+
+# --------------------------------------------------------------------------- eligibility
+
+
+def _eligible(
+    promotion: Promotion,
+    *,
+    now: datetime,
+    tz: tzinfo,
+    store: str,
+    customer: Customer | None,
+    receipt: Receipt,
+    lines: Sequence[_Line],
+    usable_coupons: Sequence[str],
+) -> tuple[bool, str | None]:
+    """(eligible before the control group, the coupon code that unlocked it)."""
+    if not in_window(promotion.active, now, tz):
+        return False, None
+    if promotion.stores and store not in promotion.stores:
+        return False, None
+    if not audience_matches(promotion.audience, customer):
+        return False, None
+    conditions = promotion.conditions
+    if conditions.min_total and receipt.total < conditions.min_total:
+        return False, None
+    for condition in conditions.items:
+        quantity = sum(line.quantity for line in lines
+                       if selects(condition.on, line.sku, line.item, customer))
+        needed = condition.min_quantity
+        if quantity <= 0 or (needed is not None and quantity < needed):
+            return False, None
+    if conditions.counter is not None:
+        if customer is None:
+            return False, None
+        before = customer.counters.get(conditions.counter.name, 0)
+        if before + 1 < conditions.counter.at_least:
+            return False, None
+    if conditions.first_purchase and (customer is None or customer.purchases > 0):
+        return False, None
+    code: str | None = None
+    if conditions.coupon:
+        code = next((c for c in usable_coupons if coupon_matches(c, conditions.coupon)), None)
+        if code is None:
+            return False, None
+    return True, code
+
+
+# --------------------------------------------------------------------------- discounts
+
+
+def _selected(reward: Reward, lines: Sequence[_Line], customer: Customer | None,
+              *, for_discount: bool) -> list[_Line]:
+    chosen: list[_Line] = []
+    on = reward.on
+    every_line = on.is_all
+    for line in lines:
+        if for_discount and (line.no_discount or line.taken):
+            continue
+        if every_line or selects(on, line.sku, line.item, customer):
+            chosen.append(line)
+    return chosen
+
+
+def _cheapest_units(reward: Reward, lines: Sequence[_Line]) -> dict[int, int]:
+    """How many units of each line the unit reward discounts (cheapest first, then lower n)."""
+    unit_lines = [line for line in lines if line.units]
+    units = sum(line.units or 0 for line in unit_lines)
+    if reward.type == "nth_percent_off":
+        count = units // reward.every
+    else:
+        count = units // (reward.buy + reward.get) * reward.get
+    taken: dict[int, int] = {}
+    if count <= 0:
+        return taken
+    unit_lines.sort(key=lambda line: (Fraction(line.amount, line.units or 1), line.n))
+    for line in unit_lines:
+        if count <= 0:
+            break
+        take = min(count, line.units or 0)
+        taken[line.n] = take
+        count -= take
+    return taken
+
+
+def _discounts(reward: Reward, lines: Sequence[_Line]) -> dict[int, int]:
+    """Each selected line's discount from ``reward`` on the current amounts, capped."""
+    kind = reward.type
+    result: dict[int, int] = {}
+    if kind == "percent_off":
+        for line in lines:
+            result[line.n] = min(line.capacity, percent_of_half_up(line.amount, reward.percent))
+    elif kind == "amount_off":
+        spread = allocate(min(reward.amount, sum(line.amount for line in lines)),
+                          [(line.n, line.amount) for line in lines])
+        for line in lines:
+            result[line.n] = min(line.capacity, spread[line.n])
+    elif kind == "fixed_price":
+        for line in lines:
+            target = round_half_up(reward.price * line.quantity, QUANTITY_SCALE)
+            result[line.n] = min(line.capacity, max(0, line.amount - target))
+    elif kind in ("nth_percent_off", "buy_x_get_y"):
+        percent = reward.percent if kind == "nth_percent_off" else Fraction(100)
+        by_n = {line.n: line for line in lines}
+        for n, take in _cheapest_units(reward, lines).items():
+            line = by_n[n]
+            share = round_half_up(line.amount * take * percent.numerator,
+                                  (line.units or 1) * percent.denominator * 100)
+            result[n] = min(line.capacity, share)
+    return result
+
+
+def _discount_step(step: Sequence[_Outcome], lines: Sequence[_Line],
+                   customer: Customer | None) -> None:
+    members = [outcome for outcome in step if outcome.promotion.reward.is_discount]
+    if not members:
+        return
+    offers = [_discounts(outcome.promotion.reward,
+                         _selected(outcome.promotion.reward, lines, customer, for_discount=True))
+              for outcome in members]
+    for line in lines:
+        best, winner = 0, -1
+        for index, offer in enumerate(offers):
+            value = offer.get(line.n, 0)
+            if value > best:
+                best, winner = value, index
+        if winner < 0:
+            continue
+        outcome = members[winner]
+        line.amount -= best
+        outcome.discount += best
+        line.credits.append((outcome.order, outcome.promotion.id))
+        if outcome.promotion.exclusive:
+            line.taken = True
+
+
+# --------------------------------------------------------------------------- accrual
+
+
+def _accrual_base(line: _Line) -> int:
+    return 0 if line.no_accrual else line.amount - line.redeemed
+
+
+def _percent_points_step(step: Sequence[_Outcome], lines: Sequence[_Line],
+                         customer: Customer | None) -> None:
+    members = [o for o in step if o.promotion.reward.type == "points_percent"]
+    if not members:
+        return
+    offers: list[dict[int, int]] = []
+    for outcome in members:
+        reward = outcome.promotion.reward
+        offers.append({line.n: percent_of_down(_accrual_base(line), reward.percent)
+                       for line in _selected(reward, lines, customer, for_discount=False)})
+    for line in lines:
+        best, winner = 0, -1
+        for index, offer in enumerate(offers):
+            value = offer.get(line.n, 0)
+            if value > best:
+                best, winner = value, index
+        if winner >= 0:
+            members[winner].points += best
+            line.percent_points += best
+            line.credits.append((members[winner].order, members[winner].promotion.id))
+
+
+def _multiplier_step(step: Sequence[_Outcome], lines: Sequence[_Line],
+                     customer: Customer | None) -> None:
+    members = [o for o in step if o.promotion.reward.type == "points_multiplier"]
+    if not members:
+        return
+    selections = [{line.n for line in _selected(o.promotion.reward, lines, customer,
+                                                for_discount=False)} for o in members]
+    for line in lines:
+        if line.percent_points <= 0:
+            continue
+        best: Fraction | None = None
+        winner = -1
+        for index, outcome in enumerate(members):
+            factor = outcome.promotion.reward.factor
+            if line.n in selections[index] and factor != 1 and (best is None or factor > best):
+                best, winner = factor, index
+        if best is None:
+            continue
+        before = _multiplied(line.percent_points, line.factors)
+        line.factors.append(best)
+        after = _multiplied(line.percent_points, line.factors)
+        if after != before:
+            members[winner].points += after - before
+            line.credits.append((members[winner].order, members[winner].promotion.id))
+
+
+def _multiplied(points: int, factors: Sequence[Fraction]) -> int:
+    product = Fraction(points)
+    for factor in factors:
+        product *= factor
+    return product.numerator // product.denominator
+
+
+def _fixed_points_step(step: Sequence[_Outcome], lines: Sequence[_Line],
+                       customer: Customer | None) -> None:
+    best: _Outcome | None = None
+    for outcome in step:
+        reward = outcome.promotion.reward
+        if reward.type != "points_fixed":
+            continue
+        can_accrue = any(not line.no_accrual
+                         for line in _selected(reward, lines, customer, for_discount=False))
+        if can_accrue and (best is None or reward.points > best.promotion.reward.points):
+            best = outcome
+    if best is not None:
+        best.points += best.promotion.reward.points
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+def _steps(eligible: Sequence[tuple[Promotion, str | None]]) -> list[list[_Outcome]]:
+    ordered = sorted(eligible, key=lambda pair: (-pair[0].priority, pair[0].id))
+    steps: list[list[tuple[Promotion, str | None]]] = []
+    by_group: dict[str, list[tuple[Promotion, str | None]]] = {}
+    for pair in ordered:
+        group = pair[0].group
+        if group and group in by_group:
+            by_group[group].append(pair)
+            continue
+        step = [pair]
+        steps.append(step)
+        if group:
+            by_group[group] = step
+    result: list[list[_Outcome]] = []
+    order = 0
+    for step in steps:
+        outcomes = []
+        for promotion, code in step:
+            outcomes.append(_Outcome(promotion, order, code))
+            order += 1
+        result.append(outcomes)
+    return result
+
+
+def price_receipt(
+    receipt: Receipt,
+    *,
+    catalog: Mapping[str, CatalogItem],
+    promotions: PromotionIndex,
+    customer: Customer | None,
+    store: str,
+    tz: tzinfo,
+    spent_coupons: Set[str] = frozenset(),
+    redeem_limit: int | None = None,
+    mode: Literal["online", "offline"] = "online",
+) -> Calculation:
+    """Price ``receipt`` as promotions spec §3 says (see the module docstring).
+
+    ``customer`` None while ``receipt.customer`` is set means "not found": the receipt is
+    priced without one and a cashier message says so. ``spent_coupons`` are codes already
+    used (they unlock nothing and get a cashier message); ``redeem_limit`` further caps
+    redeemable points (the edge's offline policy). ``points.balance`` is the balance before
+    this receipt. Raises ValueError when ``receipt.opened_at`` is None.
+    """
+    now = receipt.opened_at
+    if now is None:
+        raise ValueError("receipt.opened_at must be set before pricing")
+    lines = _make_lines(receipt, catalog)
+
+    spent_upper = {code.upper() for code in spent_coupons}
+    usable_coupons = [code for code in receipt.coupons if code.upper() not in spent_upper]
+    spent_here = [code for code in receipt.coupons if code.upper() in spent_upper]
+    series = {code.split("-", 1)[0] for code in usable_coupons if "-" in code}
+
+    candidates = promotions.candidates(
+        now=now, skus={line.sku for line in lines},
+        items=[line.item for line in lines if line.item is not None],
+        customer=customer, coupon_series=series,
+    )
+    if customer is not None:
+        candidates.extend(offer.as_promotion() for offer in customer.personal_offers
+                          if offer.accepted and in_window(offer.valid, now, tz))
+
+    eligible: list[tuple[Promotion, str | None]] = []
+    control: list[Promotion] = []
+    for promotion in candidates:
+        ok, code = _eligible(promotion, now=now, tz=tz, store=store, customer=customer,
+                             receipt=receipt, lines=lines, usable_coupons=usable_coupons)
+        if not ok:
+            continue
+        if held_out(promotion.id, promotion.audience.control, customer):
+            control.append(promotion)
+        else:
+            eligible.append((promotion, code))
+    steps = _steps(eligible)
+
+    for step in steps:
+        _discount_step(step, lines, customer)
+
+    # Redemption: a payment spread over the lines that may be paid with points (§3.5).
+    redeem_max = 0
+    redeem = 0
+    if customer is not None:
+        payable = [line for line in lines if not line.no_redeem]
+        cap = sum(line.amount for line in payable) * 99 // 100
+        redeem_max = max(0, min(customer.balance, cap))
+        if redeem_limit is not None:
+            redeem_max = max(0, min(redeem_max, redeem_limit))
+        redeem = min(receipt.points_to_redeem, redeem_max)
+        if redeem:
+            shares = allocate(redeem, [(line.n, line.amount) for line in payable])
+            for line in payable:
+                line.redeemed = shares[line.n]
+
+    if customer is not None:
+        for step in steps:
+            _percent_points_step(step, lines, customer)
+        for step in steps:
+            _multiplier_step(step, lines, customer)
+        for step in steps:
+            _fixed_points_step(step, lines, customer)
+        for line in lines:
+            line.points = _multiplied(line.percent_points, line.factors)
+
+    outcomes = [outcome for step in steps for outcome in step]
+    applied = [o for o in outcomes if o.discount > 0 or o.points > 0]
+    # A `none` reward "applies" for its coupon: the code is spent when it was eligible.
+    coupon_users = applied + [o for o in outcomes if o.promotion.reward.type == "none"]
+
+    balance = customer.balance if customer is not None else None
+    messages: list[Message] = []
+    if customer is not None:
+        messages.append(customer_line(customer, balance))
+    elif receipt.customer is not None:
+        messages.append(Message("cashier", CUSTOMER_NOT_FOUND))
+    messages.extend(Message("cashier", spent_coupon_text(code)) for code in spent_here)
+    for outcome in applied:
+        promotion = outcome.promotion
+        values = {
+            "name": customer.name if customer is not None else "",
+            "balance": format_money(balance) if balance is not None else "",
+            "accrue": format_money(outcome.points),
+            "discount": format_money(outcome.discount),
+            "valid_to": last_valid_day(promotion.active, tz),
+        }
+        messages.extend(Message(m.target, render(m.text, values), m.barcode)
+                        for m in promotion.messages)
+
+    counters: dict[str, int] = {}
+    if customer is not None:
+        for outcome in outcomes:
+            for delta in outcome.promotion.counters:
+                counters[delta.name] = counters.get(delta.name, 0) + delta.add
+    spent: list[str] = []
+    for outcome in coupon_users:
+        if outcome.coupon is not None and outcome.coupon not in spent:
+            spent.append(outcome.coupon)
+    spent.sort(key=receipt.coupons.index)
+
+    by_n = {line.n: line for line in lines}
+    results = []
+    for request_line in receipt.lines:
+        line = by_n[request_line.n]
+        credited = sorted(set(line.credits))
+        results.append(LineResult(
+            n=line.n, discount=line.original - line.amount, amount=line.amount,
+            redeemed=line.redeemed, points=line.points,
+            promotions=tuple(dict.fromkeys(pid for _, pid in credited)),
+        ))
+    discount = sum(result.discount for result in results)
+    fixed = sum(o.points for o in outcomes if o.promotion.reward.type == "points_fixed")
+    accrue = sum(result.points for result in results) + fixed
+    control_sorted = sorted(control, key=lambda p: (-p.priority, p.id))
+    return Calculation(
+        receipt_id=receipt.id,
+        customer=(CustomerSummary(customer.id, customer.name, customer.tier, balance, redeem_max)
+                  if customer is not None else None),
+        lines=tuple(results),
+        total=receipt.total,
+        discount=discount,
+        due=receipt.total - discount,
+        points=PointsSummary(accrue=accrue, redeem=redeem, redeem_max=redeem_max,
+                             balance=balance),
+        promotions=tuple(AppliedPromotion(o.promotion.id, o.promotion.name) for o in applied),
+        control=tuple(p.id for p in control_sorted),
+        messages=tuple(messages),
+        effects=Effects(
+            counters=tuple(CounterDelta(name, add) for name, add in counters.items()),
+            coupons=tuple(spent),
+        ),
+        mode=mode,
+    )
