@@ -1,0 +1,139 @@
+"""Real parts for end-to-end tests: a central gRPC server, a ``tillgate run`` process, registers.
+
+The daemon runs as a separate process (``python -m tillgate run --config ...``) so that tests can
+SIGKILL it; registers talk to it over real TCP with :class:`adapter.simulate.RegisterClient`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from central.server import start_server
+
+READY_TIMEOUT_S = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def central_server(db: Path, *, demo: bool = True) -> Iterator[Any]:
+    """A real central processing server on loopback, in this process."""
+    server = start_server(db, "127.0.0.1:0", demo=demo)
+    try:
+        yield server
+    finally:
+        server.stop(1.0)
+
+
+def daemon_config(
+    tmp_path: Path,
+    *,
+    central_url: str,
+    port: int,
+    extra: str = "",
+    deadline_ms: int = 1000,
+) -> Path:
+    path = tmp_path / "tillgate.toml"
+    path.write_text(
+        f"""
+store = "S001"
+timezone = "Europe/Moscow"
+data_dir = "data"
+[central]
+url = "{central_url}"
+db = "data/central.db"
+deadline_ms = {deadline_ms}
+[cache]
+db = "data/edge.db"
+[[listener]]
+address = "127.0.0.1:{port}"
+framing = "lines"
+{extra}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+class DaemonProcess:
+    """``tillgate run`` in a child process, its output kept in a log file."""
+
+    def __init__(self, config: Path, port: int, log: Path) -> None:
+        self.config = config
+        self.port = port
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> DaemonProcess:
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tillgate",
+                    "run",
+                    "--config",
+                    str(self.config),
+                    "--log-format",
+                    "json",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"tillgate exited with {self.process.returncode}:\n{self.log.read_text()}"
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"tillgate did not listen on {self.port}:\n{self.log.read_text()}")
+
+    def stop(self) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        return self.process.returncode
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+@contextmanager
+def running_daemon(config: Path, port: int, log: Path) -> Iterator[DaemonProcess]:
+    daemon = DaemonProcess(config, port, log).start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
