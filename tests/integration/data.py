@@ -1,4 +1,4 @@
-"""A small chain's data in the promotions spec's formats, imported with ``tillgate central import``."""
+"""A small chain's data in the promotions spec's formats, for ``tillgate central import``."""
 
 from __future__ import annotations
 

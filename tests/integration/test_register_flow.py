@@ -258,7 +258,10 @@ def test_pipelined_requests_answer_in_order_and_ninth_is_busy(store: DaemonProce
         busy = [a for a in answers if a.get("code") == "busy"]
         done = [a for a in answers if a["type"] == "calculate.result"]
         assert len(busy) + len(done) == 12
-        assert len(done) >= 8
+        # hello plus seven calculations fill the eight places; the rest cannot all fit
+        assert len(done) >= 7
+        assert busy
+        assert ids.index(busy[0]["id"]) < ids.index(done[-1]["id"])
         assert all(b["retry_after_ms"] > 0 for b in busy)
         done_ids = [a["id"] for a in done]
         assert done_ids == sorted(done_ids, key=lambda x: int(x.split("-")[1]))
