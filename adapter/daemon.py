@@ -22,6 +22,7 @@ from adapter import systemd
 from adapter.config import Config
 from adapter.journal import AnswerJournal
 from adapter.lanes import LanePolicy, Lanes
+from adapter.metrics import DaemonMetrics, Readings
 from adapter.router import EdgeBackend, Router
 from adapter.upstream import CentralClient, open_channel
 from drivers.base import Channel
@@ -49,6 +50,7 @@ class Daemon:
         self.edge: EdgeBackend | None = None
         self.router: Router | None = None
         self.lanes: Lanes | None = None
+        self.metrics: DaemonMetrics | None = None
         self._stop = asyncio.Event()
 
     async def start(self) -> None:
@@ -79,8 +81,13 @@ class Daemon:
             tokens={lane.id: lane.token for lane in cfg.lanes if lane.serial is None},
             serial_lanes=frozenset(lane.id for lane in cfg.lanes if lane.serial is not None),
         )
+        self.metrics = self._start_metrics()
         self.lanes = Lanes(
-            store=cfg.store, router=self.router, journal=self._journal, policy=policy
+            store=cfg.store,
+            router=self.router,
+            journal=self._journal,
+            policy=policy,
+            metrics=self.metrics,
         )
         self._tasks.append(asyncio.create_task(self._probe_central(), name="central probe"))
         for listener in cfg.listeners:
@@ -125,6 +132,19 @@ class Daemon:
 
     def _start_edge(self, target: str) -> EdgeBackend | None:
         return None
+
+    def _start_metrics(self) -> DaemonMetrics | None:
+        cfg = self.config
+        if cfg.metrics is None:
+            return None
+        router = self.router
+        assert router is not None
+        metrics = DaemonMetrics()
+        metrics.bind(Readings(mode=lambda: router.mode, breaker=lambda: router.breaker.state.value))
+        host, port = parse_address(cfg.metrics.address)
+        bound = metrics.serve(host, port)
+        log.info("metrics", address=f"{host}:{bound}")
+        return metrics
 
     async def _probe_central(self) -> None:
         """Lets an open breaker close by itself: one background health check per cool-down."""
@@ -195,6 +215,8 @@ class Daemon:
             await asyncio.to_thread(self._embedded.stop, 2.0)
         if self._journal is not None:
             self._journal.close()
+        if self.metrics is not None:
+            self.metrics.stop()
         log.info("stopped")
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,9 @@ import structlog
 
 from adapter import render
 from adapter.journal import AnswerJournal
+from adapter.metrics import DaemonMetrics
 from adapter.requests import (
+    REQUEST_TYPES,
     Calculate,
     Cancel,
     Confirm,
@@ -88,6 +91,7 @@ class Lanes:
         policy: LanePolicy,
         idle_timeout_s: float = IDLE_TIMEOUT_S,
         after_answer: AnswerHook | None = None,
+        metrics: DaemonMetrics | None = None,
     ) -> None:
         self.store = store
         self.router = router
@@ -95,6 +99,7 @@ class Lanes:
         self.policy = policy
         self.idle_timeout_s = idle_timeout_s
         self.after_answer = after_answer
+        self.metrics = metrics
         self.holders: dict[str, LaneSession] = {}
         #: request id → (request digest, future answer) while the first attempt runs
         self.in_flight: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
@@ -174,12 +179,18 @@ class LaneSession:
             self._queue.put_nowait(event)
 
     async def _work(self) -> None:
+        metrics = self.lanes.metrics
         while (event := await self._queue.get()) is not None:
+            started = time.monotonic()
             try:
                 answer = await self.answer(event)
                 await self._send(answer)
             finally:
                 self._outstanding -= 1
+            if metrics is not None:
+                kind = event.message.get("type") if isinstance(event, Received) else None
+                label = kind if isinstance(kind, str) and kind in REQUEST_TYPES else "unreadable"
+                metrics.observe(self.lane or "-", label, answer, time.monotonic() - started)
 
     async def _send(self, answer: dict[str, Any]) -> None:
         with contextlib.suppress(ChannelClosed, OSError, ConnectionError):
