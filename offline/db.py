@@ -69,8 +69,9 @@ _MIGRATIONS: tuple[str, ...] = (
         at REAL NOT NULL) WITHOUT ROWID;
     -- the journal of offline operations waiting for central (pb.JournalEntry)
     CREATE TABLE outbox (
-        seq INTEGER PRIMARY KEY,
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, even after a purge
         receipt_id TEXT NOT NULL,
+        operation TEXT NOT NULL,                -- calculate, confirm, cancel, refund
         entry BLOB NOT NULL,
         created_at REAL NOT NULL,
         status TEXT NOT NULL DEFAULT 'pending',  -- pending, done, rejected

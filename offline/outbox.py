@@ -1,0 +1,158 @@
+"""The outbox: offline operations journaled for central, durable before the register hears back.
+
+Theory of operation: :meth:`Outbox.append` writes one :class:`pb.JournalEntry` into the edge
+database inside the caller's transaction (the processor journals and changes the receipt's
+state together). The database runs ``synchronous=FULL``, so once the transaction commits the
+entry survives a crash or a power cut, and only then does the daemon answer the register.
+
+Entries carry a per-store ``seq`` from an AUTOINCREMENT key: increasing in journal order and
+never reused. An entry stays ``pending`` until central acknowledges it: ``applied`` or
+``duplicate`` mark it ``done``; ``rejected`` marks it ``rejected`` (logged, kept for review,
+never retried, never blocking the queue). Central applies each (store, receipt_id, seq) once,
+so resending a pending entry whose acknowledgement was lost is harmless.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+import structlog
+
+from offline.db import EdgeDatabase
+from protos import tillgate_pb2 as pb
+
+__all__ = ["AckSummary", "Operation", "Outbox"]
+
+log = structlog.get_logger("tillgate.offline.outbox")
+
+Operation = Literal["calculate", "confirm", "cancel", "refund"]
+
+
+@dataclass(frozen=True, slots=True)
+class AckSummary:
+    """What one batch of acknowledgements changed."""
+
+    done: int
+    rejected: int
+    unmatched: int  #: acks that named no pending entry of the batch (ignored)
+
+
+class Outbox:
+    """The journal of one store's offline operations in an :class:`EdgeDatabase`."""
+
+    def __init__(
+        self, db: EdgeDatabase, *, store: str, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.db = db
+        self.store = store
+        self.clock = clock
+
+    def append(
+        self,
+        receipt_id: str,
+        operation: Operation,
+        message: pb.OfflineCalculation | pb.OfflineConfirm | pb.CancelRequest | pb.OfflineRefund,
+    ) -> pb.JournalEntry:
+        """Journal one operation; durable when the enclosing transaction commits."""
+        now = self.clock()
+        with self.db.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO outbox (receipt_id, operation, entry, created_at) "
+                "VALUES (?, ?, x'', ?)",
+                (receipt_id, operation, now),
+            )
+            seq = cursor.lastrowid
+            assert seq is not None
+            entry = pb.JournalEntry(
+                store=self.store,
+                receipt_id=receipt_id,
+                seq=seq,
+                at=datetime.fromtimestamp(now, UTC).isoformat(),
+            )
+            getattr(entry, operation).CopyFrom(message)
+            conn.execute(
+                "UPDATE outbox SET entry = ? WHERE seq = ?", (entry.SerializeToString(), seq)
+            )
+        return entry
+
+    def pending(self, limit: int) -> list[pb.JournalEntry]:
+        """The oldest ``limit`` entries not yet acknowledged, in seq order."""
+        rows = self.db.query(
+            "SELECT entry FROM outbox WHERE status = 'pending' ORDER BY seq LIMIT ?", (limit,)
+        )
+        return [pb.JournalEntry.FromString(bytes(row["entry"])) for row in rows]
+
+    def record_acks(
+        self, sent: Iterable[pb.JournalEntry], acks: Iterable[pb.EntryAck]
+    ) -> AckSummary:
+        """Apply central's acknowledgements of a batch (one transaction)."""
+        by_key = {(entry.receipt_id, entry.seq): entry for entry in sent}
+        done = rejected = unmatched = 0
+        now = self.clock()
+        with self.db.transaction() as conn:
+            for ack in acks:
+                entry = by_key.get((ack.receipt_id, ack.seq))
+                if entry is None or ack.status not in ("applied", "duplicate", "rejected"):
+                    unmatched += 1
+                    continue
+                status = "rejected" if ack.status == "rejected" else "done"
+                changed = conn.execute(
+                    "UPDATE outbox SET status = ?, ack_status = ?, ack_message = ?, acked_at = ? "
+                    "WHERE seq = ? AND status = 'pending'",
+                    (status, ack.status, ack.message, now, ack.seq),
+                ).rowcount
+                if not changed:
+                    unmatched += 1
+                    continue
+                if entry.WhichOneof("operation") == "confirm":
+                    # central's balance now includes this redemption: the next sync brings it
+                    conn.execute(
+                        "UPDATE offline_redemptions SET acked_at = ? "
+                        "WHERE receipt_id = ? AND acked_at IS NULL",
+                        (now, entry.receipt_id),
+                    )
+                if status == "rejected":
+                    rejected += 1
+                    log.error(
+                        "journal_entry_rejected",
+                        receipt_id=ack.receipt_id,
+                        seq=ack.seq,
+                        operation=entry.WhichOneof("operation"),
+                        message=ack.message,
+                    )
+                else:
+                    done += 1
+        return AckSummary(done, rejected, unmatched)
+
+    def depth(self) -> int:
+        """Entries waiting for central."""
+        return int(
+            self.db.query("SELECT count(*) AS n FROM outbox WHERE status = 'pending'")[0]["n"]
+        )
+
+    def oldest_age_s(self) -> float | None:
+        """Age in seconds of the oldest entry waiting for central; None when none waits."""
+        rows = self.db.query("SELECT min(created_at) AS t FROM outbox WHERE status = 'pending'")
+        oldest = rows[0]["t"]
+        return None if oldest is None else max(0.0, self.clock() - float(oldest))
+
+    def has_pending(self, receipt_id: str) -> bool:
+        """Whether an entry of this receipt still waits for central."""
+        return bool(
+            self.db.query(
+                "SELECT 1 FROM outbox WHERE receipt_id = ? AND status = 'pending' LIMIT 1",
+                (receipt_id,),
+            )
+        )
+
+    def purge_done(self, older_than_s: float) -> int:
+        """Forget acknowledged entries older than ``older_than_s`` (rejected ones are kept)."""
+        with self.db.transaction() as conn:
+            return conn.execute(
+                "DELETE FROM outbox WHERE status = 'done' AND acked_at < ?",
+                (self.clock() - older_than_s,),
+            ).rowcount

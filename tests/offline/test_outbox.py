@@ -1,0 +1,198 @@
+"""The outbox and its upload worker: durability under SIGKILL, exactly-once delivery to a real
+gRPC server that fails, loses acknowledgements and flaps behind a fault proxy."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from offline.db import EdgeDatabase
+from offline.outbox import Outbox
+from offline.uploader import Uploader
+from protos import tillgate_pb2 as pb
+from tests.faultproxy import FaultProxy
+from tests.offline.fakecentral import FakeCentral
+from tillgate.errors import UpstreamUnavailable
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def central() -> Iterator[FakeCentral]:
+    server = FakeCentral()
+    yield server
+    server.stop()
+
+
+def _cancel(receipt_id: str) -> pb.CancelRequest:
+    return pb.CancelRequest(context=pb.Context(store="S001"), receipt_id=receipt_id)
+
+
+def _fill(outbox: Outbox, count: int) -> list[tuple[str, str, int]]:
+    keys = []
+    for i in range(count):
+        entry = outbox.append(f"R{i % 97}", "cancel", _cancel(f"R{i % 97}"))
+        keys.append((entry.store, entry.receipt_id, entry.seq))
+    return keys
+
+
+def _drain(outbox: Outbox, address: str) -> int:
+    async def main() -> int:
+        uploader = Uploader(outbox, batch_size=100, backoff_initial_s=0.01, backoff_max_s=0.05)
+        async with grpc.aio.insecure_channel(address) as channel:
+            return await uploader.drain(channel)
+
+    return asyncio.run(main())
+
+
+def test_entries_get_increasing_seqs_and_age(tmp_path: Path) -> None:
+    now = [1000.0]
+    outbox = Outbox(EdgeDatabase(tmp_path / "cache.db"), store="S001", clock=lambda: now[0])
+    assert outbox.depth() == 0
+    assert outbox.oldest_age_s() is None
+    first = outbox.append("R1", "cancel", _cancel("R1"))
+    now[0] += 30
+    second = outbox.append("R2", "cancel", _cancel("R2"))
+    now[0] += 12
+    assert (first.seq, second.seq) == (1, 2)
+    assert first.at == "1970-01-01T00:16:40+00:00"
+    assert first.WhichOneof("operation") == "cancel"
+    assert outbox.depth() == 2
+    assert outbox.oldest_age_s() == 42.0
+    assert outbox.has_pending("R2")
+    assert [e.seq for e in outbox.pending(10)] == [1, 2]
+
+
+def test_seq_is_never_reused_after_a_purge(tmp_path: Path, central: FakeCentral) -> None:
+    outbox = Outbox(EdgeDatabase(tmp_path / "cache.db"), store="S001")
+    _fill(outbox, 3)
+    _drain(outbox, central.address)
+    assert outbox.purge_done(older_than_s=-1) == 3
+    assert outbox.append("R9", "cancel", _cancel("R9")).seq == 4
+
+
+def test_outbox_survives_sigkill_of_the_writer(tmp_path: Path, central: FakeCentral) -> None:
+    db_path = tmp_path / "cache.db"
+    EdgeDatabase(db_path).close()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.offline.outbox_child", str(db_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    acknowledged: list[tuple[int, str]] = []
+    for line in child.stdout:
+        seq_text, reported_id = line.split()
+        acknowledged.append((int(seq_text), reported_id))
+        if len(acknowledged) == 300:
+            os.kill(child.pid, signal.SIGKILL)
+            break
+    child.wait(30)
+    child.stdout.close()
+
+    outbox = Outbox(EdgeDatabase(db_path), store="S001")
+    entries = outbox.pending(100_000)
+    seqs = [entry.seq for entry in entries]
+    # nothing the writer reported is lost; nothing is there twice; no gaps
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert len(seqs) >= 300
+    by_seq = {entry.seq: entry.receipt_id for entry in entries}
+    for seq, reported_id in acknowledged:
+        assert by_seq[seq] == reported_id
+    assert all(entry.cancel.receipt_id == entry.receipt_id for entry in entries)
+
+    _drain(outbox, central.address)
+    assert sorted(central.processing.applied) == sorted(
+        ("S001", entry.receipt_id, entry.seq) for entry in entries
+    )
+    assert outbox.depth() == 0
+
+
+def test_exactly_once_when_calls_fail_and_acks_are_lost(
+    tmp_path: Path, central: FakeCentral
+) -> None:
+    outbox = Outbox(EdgeDatabase(tmp_path / "cache.db"), store="S001")
+    keys = _fill(outbox, 1000)
+    central.processing.control.fail_next = 3
+    central.processing.control.lose_acks_next = 2
+    settled = _drain(outbox, central.address)
+    assert settled == 1000
+    assert sorted(central.processing.applied) == sorted(keys)
+    # the two batches whose acks were lost went twice: repeats reached central, once applied
+    assert len(central.processing.received) == 1200
+    assert outbox.depth() == 0
+    assert outbox.oldest_age_s() is None
+
+
+def test_rejected_entries_are_kept_and_never_block(tmp_path: Path, central: FakeCentral) -> None:
+    db = EdgeDatabase(tmp_path / "cache.db")
+    outbox = Outbox(db, store="S001")
+    keys = _fill(outbox, 200)
+    central.processing.control.reject_receipts = {"R5"}
+    _drain(outbox, central.address)
+    rejected = db.query("SELECT receipt_id, ack_status FROM outbox WHERE status = 'rejected'")
+    assert {row["receipt_id"] for row in rejected} == {"R5"}
+    assert len(rejected) == sum(1 for key in keys if key[1] == "R5")
+    assert len(central.processing.applied) == 200 - len(rejected)
+    assert outbox.depth() == 0
+
+
+def test_unreachable_central_raises_upstream_unavailable(tmp_path: Path) -> None:
+    outbox = Outbox(EdgeDatabase(tmp_path / "cache.db"), store="S001")
+    _fill(outbox, 2)
+
+    async def main() -> None:
+        uploader = Uploader(outbox, call_timeout_s=2)
+        async with grpc.aio.insecure_channel("127.0.0.1:1") as channel:
+            await uploader.upload_batch(channel)
+
+    with pytest.raises(UpstreamUnavailable, match="upload of 2 entries from seq 1"):
+        asyncio.run(main())
+    assert outbox.depth() == 2
+
+
+def test_exactly_once_through_a_flapping_network(tmp_path: Path, central: FakeCentral) -> None:
+    outbox = Outbox(EdgeDatabase(tmp_path / "cache.db"), store="S001")
+    keys = _fill(outbox, 3000)
+    rng = random.Random(7)
+
+    async def main() -> tuple[int, int]:
+        async with FaultProxy(central.port) as proxy:
+            uploader = Uploader(
+                outbox,
+                batch_size=50,
+                backoff_initial_s=0.01,
+                backoff_max_s=0.1,
+                call_timeout_s=0.5,
+            )
+
+            async def flap() -> None:
+                while True:
+                    await asyncio.sleep(rng.uniform(0.005, 0.05))
+                    proxy.set_mode(rng.choice(["reset", "stall", "drop"]))
+                    await asyncio.sleep(rng.uniform(0.005, 0.05))
+                    proxy.set_mode("pass")
+
+            flapper = asyncio.create_task(flap())
+            try:
+                async with grpc.aio.insecure_channel(proxy.address) as channel:
+                    return await uploader.drain(channel), proxy.accepted
+            finally:
+                flapper.cancel()
+                await asyncio.gather(flapper, return_exceptions=True)
+
+    settled, connections = asyncio.run(main())
+    assert settled == 3000
+    assert connections > 1, "the network never broke a connection"
+    assert sorted(central.processing.applied) == sorted(keys)
+    assert outbox.depth() == 0
