@@ -110,6 +110,10 @@ class JournalRecord:
 class Transaction(Protocol):
     """The unit of work processing code talks to (see module docstring)."""
 
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A nested unit: everything inside is undone if the block raises."""
+        ...
+
     # settings
     def setting(self, key: str) -> str | None: ...
     def set_setting(self, key: str, value: str) -> None: ...
@@ -267,6 +271,17 @@ class SQLiteTransaction:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        self._conn.execute("SAVEPOINT unit")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK TO unit")
+            self._conn.execute("RELEASE unit")
+            raise
+        self._conn.execute("RELEASE unit")
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self._conn.execute(sql, params).fetchone()

@@ -1,0 +1,116 @@
+"""The sync feed: central's documents as versioned changes for the edge caches.
+
+Theory of operation: every stored change (catalog item, promotion, customer — including a
+confirm, refund or adjustment that moves a customer's balance, counters or purchases —,
+spent coupon, favorites set, status rule, and each deletion as a tombstone) takes the next
+value of one monotonic version counter. ``Pull(since)`` streams the documents changed after
+``since`` in version order, in pages; each page carries the checkpoint to resume from.
+Tombstones older than the horizon (setting ``sync.horizon_days``, default 30) are compacted
+away and the history floor rises to the highest compacted version: a checkpoint below the
+floor, or 0, or one ahead of central, gets a full snapshot of live documents instead
+(``snapshot`` on every page, ``last`` on the final one).
+
+Customer filter: ``all_customers``, or the listed ``customer_ids`` plus the customers seen
+in the store (calculate, identify, confirm) within ``seen_days``. Tombstones always pass.
+A customer that becomes "seen" later is not re-sent until its document changes again or a
+snapshot is taken; the edge can list it in ``customer_ids`` to be sure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+from central import clock
+from central.accounts import settle
+from central.storage import Repository, StoredDocument, Transaction
+from protos import tillgate_pb2 as pb
+from protos.sync import content_hash as hash_documents
+
+#: Documents per page when the request says 0.
+DEFAULT_PAGE_SIZE = 500
+#: Largest page served, whatever the request asks.
+MAX_PAGE_SIZE = 5000
+HORIZON_SETTING = "sync.horizon_days"
+DEFAULT_HORIZON = timedelta(days=30)
+
+
+def horizon(tx: Transaction) -> timedelta:
+    """How long tombstones (and so incremental history) are kept."""
+    value = tx.setting(HORIZON_SETTING)
+    return timedelta(days=float(value)) if value else DEFAULT_HORIZON
+
+
+def maintain(repository: Repository, now: datetime) -> int:
+    """Settle bonus lifetimes and compact old tombstones; returns the history floor."""
+    with repository.transaction() as tx:
+        settle(tx, now)
+        floor = int(tx.setting("sync.floor") or 0)
+        compacted = tx.compact_tombstones(clock.to_text(now - horizon(tx)))
+        if compacted > floor:
+            floor = compacted
+            tx.set_setting("sync.floor", str(floor))
+        return floor
+
+
+def _document(stored: StoredDocument) -> pb.Document:
+    return pb.Document(
+        kind=stored.kind,
+        id=stored.id,
+        deleted=stored.deleted,
+        json=stored.body or b"",
+        version=stored.version,
+    )
+
+
+def pull(repository: Repository, request: pb.PullRequest) -> Iterator[pb.SyncPage]:
+    """The pages answering ``request`` (see module docstring)."""
+    now = clock.now()
+    floor = maintain(repository, now)
+    size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    with repository.read() as tx:
+        head = tx.head_version()
+        snapshot = request.since == 0 or request.since < floor or request.since > head
+        allowed: set[str] | None = None
+        if not request.all_customers:
+            allowed = set(request.customer_ids)
+            if request.seen_days:
+                since = clock.to_text(now - timedelta(days=request.seen_days))
+                allowed |= tx.seen_since(request.store, since)
+        cursor = 0 if snapshot else request.since
+        while True:
+            batch = (tx.live_after if snapshot else tx.changes_after)(cursor, size)
+            last = len(batch) < size or (bool(batch) and batch[-1].version >= head)
+            documents = [
+                _document(doc)
+                for doc in batch
+                if doc.deleted or doc.kind != "customer" or allowed is None or doc.id in allowed
+            ]
+            cursor = batch[-1].version if batch else cursor
+            if documents or last:
+                yield pb.SyncPage(
+                    version=head if last else cursor,
+                    snapshot=snapshot,
+                    last=last,
+                    documents=documents,
+                )
+            if last:
+                return
+
+
+def live_documents(repository: Repository) -> list[tuple[str, str, bytes]]:
+    """Every live document as synced: (kind, id, canonical JSON)."""
+    result: list[tuple[str, str, bytes]] = []
+    with repository.read() as tx:
+        cursor = 0
+        while True:
+            batch = tx.live_after(cursor, 1000)
+            if not batch:
+                return result
+            result.extend((doc.kind, doc.id, doc.body or b"") for doc in batch)
+            cursor = batch[-1].version
+
+
+def content_hash(repository: Repository) -> str:
+    """protos.sync.content_hash over every live document as synced (compare with the edge)."""
+    return hash_documents(live_documents(repository))

@@ -1,0 +1,250 @@
+"""Applying a store's journal (the edge outbox) exactly once.
+
+Theory of operation: each JournalEntry is keyed by (store, receipt_id, seq) and applied in
+its own transaction: a key seen before is acked ``duplicate``; otherwise the operation is
+applied and the entry recorded ``applied``, or — when it cannot be (a state clash, an
+unknown receipt, a broken entry) — recorded ``rejected`` with a message for review. A
+rejection never blocks the entries after it and is never lost.
+
+Central accepts what the store already gave the customer: an offline calculation is kept
+as given, an offline confirm moves exactly the points the store announced, never
+re-priced. A confirm for a receipt central holds open (online or offline) finalizes it;
+the receipt's ``mode`` records where it was confirmed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+import structlog
+
+from central import clock
+from central.processing import (
+    Processing,
+    Refusal,
+    fiscal_text,
+    refund_identity,
+    store_timezone,
+)
+from central.storage import JournalRecord, KeptRefund, ReceiptRecord, Transaction
+from loyalty import ConfirmEffects, confirm_effects
+from protos import tillgate_pb2 as pb
+from protos.convert import calculation_from_pb, receipt_from_pb
+from tillgate.errors import DocumentError, ValidationError
+
+log = structlog.get_logger("tillgate.central")
+
+
+class EntryRejectedError(Exception):
+    """The entry cannot be applied; the message says why (kept for review)."""
+
+
+def upload(processing: Processing, request: pb.UploadRequest) -> pb.UploadReply:
+    """Apply every entry of an upload; one ack per entry, in order."""
+    reply = pb.UploadReply()
+    for entry in request.entries:
+        reply.acks.append(_apply_entry(processing, request.store, entry))
+    return reply
+
+
+def _apply_entry(processing: Processing, store: str, entry: pb.JournalEntry) -> pb.EntryAck:
+    ack = pb.EntryAck(receipt_id=entry.receipt_id, seq=entry.seq)
+    now = clock.now()
+    key_store = entry.store or store
+    with processing.repository.transaction() as tx:
+        if tx.journal_entry(key_store, entry.receipt_id, entry.seq) is not None:
+            ack.status = "duplicate"
+            return ack
+        status = "applied"
+        message = ""
+        try:
+            with tx.savepoint():
+                if entry.store and store and entry.store != store:
+                    raise EntryRejectedError(
+                        f"entry of store {entry.store!r} uploaded by store {store!r}"
+                    )
+                message = _apply(processing, tx, key_store, entry, _entry_time(entry, now))
+        except EntryRejectedError as exc:
+            status, message = "rejected", str(exc)
+        except Refusal as refusal:
+            status, message = "rejected", f"{refusal.error.code}: {refusal.error.message}"
+        except (ValidationError, DocumentError, ValueError) as exc:
+            status, message = "rejected", f"invalid entry: {exc}"
+        tx.put_journal_entry(
+            JournalRecord(
+                store=key_store,
+                receipt_id=entry.receipt_id,
+                seq=entry.seq,
+                status="rejected" if status == "rejected" else "applied",
+                message=message,
+                entry=entry.SerializeToString(),
+                at=clock.to_text(now),
+            )
+        )
+    ack.status = status
+    ack.message = message
+    log.info("journal_entry", store=key_store, receipt_id=entry.receipt_id, seq=entry.seq,
+             status=status, message=message)
+    return ack
+
+
+def _entry_time(entry: pb.JournalEntry, fallback: datetime) -> datetime:
+    if not entry.at:
+        return fallback
+    try:
+        value = datetime.fromisoformat(entry.at)
+    except ValueError:
+        raise EntryRejectedError(f"at {entry.at!r} is not an RFC 3339 time") from None
+    return value if value.tzinfo is not None else fallback
+
+
+def _apply(
+    processing: Processing, tx: Transaction, store: str, entry: pb.JournalEntry, at: datetime
+) -> str:
+    operation = entry.WhichOneof("operation")
+    if operation == "calculate":
+        return _calculate(tx, store, entry, at)
+    if operation == "confirm":
+        return _confirm(processing, tx, store, entry, at)
+    if operation == "cancel":
+        return _cancel(tx, store, entry)
+    if operation == "refund":
+        return _refund(processing, tx, store, entry, at)
+    raise EntryRejectedError("entry carries no operation")
+
+
+def _calculate(tx: Transaction, store: str, entry: pb.JournalEntry, at: datetime) -> str:
+    request, given = entry.calculate.request, entry.calculate.given
+    record = tx.receipt(store, entry.receipt_id)
+    if record is not None and record.state != "open":
+        raise EntryRejectedError(f"receipt {entry.receipt_id!r} is {record.state}")
+    calculation = calculation_from_pb(given)
+    receipt_from_pb(request.receipt)  # validates the receipt as kept
+    tx.put_receipt(
+        ReceiptRecord(
+            store=store,
+            receipt_id=entry.receipt_id,
+            state="open",
+            mode="offline",
+            customer_id=calculation.customer.id if calculation.customer else None,
+            receipt=request.receipt.SerializeToString(),
+            calculation=given.SerializeToString(),
+            calculated_at=clock.to_text(at),
+            due=calculation.due,
+        )
+    )
+    return ""
+
+
+def _confirm(
+    processing: Processing, tx: Transaction, store: str, entry: pb.JournalEntry, at: datetime
+) -> str:
+    offline = entry.confirm
+    fiscal = fiscal_text(offline.request.fiscal)
+    record = tx.receipt(store, entry.receipt_id)
+    if record is not None and record.state == "confirmed":
+        if record.fiscal == fiscal:
+            return "already confirmed with the same fiscal data; nothing changed"
+        raise EntryRejectedError(
+            f"receipt {entry.receipt_id!r} is already confirmed with other fiscal data"
+        )
+    if record is not None and record.state == "cancelled":
+        raise EntryRejectedError(f"receipt {entry.receipt_id!r} is cancelled")
+    if offline.HasField("calculation"):
+        calculation_msg = offline.calculation
+    elif record is not None and record.calculation is not None:
+        calculation_msg = pb.Calculation.FromString(record.calculation)
+    else:
+        raise EntryRejectedError("confirm carries no calculation and central has none")
+    if offline.HasField("receipt"):
+        receipt_msg = offline.receipt
+    elif record is not None and record.receipt is not None:
+        receipt_msg = pb.Receipt.FromString(record.receipt)
+    else:
+        raise EntryRejectedError("confirm carries no receipt and central has none")
+    calculation = calculation_from_pb(calculation_msg)
+    receipt = receipt_from_pb(receipt_msg)
+    tz = store_timezone(offline.request.context.timezone)
+    customer = (
+        processing.load_customer(tx, calculation.customer.id, at)
+        if calculation.customer is not None
+        else None
+    )
+    effects = confirm_effects(calculation, customer)
+    given_points = offline.given.points
+    # The customer was told these points: they are what moves, never a re-priced figure.
+    effects = ConfirmEffects(
+        customer_id=effects.customer_id
+        or (calculation.customer.id if calculation.customer is not None else None),
+        accrued=given_points.accrued,
+        redeemed=given_points.redeemed,
+        counters=effects.counters,
+        coupons=effects.coupons,
+        first_purchase=effects.first_purchase,
+    )
+    processing.apply_confirm(tx, store, receipt, calculation, effects, now=at, tz=tz)
+    given = pb.ConfirmReply()
+    given.CopyFrom(offline.given)
+    given.mode = "offline"
+    tx.put_receipt(
+        ReceiptRecord(
+            store=store,
+            receipt_id=entry.receipt_id,
+            state="confirmed",
+            mode="offline",
+            customer_id=effects.customer_id,
+            receipt=receipt_msg.SerializeToString(),
+            calculation=calculation_msg.SerializeToString(),
+            calculated_at=record.calculated_at if record is not None else clock.to_text(at),
+            fiscal=fiscal,
+            confirmation=given.SerializeToString(),
+            confirmed_at=clock.to_text(at),
+            due=calculation.due,
+        )
+    )
+    return ""
+
+
+def _cancel(tx: Transaction, store: str, entry: pb.JournalEntry) -> str:
+    record = tx.receipt(store, entry.receipt_id)
+    if record is None:
+        tx.put_receipt(
+            ReceiptRecord(store=store, receipt_id=entry.receipt_id, state="cancelled",
+                          mode="offline")
+        )
+        return "receipt unknown to central: recorded as cancelled"
+    if record.state == "confirmed":
+        raise EntryRejectedError(f"receipt {entry.receipt_id!r} is confirmed: cannot cancel")
+    if record.state == "open":
+        tx.put_receipt(replace(record, state="cancelled"))
+        return ""
+    return "already cancelled"
+
+
+def _refund(
+    processing: Processing, tx: Transaction, store: str, entry: pb.JournalEntry, at: datetime
+) -> str:
+    request, given = entry.refund.request, entry.refund.given
+    if not request.refund_id:
+        raise EntryRejectedError("refund carries no refund_id")
+    receipt_id = request.receipt_id or entry.receipt_id
+    kept = tx.refund(store, request.refund_id)
+    if kept is not None:
+        return f"refund {request.refund_id!r} was applied before; nothing changed"
+    record = tx.receipt(store, receipt_id)
+    if record is None:
+        raise EntryRejectedError(f"receipt {receipt_id!r} is unknown to central")
+    if record.state != "confirmed":
+        raise EntryRejectedError(f"receipt {receipt_id!r} is {record.state}, not confirmed")
+    reply = processing.apply_refund(
+        tx, record, request, now=at, given=given.points if given.HasField("points") else None
+    )
+    reply.mode = "offline"
+    tx.put_refund(
+        store,
+        KeptRefund(request.refund_id, receipt_id, refund_identity(request),
+                   reply.SerializeToString()),
+        clock.to_text(at),
+    )
+    return ""
