@@ -1,0 +1,82 @@
+"""Order, groups, exclusivity and "not applied" (§3.2–3.3, §5.4–5.6)."""
+
+from __future__ import annotations
+
+from .helpers import by_n, catalog, customer, item, line, price, promo, receipt
+
+ITEMS = catalog(item("a", groups=["g"]), item("b"))
+
+
+def test_discounts_stack_in_priority_order() -> None:
+    ten = promo("ten", {"type": "percent_off", "percent": "10"}, priority=100)
+    twenty = promo("twenty", {"type": "percent_off", "percent": "20"}, priority=50)
+    calc = price(receipt(line(1, "a", "1", 10000)), [twenty, ten], ITEMS)
+    # 10% of 100.00 = 10.00, then 20% of 90.00 = 18.00.
+    assert calc.lines[0].discount == 2800
+    assert [p.id for p in calc.promotions] == ["ten", "twenty"]
+
+
+def test_equal_priority_orders_by_id() -> None:
+    first = promo("a-off", {"type": "amount_off", "amount": 1000})
+    second = promo("b-pct", {"type": "percent_off", "percent": "50"})
+    calc = price(receipt(line(1, "a", "1", 10000)), [second, first], ITEMS)
+    assert calc.lines[0].discount == 1000 + 4500
+
+
+def test_group_members_compete_per_line() -> None:
+    ten = promo("ten", {"type": "percent_off", "percent": "10"}, group="weekly", priority=9)
+    twenty = promo("twenty", {"type": "percent_off", "percent": "20", "on": {"groups": ["g"]}},
+                   group="weekly", priority=1)
+    calc = price(receipt(line(1, "a", "1", 10000), line(2, "b", "1", 10000)), [ten, twenty],
+                 ITEMS)
+    lines = by_n(calc)
+    assert (lines[1].discount, lines[2].discount) == (2000, 1000)
+    assert (lines[1].promotions, lines[2].promotions) == (("twenty",), ("ten",))
+    assert [p.id for p in calc.promotions] == ["ten", "twenty"]
+
+
+def test_group_tie_goes_to_the_earlier_member() -> None:
+    first = promo("first", {"type": "percent_off", "percent": "10"}, group="g", priority=5)
+    second = promo("second", {"type": "amount_off", "amount": 1000}, group="g", priority=1)
+    calc = price(receipt(line(1, "a", "1", 10000)), [second, first], ITEMS)
+    assert calc.lines[0].promotions == ("first",)
+    assert [p.id for p in calc.promotions] == ["first"]  # `second` won no line: not applied
+
+
+def test_group_is_one_step_at_its_first_member() -> None:
+    top = promo("top", {"type": "percent_off", "percent": "10"}, group="g", priority=100)
+    middle = promo("middle", {"type": "amount_off", "amount": 1000}, priority=50)
+    low = promo("low", {"type": "percent_off", "percent": "50", "on": {"skus": ["b"]}},
+                group="g", priority=1)
+    calc = price(receipt(line(1, "a", "1", 10000), line(2, "b", "1", 10000)), [low, middle, top],
+                 ITEMS)
+    lines = by_n(calc)
+    # Step 1 (group): a −10.00, b −50.00. Step 2: 10.00 over 90.00 / 50.00 → 6.43 / 3.57.
+    assert (lines[1].discount, lines[2].discount) == (1000 + 643, 5000 + 357)
+    assert [p.id for p in calc.promotions] == ["top", "low", "middle"]
+
+
+def test_exclusive_takes_the_lines_it_discounted() -> None:
+    exclusive = promo("excl", {"type": "percent_off", "percent": "10", "on": {"skus": ["a"]}},
+                      priority=100, exclusive=True)
+    later = promo("later", {"type": "percent_off", "percent": "20"}, priority=50)
+    points = promo("pts", {"type": "points_percent", "percent": "1"}, priority=10)
+    earlier = promo("earlier", {"type": "amount_off", "amount": 100}, priority=200)
+    calc = price(receipt(line(1, "a", "1", 10000), line(2, "b", "1", 10000), card="1"),
+                 [exclusive, later, points, earlier], ITEMS, customer())
+    lines = by_n(calc)
+    # earlier: 1.00 over two equal lines → 0.50 each; excl: 10% of 99.50 = 9.95 on a;
+    # later: only b, 20% of 99.50 = 19.90; points still on both lines.
+    assert lines[1].discount == 50 + 995
+    assert lines[2].discount == 50 + 1990
+    assert lines[1].promotions == ("earlier", "excl", "pts")
+    assert lines[1].points == (10000 - 1045) // 100
+
+
+def test_exclusive_that_yields_nothing_takes_nothing() -> None:
+    exclusive = promo("excl", {"type": "percent_off", "percent": "10", "on": {"skus": ["zzz"]}},
+                      priority=100, exclusive=True)
+    later = promo("later", {"type": "percent_off", "percent": "20"}, priority=50)
+    calc = price(receipt(line(1, "a", "1", 10000)), [exclusive, later], ITEMS)
+    assert calc.discount == 2000
+    assert [p.id for p in calc.promotions] == ["later"]
