@@ -1,0 +1,318 @@
+"""The ``tillgate central`` commands: serve, import, adjust, receipts, customer, statuses,
+favorites, settings.
+
+Every handler returns an exit code; errors print one line (or one per problem, for a
+rejected import) to stderr and exit non-zero, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import structlog
+
+from central import admin, favorites, statuses
+from central.accounts import ACTIVATION_SETTING, VALIDITY_SETTING
+from central.clock import now
+from central.importer import ImportRejectedError, import_file
+from central.server import ServerTLS, start_server
+from central.storage import SQLiteRepository
+from central.syncfeed import HORIZON_SETTING
+from tillgate.errors import TillgateError
+
+#: Settings the ``settings`` command may change.
+KNOWN_SETTINGS = (ACTIVATION_SETTING, VALIDITY_SETTING, HORIZON_SETTING)
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _guarded(handler: Handler) -> Handler:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except ImportRejectedError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            for problem in exc.errors:
+                print(f"  {problem}", file=sys.stderr)
+            return 1
+        except TillgateError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except OSError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def _configure_logging() -> None:
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.JSONRenderer(ensure_ascii=False),
+        ],
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    tls_parts = (args.tls_ca, args.tls_cert, args.tls_key)
+    if any(tls_parts) and not all(tls_parts):
+        print("error: --tls-ca, --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    tls = ServerTLS(Path(args.tls_ca), Path(args.tls_cert), Path(args.tls_key)) if all(
+        tls_parts
+    ) else None
+    _configure_logging()
+    server = start_server(args.db, args.listen, tls=tls, demo=args.demo, workers=args.workers)
+    print(f"central listening on {server.address}", file=sys.stderr, flush=True)
+    done = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    done.wait()
+    server.stop(args.grace)
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    repository = SQLiteRepository(args.db)
+    failed = 0
+    try:
+        for name in args.files:
+            try:
+                result = import_file(repository, Path(name), now())
+            except ImportRejectedError as exc:
+                failed += 1
+                print(f"error: {exc}", file=sys.stderr)
+                for problem in exc.errors:
+                    print(f"  {problem}", file=sys.stderr)
+                continue
+            except TillgateError as exc:
+                failed += 1
+                print(f"error: {exc}", file=sys.stderr)
+                continue
+            counts = ", ".join(f"{count} {kind}" for kind, count in sorted(result.counts.items()))
+            deleted = f", {result.deleted} deleted" if result.deleted else ""
+            print(f"{name}: imported {counts or 'nothing'}{deleted}")
+    finally:
+        repository.close()
+    return 1 if failed else 0
+
+
+def _adjust(args: argparse.Namespace) -> int:
+    repository = SQLiteRepository(args.db)
+    try:
+        balance = admin.adjust(repository, args.customer_id, args.points, args.reason)
+    finally:
+        repository.close()
+    print(f"{args.customer_id}: adjusted by {args.points}, balance {balance}")
+    return 0
+
+
+def _receipts(args: argparse.Namespace) -> int:
+    repository = SQLiteRepository(args.db)
+    try:
+        rows = admin.receipts_view(repository)
+    finally:
+        repository.close()
+    if args.json:
+        _print_json(rows)
+        return 0
+    for row in rows:
+        print(
+            f"{row['store']:<8} {row['receipt_id']:<28} {row['state']:<10} {row['mode']:<8} "
+            f"due {row['due']:>10} refunded {row['refunded']:>10}"
+        )
+    return 0
+
+
+def _customer(args: argparse.Namespace) -> int:
+    repository = SQLiteRepository(args.db)
+    try:
+        view = admin.customer_view(repository, args.customer_id)
+    finally:
+        repository.close()
+    if args.json:
+        _print_json(view)
+        return 0
+    print(f"{view['id']} {view['name']}: balance {view['balance']} "
+          f"(spendable {view['available']})")
+    print(f"statuses: {view['statuses']}  counters: {view['counters']}  "
+          f"purchases: {view['purchases']}")
+    for row in view["ledger"]:
+        print(f"  {row['at']}  {row['kind']:<10} {row['points']:>10}  {row['receipt_id']}  "
+              f"{row['reason']}")
+    return 0
+
+
+def _statuses_recompute(args: argparse.Namespace) -> int:
+    repository = SQLiteRepository(args.db)
+    try:
+        changes = statuses.recompute(repository)
+    finally:
+        repository.close()
+    for change in changes:
+        print(f"{change.customer_id}: {change.system} {change.old} -> {change.new} "
+              f"({change.source})")
+    print(f"{len(changes)} status change(s)")
+    return 0
+
+
+def _statuses_set(args: argparse.Namespace) -> int:
+    repository = SQLiteRepository(args.db)
+    try:
+        with repository.transaction() as tx:
+            change = statuses.set_status(
+                tx, args.customer_id, args.system, args.value, "manual", now()
+            )
+    finally:
+        repository.close()
+    print("unchanged" if change is None else f"{args.customer_id}: {args.system} -> {args.value}")
+    return 0
+
+
+def _favorites_refresh(args: argparse.Namespace) -> int:
+    repository = SQLiteRepository(args.db)
+    try:
+        result = favorites.refresh(repository, month=args.month, fill=args.fill)
+    finally:
+        repository.close()
+    print(
+        f"candidates from {result.month}: {result.customers} customer(s) updated, "
+        f"{result.filled} slot(s) filled"
+    )
+    return 0
+
+
+def _settings(args: argparse.Namespace) -> int:
+    repository = SQLiteRepository(args.db)
+    try:
+        if args.key is None:
+            with repository.read() as tx:
+                for key, value in sorted(tx.settings().items()):
+                    if key in KNOWN_SETTINGS:
+                        print(f"{key} = {value}")
+            return 0
+        if args.key not in KNOWN_SETTINGS:
+            print(f"error: unknown setting {args.key!r}: one of {', '.join(KNOWN_SETTINGS)}",
+                  file=sys.stderr)
+            return 2
+        with repository.transaction() as tx:
+            if args.value is None:
+                print(f"{args.key} = {tx.setting(args.key) or ''}")
+            else:
+                if args.value and not args.value.isdigit():
+                    print(f"error: {args.key} must be a whole number of days", file=sys.stderr)
+                    return 2
+                tx.set_setting(args.key, args.value)
+                print(f"{args.key} = {args.value}")
+    finally:
+        repository.close()
+    return 0
+
+
+def _db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", type=Path, required=True, help="central SQLite database")
+
+
+def add_central_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add central's commands (serve, import, …) to ``sub``."""
+    serve = sub.add_parser("serve", help="run central processing (gRPC)")
+    _db(serve)
+    serve.add_argument("--listen", default="127.0.0.1:7443", help="host:port (default %(default)s)")
+    serve.add_argument("--tls-ca", help="CA that signs store client certificates (PEM)")
+    serve.add_argument("--tls-cert", help="server certificate (PEM)")
+    serve.add_argument("--tls-key", help="server private key (PEM)")
+    serve.add_argument("--demo", action="store_true", help="load demo data into a new database")
+    serve.add_argument("--workers", type=int, default=16, help="worker threads")
+    serve.add_argument("--grace", type=float, default=5.0,
+                       help="seconds in-flight calls get on stop")
+    serve.set_defaults(handler=_guarded(_serve))
+
+    load = sub.add_parser("import", help="load catalog/customers/promotions (.json/.jsonl) or CSV")
+    _db(load)
+    load.add_argument("files", nargs="+", metavar="FILE")
+    load.set_defaults(handler=_guarded(_import))
+
+    adjust = sub.add_parser("adjust", help="manual balance adjustment (a ledger row)")
+    _db(adjust)
+    adjust.add_argument("customer_id", metavar="CUSTOMER_ID")
+    adjust.add_argument("points", type=int, metavar="POINTS")
+    adjust.add_argument("--reason", required=True)
+    adjust.set_defaults(handler=_guarded(_adjust))
+
+    receipts = sub.add_parser("receipts", help="list receipts")
+    _db(receipts)
+    receipts.add_argument("--json", action="store_true")
+    receipts.set_defaults(handler=_guarded(_receipts))
+
+    customer = sub.add_parser("customer", help="show a customer's balance and ledger")
+    _db(customer)
+    customer.add_argument("customer_id", metavar="ID")
+    customer.add_argument("--json", action="store_true")
+    customer.set_defaults(handler=_guarded(_customer))
+
+    status = sub.add_parser("statuses", help="status systems")
+    status_sub = status.add_subparsers(dest="statuses_command", metavar="ACTION", required=True)
+    recompute = status_sub.add_parser("recompute", help="apply the status rules")
+    _db(recompute)
+    recompute.set_defaults(handler=_guarded(_statuses_recompute))
+    manual = status_sub.add_parser("set", help="set a status manually")
+    _db(manual)
+    manual.add_argument("customer_id", metavar="CUSTOMER_ID")
+    manual.add_argument("system", metavar="SYSTEM")
+    manual.add_argument("value", metavar="VALUE")
+    manual.set_defaults(handler=_guarded(_statuses_set))
+
+    fav = sub.add_parser("favorites", help="favorite products sets")
+    fav_sub = fav.add_subparsers(dest="favorites_command", metavar="ACTION", required=True)
+    refresh = fav_sub.add_parser("refresh", help="recompute candidates from last month")
+    _db(refresh)
+    refresh.add_argument("--month", help="YYYY-MM to take purchases from (default: last month)")
+    refresh.add_argument("--fill", action="store_true", help="fill empty slots automatically")
+    refresh.set_defaults(handler=_guarded(_favorites_refresh))
+
+    settings = sub.add_parser("settings", help="show or change central settings")
+    _db(settings)
+    settings.add_argument("key", nargs="?", help=", ".join(KNOWN_SETTINGS))
+    settings.add_argument("value", nargs="?", help="new value (days); empty to switch off")
+    settings.set_defaults(handler=_guarded(_settings))
+
+
+def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``central`` command with its subcommands to the tillgate command line."""
+    central = subparsers.add_parser("central", help="central processing server and admin")
+    sub = central.add_subparsers(dest="central_command", metavar="COMMAND", required=True)
+    add_central_subcommands(sub)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m central`` (the central commands at top level)."""
+    parser = argparse.ArgumentParser(prog="python -m central", description=__doc__)
+    sub = parser.add_subparsers(dest="central_command", metavar="COMMAND", required=True)
+    add_central_subcommands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one central command; returns its exit code."""
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    return handler(args)
