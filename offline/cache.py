@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from loyalty import (
     CatalogItem,
     Customer,
     CustomerRef,
+    PromotionIndex,
     normalize_phone,
     parse_catalog_item,
     parse_customer,
@@ -33,9 +34,6 @@ from offline.db import DOCUMENT_TABLES, EdgeDatabase
 from protos import tillgate_pb2 as pb
 from protos.sync import content_hash
 from tillgate.errors import DocumentError
-
-if TYPE_CHECKING:
-    from loyalty import PromotionIndex
 
 __all__ = ["META_PROMOTIONS_GENERATION", "META_SYNC_VERSION", "EdgeCache", "customer_keys"]
 
@@ -139,8 +137,6 @@ class EdgeCache:
 
     def promotion_index(self) -> PromotionIndex:
         """The in-memory promotion index, rebuilt when a sync changed promotions."""
-        from loyalty import PromotionIndex  # noqa: PLC0415  # the engine lands after the documents
-
         generation = self.db.get_meta(META_PROMOTIONS_GENERATION) or "0"
         if self._index is None or generation != self._index_generation:
             promotions = []

@@ -56,6 +56,7 @@ _MIGRATIONS: tuple[str, ...] = (
         confirm_request BLOB,           -- pb.ConfirmRequest that confirmed it
         confirm_reply BLOB,             -- pb.ConfirmReply given
         refunded TEXT NOT NULL DEFAULT '{}',  -- JSON {line n: thousandths refunded}
+        created_at REAL NOT NULL,       -- first calculation seen here (7-day expiry)
         updated_at REAL NOT NULL
     ) WITHOUT ROWID;
     CREATE TABLE refunds (refund_id TEXT PRIMARY KEY, receipt_id TEXT NOT NULL,

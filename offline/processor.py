@@ -1,0 +1,661 @@
+"""The offline processor: central's Processing methods, answered from the edge cache.
+
+Theory of operation: each method takes the same protobuf request central takes and returns
+the same reply shape, with ``mode: "offline"`` and balances unset (unknown). Domain refusals
+travel in ``reply.error`` exactly as central's do. The receipt lifecycle of register protocol
+§2.4 is the table in :mod:`offline.lifecycle`; the state of every receipt the edge knows sits
+in SQLite, so it survives restarts. Online answers are recorded too
+(``record_online_*``), so a receipt calculated online can be confirmed or refunded offline.
+
+Every offline result and every offline confirm, cancel and refund is journaled in the outbox
+in the SAME transaction that changes the receipt's state, and that transaction commits
+(``synchronous=FULL``) before the method returns: the daemon answers the register after.
+
+Pricing is the loyalty engine over the cached documents (catalog items by the receipt's skus,
+one customer, the promotion index kept in memory), so that online and offline agree to the
+kopeck on the same data. What differs offline is the policy: redemption is denied or limited
+(:class:`offline.policy.OfflinePolicy`), coupons spent offline are never accepted twice at
+this store, and the cashier sees that the answer was made offline.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, tzinfo
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import structlog
+
+from loyalty import (
+    Calculation,
+    Customer,
+    Message,
+    OverRefund,
+    PointsSummary,
+    confirm_effects,
+    confirm_messages,
+    customer_summary,
+    offers_of,
+    price_receipt,
+    refund_effects,
+)
+from loyalty.messages import customer_line
+from offline.cache import EdgeCache
+from offline.db import EdgeDatabase
+from offline.lifecycle import Action, Op, ReceiptState, decide, effective_state
+from offline.outbox import Outbox
+from offline.policy import OfflinePolicy
+from protos import convert
+from protos import tillgate_pb2 as pb
+from tillgate.errors import DocumentError, ValidationError
+
+__all__ = [
+    "AGE_WARNING",
+    "OFFLINE_NOTE",
+    "QUEUE_WARNING",
+    "UNKNOWN_REFUND_NOTE",
+    "OfflineProcessor",
+]
+
+log = structlog.get_logger("tillgate.offline.processor")
+
+#: cashier message on every offline answer
+OFFLINE_NOTE = "Нет связи с процессингом: операция сохранена и будет передана позже"
+#: cashier message when the outbox nears ``max_queued``
+QUEUE_WARNING = "Очередь офлайн-операций почти заполнена ({depth} из {limit}): проверьте связь"
+#: cashier message when the oldest waiting entry is older than ``max_age_hours``
+AGE_WARNING = "Офлайн-операции не переданы больше {hours} ч: проверьте связь с процессингом"
+#: cashier message for the offline refund of a receipt the edge does not know
+UNKNOWN_REFUND_NOTE = "Чек не найден в кассовом кэше: баллы пересчитает процессинг"
+
+DEFAULT_TIMEZONE = "Europe/Moscow"
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str) -> tzinfo:
+    return ZoneInfo(name)
+
+
+def _error(code: str, *, reason: str = "", field: str = "", message: str = "") -> pb.Error:
+    return pb.Error(code=code, reason=reason, field=field, message=message or code)
+
+
+def _conflict(reason: str, receipt_id: str) -> pb.Error:
+    return _error("conflict", reason=reason, message=f"receipt {receipt_id} is {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class _KnownReceipt:
+    """A receipt row, decoded."""
+
+    request: pb.CalculateRequest  #: of the last calculation
+    calculation: pb.Calculation  #: as given to the register
+    customer_id: str | None
+    confirm_request: pb.ConfirmRequest | None
+    confirm_reply: pb.ConfirmReply | None
+    refunded: dict[int, int]  #: line n → thousandths refunded so far
+
+
+class OfflineProcessor:
+    """Answers Processing requests from the edge database (one instance per daemon)."""
+
+    def __init__(
+        self,
+        db: EdgeDatabase,
+        *,
+        store: str,
+        timezone: str = DEFAULT_TIMEZONE,
+        policy: OfflinePolicy | None = None,
+        clock: Callable[[], float] = time.time,
+        on_journal: Callable[[], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.store = store
+        self.timezone = timezone
+        self.policy = policy or OfflinePolicy()
+        self.clock = clock
+        self.cache = EdgeCache(db)
+        self.outbox = Outbox(db, store=store, clock=clock)
+        self._on_journal = on_journal
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _tz(self, context: pb.Context) -> tzinfo:
+        name = context.timezone or self.timezone
+        try:
+            return _zone(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValidationError("context.timezone", f"unknown time zone {name!r}") from exc
+
+    def _now(self, tz: tzinfo) -> datetime:
+        return datetime.fromtimestamp(self.clock(), tz)
+
+    def _receipt_row(self, receipt_id: str) -> tuple[ReceiptState, _KnownReceipt | None]:
+        rows = self.db.query("SELECT * FROM receipts WHERE receipt_id = ?", (receipt_id,))
+        if not rows:
+            return ReceiptState.UNKNOWN, None
+        row = rows[0]
+        known = _KnownReceipt(
+            request=pb.CalculateRequest.FromString(bytes(row["request"])),
+            calculation=pb.Calculation.FromString(bytes(row["calculation"])),
+            customer_id=row["customer_id"],
+            confirm_request=pb.ConfirmRequest.FromString(bytes(row["confirm_request"]))
+            if row["confirm_request"] is not None
+            else None,
+            confirm_reply=pb.ConfirmReply.FromString(bytes(row["confirm_reply"]))
+            if row["confirm_reply"] is not None
+            else None,
+            refunded={int(n): int(q) for n, q in json.loads(row["refunded"]).items()},
+        )
+        state = effective_state(ReceiptState(row["state"]), float(row["created_at"]), self.clock())
+        return state, known
+
+    def _customer(self, lookup: Callable[[], Customer | None]) -> Customer | None:
+        try:
+            return lookup()
+        except DocumentError as exc:
+            log.error("cached_customer_unreadable", error=str(exc))
+            return None
+
+    def _redeemed_offline(self, customer_id: str) -> int:
+        rows = self.db.query(
+            "SELECT coalesce(sum(points), 0) AS n FROM offline_redemptions WHERE customer_id = ?",
+            (customer_id,),
+        )
+        return int(rows[0]["n"])
+
+    def _notes(self) -> list[Message]:
+        """The offline cashier note plus the queue and age warnings that apply now."""
+        notes = [Message("cashier", OFFLINE_NOTE)]
+        depth = self.outbox.depth()
+        if self.policy.queue_warning(depth):
+            notes.append(
+                Message("cashier", QUEUE_WARNING.format(depth=depth, limit=self.policy.max_queued))
+            )
+        if self.policy.too_old(self.outbox.oldest_age_s()):
+            notes.append(Message("cashier", AGE_WARNING.format(hours=self.policy.max_age_hours)))
+        return notes
+
+    def _journaled(self) -> None:
+        if self._on_journal is not None:
+            self._on_journal()
+
+    def _offline_view(self, calc: Calculation, customer: Customer | None) -> Calculation:
+        """Balances unknown; the customer line without a balance; the offline notes last."""
+        messages = list(calc.messages)
+        if customer is not None:
+            with_balance = customer_line(customer, customer.balance)
+            messages = [
+                customer_line(customer, None) if message == with_balance else message
+                for message in messages
+            ]
+        messages.extend(self._notes())
+        return replace(
+            calc,
+            customer=replace(calc.customer, balance=None) if calc.customer else None,
+            points=PointsSummary(
+                accrue=calc.points.accrue,
+                redeem=calc.points.redeem,
+                redeem_max=calc.points.redeem_max,
+                balance=None,
+            ),
+            messages=tuple(messages),
+            mode="offline",
+        )
+
+    def _store_receipt(
+        self,
+        request: pb.CalculateRequest,
+        calculation: pb.Calculation,
+        *,
+        mode: str,
+        customer_id: str | None,
+    ) -> None:
+        now = self.clock()
+        self.db.conn.execute(
+            "INSERT INTO receipts (receipt_id, state, calculated_mode, request, calculation, "
+            "customer_id, created_at, updated_at) VALUES (?, 'open', ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (receipt_id) DO UPDATE SET state = 'open', "
+            "calculated_mode = excluded.calculated_mode, request = excluded.request, "
+            "calculation = excluded.calculation, customer_id = excluded.customer_id, "
+            "updated_at = excluded.updated_at",
+            (
+                request.receipt.id,
+                mode,
+                request.SerializeToString(),
+                calculation.SerializeToString(),
+                customer_id,
+                now,
+                now,
+            ),
+        )
+
+    def _remember_customer(self, customer_id: str) -> None:
+        self.db.conn.execute(
+            "INSERT OR REPLACE INTO seen_customers (customer_id, seen_at) VALUES (?, ?)",
+            (customer_id, self.clock()),
+        )
+
+    # -- Processing ----------------------------------------------------------------------
+
+    def calculate(self, request: pb.CalculateRequest) -> pb.CalculateReply:
+        """Price a receipt from the cache and journal the result."""
+        receipt_id = request.receipt.id
+        if not receipt_id:
+            return pb.CalculateReply(
+                error=_error("invalid", field="receipt.id", message="required")
+            )
+        if self.cache.is_empty():
+            return pb.CalculateReply(
+                error=_error(
+                    "unavailable",
+                    reason="cache_empty",
+                    message="central is unreachable and the edge cache was never synced",
+                )
+            )
+        state, _row = self._receipt_row(receipt_id)
+        verdict = decide(state, Op.CALCULATE)
+        if verdict.action is Action.CONFLICT:
+            return pb.CalculateReply(error=_conflict(verdict.reason, receipt_id))
+        depth = self.outbox.depth()
+        if self.policy.queue_full(depth):
+            return pb.CalculateReply(
+                error=_error(
+                    "unavailable",
+                    reason="outbox_full",
+                    message=f"{depth} offline operations wait for central "
+                    f"(offline.max_queued = {self.policy.max_queued})",
+                )
+            )
+        try:
+            tz = self._tz(request.context)
+            receipt = convert.receipt_from_pb(request.receipt)
+        except ValidationError as exc:
+            field = exc.field if exc.field.startswith("context") else exc.under("receipt").field
+            return pb.CalculateReply(error=_error("invalid", field=field, message=exc.message))
+        except ValueError as exc:
+            return pb.CalculateReply(error=_error("invalid", field="receipt", message=str(exc)))
+        if receipt.opened_at is None:
+            # the daemon always sets it; priced with the edge's clock otherwise, and journaled
+            # with that instant so that central sees the same one
+            opened_at = self._now(tz)
+            receipt = replace(receipt, opened_at=opened_at)
+            stamped = pb.CalculateRequest()
+            stamped.CopyFrom(request)
+            stamped.receipt.opened_at = opened_at.isoformat()
+            request = stamped
+        customer = None
+        if receipt.customer is not None:
+            ref = receipt.customer
+            customer = self._customer(lambda: self.cache.customer_by_ref(ref))
+        limit = (
+            None
+            if customer is None
+            else self.policy.redeem_limit(customer.balance, self._redeemed_offline(customer.id))
+        )
+        try:
+            catalog = self.cache.catalog_for(line.sku for line in receipt.lines)
+        except DocumentError as exc:
+            log.error("cached_catalog_unreadable", error=str(exc))
+            return pb.CalculateReply(
+                error=_error("unavailable", reason="cache_invalid", message=str(exc))
+            )
+        calc = price_receipt(
+            receipt,
+            catalog=catalog,
+            promotions=self.cache.promotion_index(),
+            customer=customer,
+            store=self.store,
+            tz=tz,
+            spent_coupons=self.cache.spent_coupons(receipt.coupons),
+            redeem_limit=limit,
+            mode="offline",
+        )
+        given = convert.calculation_to_pb(self._offline_view(calc, customer))
+        with self.db.transaction():
+            self._store_receipt(
+                request, given, mode="offline", customer_id=customer.id if customer else None
+            )
+            self.outbox.append(
+                receipt_id, "calculate", pb.OfflineCalculation(request=request, given=given)
+            )
+        self._journaled()
+        return pb.CalculateReply(calculation=given)
+
+    def confirm(self, request: pb.ConfirmRequest) -> pb.ConfirmReply:
+        """Finalize the last calculation (online or offline) and journal the confirm."""
+        receipt_id = request.receipt_id
+        state, row = self._receipt_row(receipt_id)
+        verdict = decide(state, Op.CONFIRM)
+        if verdict.action is Action.NOT_FOUND:
+            return pb.ConfirmReply(
+                error=_error(
+                    "not_found", field="receipt_id", message=f"receipt {receipt_id} is unknown"
+                )
+            )
+        if verdict.action is Action.CONFLICT:
+            return pb.ConfirmReply(error=_conflict(verdict.reason, receipt_id))
+        assert row is not None
+        if verdict.action is Action.KEPT_IF_SAME:
+            if (
+                row.confirm_request is not None
+                and row.confirm_reply is not None
+                and row.confirm_request.fiscal == request.fiscal
+            ):
+                return row.confirm_reply
+            return pb.ConfirmReply(error=_conflict("confirmed", receipt_id))
+        calc_pb = row.calculation
+        if request.due != calc_pb.due:
+            return pb.ConfirmReply(
+                error=_error(
+                    "conflict",
+                    reason="stale",
+                    message=f"due {request.due} differs from the last calculation's {calc_pb.due}",
+                )
+            )
+        try:
+            tz = self._tz(request.context)
+        except ValidationError as exc:
+            return pb.ConfirmReply(error=_error("invalid", field=exc.field, message=exc.message))
+        calc = convert.calculation_from_pb(calc_pb)
+        customer_id = row.customer_id
+        customer = (
+            self._customer(lambda: self.cache.customer_by_id(customer_id)) if customer_id else None
+        )
+        effects = confirm_effects(calc, customer)
+        messages = list(
+            confirm_messages(calc, customer, now=self._now(tz), tz=tz, balance_after=None)
+        )
+        messages.extend(self._notes())
+        reply = pb.ConfirmReply(
+            receipt_id=receipt_id,
+            mode="offline",
+            points=pb.PointsMovement(accrued=effects.accrued, redeemed=effects.redeemed),
+            messages=convert.messages_to_pb(messages),
+        )
+        original = row.request
+        now = self.clock()
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE receipts SET state = 'confirmed', confirm_request = ?, confirm_reply = ?, "
+                "updated_at = ? WHERE receipt_id = ?",
+                (request.SerializeToString(), reply.SerializeToString(), now, receipt_id),
+            )
+            if effects.customer_id is not None and effects.redeemed:
+                conn.execute(
+                    "INSERT OR REPLACE INTO offline_redemptions (receipt_id, customer_id, points) "
+                    "VALUES (?, ?, ?)",
+                    (receipt_id, effects.customer_id, effects.redeemed),
+                )
+            conn.executemany(
+                "INSERT OR IGNORE INTO offline_coupons (code, receipt_id, at) VALUES (?, ?, ?)",
+                [(code.upper(), receipt_id, now) for code in effects.coupons],
+            )
+            self.outbox.append(
+                receipt_id,
+                "confirm",
+                pb.OfflineConfirm(
+                    request=request, given=reply, calculation=calc_pb, receipt=original.receipt
+                ),
+            )
+        self._journaled()
+        return reply
+
+    def cancel(self, request: pb.CancelRequest) -> pb.CancelReply:
+        """Cancel an open receipt; journaled (also for a receipt the edge does not know)."""
+        receipt_id = request.receipt_id
+        state, row = self._receipt_row(receipt_id)
+        verdict = decide(state, Op.CANCEL)
+        if verdict.action is Action.CONFLICT:
+            return pb.CancelReply(error=_conflict(verdict.reason, receipt_id))
+        if verdict.action is Action.NO_EFFECT:
+            return pb.CancelReply(receipt_id=receipt_id)
+        with self.db.transaction() as conn:
+            if row is not None:
+                conn.execute(
+                    "UPDATE receipts SET state = 'cancelled', updated_at = ? WHERE receipt_id = ?",
+                    (self.clock(), receipt_id),
+                )
+            self.outbox.append(receipt_id, "cancel", request)
+        self._journaled()
+        return pb.CancelReply(receipt_id=receipt_id)
+
+    def refund(self, request: pb.RefundRequest) -> pb.RefundReply:
+        """Refund (part of) a confirmed receipt; a receipt the edge does not know is journaled
+        and answered with points unset."""
+        refund_id, receipt_id = request.refund_id, request.receipt_id
+        if not refund_id:
+            return pb.RefundReply(error=_error("invalid", field="refund_id", message="required"))
+        kept = self.db.query("SELECT * FROM refunds WHERE refund_id = ?", (refund_id,))
+        if kept:
+            if kept[0]["receipt_id"] != receipt_id:
+                return pb.RefundReply(
+                    error=_error(
+                        "conflict",
+                        reason="id_reused",
+                        field="refund_id",
+                        message=f"refund {refund_id} was made for receipt {kept[0]['receipt_id']}",
+                    )
+                )
+            return pb.RefundReply.FromString(bytes(kept[0]["reply"]))
+        state, row = self._receipt_row(receipt_id)
+        verdict = decide(state, Op.REFUND)
+        if verdict.action is Action.CONFLICT:
+            return pb.RefundReply(error=_conflict(verdict.reason, receipt_id))
+        refunded: dict[int, int] = {}
+        if verdict.action is Action.JOURNAL_UNKNOWN:
+            reply = pb.RefundReply(
+                refund_id=refund_id,
+                mode="offline",
+                messages=convert.messages_to_pb(
+                    [Message("cashier", UNKNOWN_REFUND_NOTE), *self._notes()]
+                ),
+            )
+        else:
+            assert row is not None
+            original, calc_pb = row.request, row.calculation
+            refunded = dict(row.refunded)
+            try:
+                effects = refund_effects(
+                    convert.receipt_from_pb(original.receipt),
+                    convert.calculation_from_pb(calc_pb),
+                    refunded_before=refunded,
+                    lines=convert.refund_lines_from_pb(request.lines) or None,
+                )
+            except OverRefund as exc:
+                return pb.RefundReply(
+                    error=pb.Error(
+                        code="conflict",
+                        reason="over_refund",
+                        field=exc.field,
+                        message=exc.message,
+                        remaining=convert.refund_lines_to_pb(exc.remaining),
+                    )
+                )
+            except ValidationError as exc:
+                return pb.RefundReply(
+                    error=_error("invalid", field=exc.under("lines").field, message=exc.message)
+                )
+            for line in effects.lines:
+                refunded[line.n] = refunded.get(line.n, 0) + line.quantity
+            reply = pb.RefundReply(
+                refund_id=refund_id,
+                mode="offline",
+                points=pb.RefundPoints(reversed=effects.reversed, restored=effects.restored),
+                messages=convert.messages_to_pb(self._notes()),
+            )
+        now = self.clock()
+        with self.db.transaction() as conn:
+            if row is not None:
+                conn.execute(
+                    "UPDATE receipts SET refunded = ?, updated_at = ? WHERE receipt_id = ?",
+                    (json.dumps(refunded, sort_keys=True), now, receipt_id),
+                )
+            conn.execute(
+                "INSERT INTO refunds (refund_id, receipt_id, request, reply, at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    refund_id,
+                    receipt_id,
+                    request.SerializeToString(),
+                    reply.SerializeToString(),
+                    now,
+                ),
+            )
+            self.outbox.append(receipt_id, "refund", pb.OfflineRefund(request=request, given=reply))
+        self._journaled()
+        return reply
+
+    def identify(self, request: pb.IdentifyRequest) -> pb.IdentifyReply:
+        """The cached customer with offers; balance unknown."""
+        return self._customer_reply(request, with_offers=True)
+
+    def balance(self, request: pb.IdentifyRequest) -> pb.IdentifyReply:
+        """The cached customer; the balance is unknown offline."""
+        return self._customer_reply(request, with_offers=False)
+
+    def _customer_reply(
+        self, request: pb.IdentifyRequest, *, with_offers: bool
+    ) -> pb.IdentifyReply:
+        try:
+            ref = convert.customer_ref_from_pb(request.customer)
+            tz = self._tz(request.context)
+        except ValidationError as exc:
+            return pb.IdentifyReply(error=_error("invalid", field=exc.field, message=exc.message))
+        except ValueError as exc:
+            return pb.IdentifyReply(error=_error("invalid", field="customer", message=str(exc)))
+        if self.cache.is_empty():
+            return pb.IdentifyReply(
+                error=_error(
+                    "unavailable",
+                    reason="cache_empty",
+                    message="central is unreachable and the edge cache was never synced",
+                )
+            )
+        customer = self._customer(lambda: self.cache.customer_by_ref(ref))
+        if customer is None:
+            return pb.IdentifyReply(
+                error=_error(
+                    "not_found", field="customer", message=f"no customer {ref.masked()} here"
+                )
+            )
+        summary = replace(
+            customer_summary(customer, balance=None),
+            redeem_max=self.policy.redeem_limit(
+                customer.balance, self._redeemed_offline(customer.id)
+            ),
+        )
+        reply = pb.IdentifyReply(
+            customer=convert.customer_summary_to_pb(summary),
+            messages=convert.messages_to_pb([customer_line(customer, None), *self._notes()]),
+        )
+        if with_offers:
+            ends = {
+                offer.id: offer.valid.end.isoformat() if offer.valid.end else ""
+                for offer in customer.personal_offers
+            }
+            reply.offers.extend(
+                pb.Offer(
+                    id=offer.id, name=offer.name, text=offer.text, valid_to=ends.get(offer.id, "")
+                )
+                for offer in offers_of(customer, self._now(tz), tz=tz)
+            )
+        return reply
+
+    # -- what central answered online ----------------------------------------------------
+
+    def record_online_calculation(
+        self, request: pb.CalculateRequest, reply: pb.CalculateReply
+    ) -> None:
+        """Keep central's calculation so that the receipt can be confirmed offline."""
+        if reply.HasField("error") or not request.receipt.id:
+            return
+        customer_id = (
+            reply.calculation.customer.id if reply.calculation.HasField("customer") else None
+        )
+        with self.db.transaction():
+            self._store_receipt(request, reply.calculation, mode="online", customer_id=customer_id)
+            if customer_id:
+                self._remember_customer(customer_id)
+
+    def record_online_confirm(self, request: pb.ConfirmRequest, reply: pb.ConfirmReply) -> None:
+        """Keep central's confirmation (a repeat offline returns it; refunds work offline)."""
+        if reply.HasField("error"):
+            return
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE receipts SET state = 'confirmed', confirm_request = ?, confirm_reply = ?, "
+                "updated_at = ? WHERE receipt_id = ?",
+                (
+                    request.SerializeToString(),
+                    reply.SerializeToString(),
+                    self.clock(),
+                    request.receipt_id,
+                ),
+            )
+
+    def record_online_cancel(self, request: pb.CancelRequest, reply: pb.CancelReply) -> None:
+        """Mark a receipt central cancelled."""
+        if reply.HasField("error"):
+            return
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE receipts SET state = 'cancelled', updated_at = ? "
+                "WHERE receipt_id = ? AND state = 'open'",
+                (self.clock(), request.receipt_id),
+            )
+
+    def record_online_refund(self, request: pb.RefundRequest, reply: pb.RefundReply) -> None:
+        """Count what central refunded, so that an offline refund later sees what remains."""
+        if reply.HasField("error"):
+            return
+        state, row = self._receipt_row(request.receipt_id)
+        if row is None or state is not ReceiptState.CONFIRMED:
+            return
+        refunded = dict(row.refunded)
+        original, calc_pb = row.request, row.calculation
+        try:
+            effects = refund_effects(
+                convert.receipt_from_pb(original.receipt),
+                convert.calculation_from_pb(calc_pb),
+                refunded_before=refunded,
+                lines=convert.refund_lines_from_pb(request.lines) or None,
+            )
+        except ValidationError as exc:
+            log.warning("online_refund_not_mirrored", receipt_id=request.receipt_id, error=str(exc))
+            return
+        for line in effects.lines:
+            refunded[line.n] = refunded.get(line.n, 0) + line.quantity
+        now = self.clock()
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE receipts SET refunded = ?, updated_at = ? WHERE receipt_id = ?",
+                (json.dumps(refunded, sort_keys=True), now, request.receipt_id),
+            )
+            conn.execute(
+                "INSERT OR IGNORE INTO refunds (refund_id, receipt_id, request, reply, at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    request.refund_id,
+                    request.receipt_id,
+                    request.SerializeToString(),
+                    reply.SerializeToString(),
+                    now,
+                ),
+            )
+
+    def record_online_identify(self, reply: pb.IdentifyReply) -> None:
+        """Remember a customer identified online, so that the sync caches them."""
+        if reply.HasField("error") or not reply.customer.id:
+            return
+        with self.db.transaction():
+            self._remember_customer(reply.customer.id)
+
+    def owns_receipt(self, receipt_id: str) -> bool:
+        """True while an offline operation of this receipt waits for central: the daemon then
+        keeps the receipt's later calls on the edge, so that they cannot overtake it."""
+        return self.outbox.has_pending(receipt_id)
