@@ -1,0 +1,126 @@
+"""Upload of the edge journal: exactly once, the store's answers kept, rejects kept for review."""
+
+from __future__ import annotations
+
+from central import admin
+from central.server import CentralServer
+from protos import tillgate_pb2 as pb
+from protos import tillgate_pb2_grpc as pb_grpc
+from tests.central.conftest import STORE, ctx, fiscal, oil_receipt
+from tests.central.helpers import ledger_sum
+
+
+def _offline_calculation(
+    receipt_id: str, *, accrue: int = 1000, due: int = 30000
+) -> pb.Calculation:
+    """A calculation as an edge might have given it (deliberately not central's figures)."""
+    return pb.Calculation(
+        receipt_id=receipt_id, mode="offline",
+        customer=pb.CustomerSummary(id="C1", name="Анна К.", status="gold"),
+        lines=[pb.LineResult(n=1, discount=31980 - due, amount=due, points=accrue),
+               pb.LineResult(n=2, discount=0, amount=4500)],
+        total=36480, discount=31980 - due, due=due + 4500,
+        points=pb.Points(accrue=accrue, redeem=0, redeem_max=0),
+    )
+
+
+def _confirm_entry(receipt_id: str, seq: int, *, accrued: int = 1000,
+                   document: str = "1001") -> pb.JournalEntry:
+    calculation = _offline_calculation(receipt_id, accrue=accrued)
+    request = pb.ConfirmRequest(context=ctx(), receipt_id=receipt_id, due=calculation.due,
+                                fiscal=fiscal(document))
+    given = pb.ConfirmReply(receipt_id=receipt_id, mode="offline",
+                            points=pb.PointsMovement(accrued=accrued, redeemed=0))
+    return pb.JournalEntry(
+        store=STORE, receipt_id=receipt_id, seq=seq, at="2026-11-23T10:17:00+03:00",
+        confirm=pb.OfflineConfirm(request=request, given=given, calculation=calculation,
+                                  receipt=oil_receipt(receipt_id)),
+    )
+
+
+def _upload(stub: pb_grpc.ProcessingStub, *entries: pb.JournalEntry) -> list[tuple[str, str]]:
+    reply = stub.Upload(pb.UploadRequest(store=STORE, entries=list(entries)))
+    return [(ack.receipt_id, ack.status) for ack in reply.acks]
+
+
+def test_offline_confirm_applied_once_with_the_given_points(
+    stub: pb_grpc.ProcessingStub, server: CentralServer
+) -> None:
+    entry = _confirm_entry("OFF1", 1, accrued=1234)
+    assert _upload(stub, entry) == [("OFF1", "applied")]
+    assert ledger_sum(server, "C1") == 340000 + 1234  # as given, never re-priced
+    assert _upload(stub, entry) == [("OFF1", "duplicate")]
+    assert ledger_sum(server, "C1") == 340000 + 1234
+    rows = {row["receipt_id"]: row for row in admin.receipts_view(server.repository)}
+    assert (rows["OFF1"]["state"], rows["OFF1"]["mode"]) == ("confirmed", "offline")
+    # the register repeating the confirm online gets the kept (offline) confirmation
+    again = stub.Confirm(pb.ConfirmRequest(context=ctx(), receipt_id="OFF1",
+                                           due=entry.confirm.request.due, fiscal=fiscal()))
+    assert not again.HasField("error")
+    assert (again.mode, again.points.accrued) == ("offline", 1234)
+
+
+def test_offline_confirm_finalizes_an_online_open_receipt(
+    stub: pb_grpc.ProcessingStub, server: CentralServer
+) -> None:
+    online = stub.Calculate(pb.CalculateRequest(context=ctx(), receipt=oil_receipt("OFF2")))
+    assert not online.HasField("error")
+    assert _upload(stub, _confirm_entry("OFF2", 2, accrued=777)) == [("OFF2", "applied")]
+    rows = {row["receipt_id"]: row for row in admin.receipts_view(server.repository)}
+    assert (rows["OFF2"]["state"], rows["OFF2"]["mode"]) == ("confirmed", "offline")
+    assert ledger_sum(server, "C1") == 340000 + 777
+
+
+def test_rejected_entry_is_kept_and_does_not_block(
+    stub: pb_grpc.ProcessingStub, server: CentralServer
+) -> None:
+    refund_unknown = pb.JournalEntry(
+        store=STORE, receipt_id="NOPE", seq=3, at="2026-11-23T10:18:00+03:00",
+        refund=pb.OfflineRefund(
+            request=pb.RefundRequest(context=ctx(), refund_id="RF-NOPE", receipt_id="NOPE"),
+            given=pb.RefundReply(refund_id="RF-NOPE", mode="offline")),
+    )
+    acks = stub.Upload(pb.UploadRequest(store=STORE, entries=[
+        refund_unknown, _confirm_entry("OFF3", 4)])).acks
+    assert [(a.seq, a.status) for a in acks] == [(3, "rejected"), (4, "applied")]
+    assert "NOPE" in acks[0].message
+    with server.repository.read() as tx:
+        kept = tx.journal("rejected")
+    assert [(r.receipt_id, r.seq) for r in kept] == [("NOPE", 3)]
+    # a rejected entry repeated is a duplicate: it is already kept for review
+    assert _upload(stub, refund_unknown) == [("NOPE", "duplicate")]
+
+
+def test_offline_refund_cancel_and_calculate(
+    stub: pb_grpc.ProcessingStub, server: CentralServer
+) -> None:
+    _upload(stub, _confirm_entry("OFF4", 5, accrued=1000))
+    refund = pb.JournalEntry(
+        store=STORE, receipt_id="OFF4", seq=6, at="2026-11-23T11:00:00+03:00",
+        refund=pb.OfflineRefund(
+            request=pb.RefundRequest(context=ctx(), refund_id="RF4", receipt_id="OFF4"),
+            given=pb.RefundReply(refund_id="RF4", mode="offline",
+                                 points=pb.RefundPoints(reversed=1000, restored=0))),
+    )
+    calc = pb.JournalEntry(
+        store=STORE, receipt_id="OFF5", seq=7, at="2026-11-23T11:01:00+03:00",
+        calculate=pb.OfflineCalculation(
+            request=pb.CalculateRequest(context=ctx(), receipt=oil_receipt("OFF5")),
+            given=_offline_calculation("OFF5")),
+    )
+    cancel = pb.JournalEntry(store=STORE, receipt_id="OFF5", seq=8,
+                             cancel=pb.CancelRequest(context=ctx(), receipt_id="OFF5"))
+    cancel_confirmed = pb.JournalEntry(store=STORE, receipt_id="OFF4", seq=9,
+                                       cancel=pb.CancelRequest(context=ctx(), receipt_id="OFF4"))
+    assert _upload(stub, refund, calc, cancel, cancel_confirmed) == [
+        ("OFF4", "applied"), ("OFF5", "applied"), ("OFF5", "applied"), ("OFF4", "rejected")]
+    assert ledger_sum(server, "C1") == 340000
+    rows = {row["receipt_id"]: row for row in admin.receipts_view(server.repository)}
+    assert rows["OFF4"]["refunded"] == 30000 + 4500
+    assert (rows["OFF5"]["state"], rows["OFF5"]["mode"]) == ("cancelled", "offline")
+
+
+def test_entry_of_another_store_is_rejected(stub: pb_grpc.ProcessingStub) -> None:
+    entry = _confirm_entry("OFF6", 10)
+    entry.store = "S999"
+    assert _upload(stub, entry) == [("OFF6", "rejected")]
