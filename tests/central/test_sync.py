@@ -1,0 +1,127 @@
+"""The Sync feed: pages, checkpoints, snapshots, tombstones, customer filter, content hash."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from central.clock import NOW_ENV
+from central.clock import now as central_now
+from central.importer import import_file
+from central.server import CentralServer
+from protos import tillgate_pb2 as pb
+from protos import tillgate_pb2_grpc as pb_grpc
+from protos.sync import canonical_json, content_hash
+from tests.central.conftest import STORE, ctx, oil_receipt
+from tests.central.helpers import sell
+
+DEMO_DOCUMENTS = 21 + 3 + 6
+
+
+def _pull(sync: pb_grpc.SyncStub, since: int, *, page_size: int = 0, all_customers: bool = True,
+          customer_ids: tuple[str, ...] = (), seen_days: int = 0) -> list[pb.SyncPage]:
+    return list(sync.Pull(pb.PullRequest(
+        store=STORE, since=since, page_size=page_size, all_customers=all_customers,
+        customer_ids=list(customer_ids), seen_days=seen_days)))
+
+
+def _docs(pages: list[pb.SyncPage]) -> list[pb.Document]:
+    return [doc for page in pages for doc in page.documents]
+
+
+def _import(
+    server: CentralServer, tmp_path: Path, name: str, docs: list[dict[str, object]]
+) -> None:
+    file = tmp_path / name
+    file.write_text("\n".join(json.dumps(d, ensure_ascii=False) for d in docs), encoding="utf-8")
+    import_file(server.repository, file, central_now())
+
+
+def test_snapshot_pages_and_content_hash(
+    sync_stub: pb_grpc.SyncStub, server: CentralServer
+) -> None:
+    pages = _pull(sync_stub, 0, page_size=7)
+    assert len(pages) == 5
+    assert all(page.snapshot for page in pages)
+    assert [page.last for page in pages] == [False] * 4 + [True]
+    versions = [page.version for page in pages]
+    assert versions == sorted(versions)
+    docs = _docs(pages)
+    assert len(docs) == DEMO_DOCUMENTS
+    assert [d.version for d in docs] == sorted(d.version for d in docs)
+    for doc in docs:
+        assert canonical_json(json.loads(doc.json)) == doc.json  # canonical bytes
+    edge_hash = content_hash((d.kind, d.id, d.json) for d in docs)
+    assert edge_hash == server.content_hash()
+
+
+def test_delta_after_confirm_carries_the_customer_and_coupon(
+    sync_stub: pb_grpc.SyncStub, stub: pb_grpc.ProcessingStub
+) -> None:
+    checkpoint = _pull(sync_stub, 0)[-1].version
+    _, confirm = sell(stub, "SY1", oil=6, coupons=("WELCOME-AAAA",))
+    pages = _pull(sync_stub, checkpoint)
+    assert len(pages) == 1
+    assert not pages[0].snapshot
+    assert pages[0].last
+    changed = {(d.kind, d.id): json.loads(d.json) for d in _docs(pages)}
+    assert set(changed) == {("customer", "C1"), ("coupon", "WELCOME-AAAA")}
+    customer = changed[("customer", "C1")]
+    assert customer["balance"] == confirm.points.balance
+    assert customer["purchases"] == 1
+    # nothing more after the new checkpoint
+    empty = _pull(sync_stub, pages[-1].version)
+    assert [(len(p.documents), p.last) for p in empty] == [(0, True)]
+
+
+def test_resume_from_a_page_checkpoint(
+    sync_stub: pb_grpc.SyncStub, server: CentralServer, tmp_path: Path
+) -> None:
+    checkpoint = _pull(sync_stub, 0)[-1].version
+    _import(server, tmp_path, "more.jsonl",
+            [{"sku": f"77{i:05d}", "name": f"Товар {i}", "groups": ["grocery"]} for i in range(10)])
+    pages = _pull(sync_stub, checkpoint, page_size=3)
+    assert [len(p.documents) for p in pages] == [3, 3, 3, 1]
+    resumed = _pull(sync_stub, pages[1].version, page_size=3)
+    assert [d.id for d in _docs(resumed)] == [d.id for d in _docs(pages[2:])]
+
+
+def test_tombstones_and_snapshot_when_checkpoint_is_too_old(
+    sync_stub: pb_grpc.SyncStub, server: CentralServer, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    checkpoint = _pull(sync_stub, 0)[-1].version
+    _import(server, tmp_path, "gone.jsonl", [{"sku": "4600050", "deleted": True}])
+    delta = _docs(_pull(sync_stub, checkpoint))
+    assert [(d.kind, d.id, d.deleted) for d in delta] == [("catalog", "4600050", True)]
+    snapshot = _docs(_pull(sync_stub, 0))
+    assert len(snapshot) == DEMO_DOCUMENTS - 1
+    assert all(not d.deleted for d in snapshot)
+    head = _pull(sync_stub, checkpoint)[-1].version
+
+    monkeypatch.setenv(NOW_ENV, "2026-12-24T10:00:00+03:00")  # past the 30-day horizon
+    old = _pull(sync_stub, checkpoint)
+    assert all(page.snapshot for page in old)
+    assert old[-1].last
+    assert len(_docs(old)) == DEMO_DOCUMENTS - 1
+    recent = _pull(sync_stub, head)
+    assert not recent[0].snapshot
+
+
+def test_customer_filter(
+    sync_stub: pb_grpc.SyncStub, stub: pb_grpc.ProcessingStub
+) -> None:
+    listed = _docs(_pull(sync_stub, 0, all_customers=False, customer_ids=("C2",)))
+    assert [d.id for d in listed if d.kind == "customer"] == ["C2"]
+    assert len([d for d in listed if d.kind == "catalog"]) == 21
+    stub.Calculate(pb.CalculateRequest(context=ctx(), receipt=oil_receipt("SEEN")))
+    seen = _docs(_pull(sync_stub, 0, all_customers=False, seen_days=7))
+    assert [d.id for d in seen if d.kind == "customer"] == ["C1"]
+
+
+def test_checkpoint_ahead_of_central_gets_a_snapshot(sync_stub: pb_grpc.SyncStub) -> None:
+    pages = _pull(sync_stub, 10**9)
+    assert pages[0].snapshot
+    assert len(_docs(pages)) == DEMO_DOCUMENTS
