@@ -1,0 +1,175 @@
+"""Data loading: whole-file validation, errors naming file:line and key, CSV attributes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from central.clock import now
+from central.demo import DEMO_FILES
+from central.importer import ImportRejectedError, _json_array_items, import_file
+from central.storage import SQLiteRepository
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> SQLiteRepository:
+    repository = SQLiteRepository(tmp_path / "c.db")
+    for path in DEMO_FILES:
+        import_file(repository, path, now())
+    return repository
+
+
+def _head(repo: SQLiteRepository) -> int:
+    with repo.read() as tx:
+        return tx.head_version()
+
+
+def test_bad_jsonl_line_rejects_the_file_and_names_line_and_key(
+    repo: SQLiteRepository, tmp_path: Path
+) -> None:
+    file = tmp_path / "cat.jsonl"
+    file.write_text(
+        '{"sku": "1", "name": "a"}\n\n{"sku": "2", "flags": ["free"]}\n'
+        '{"sku": "3", "min_price": -1}\n',
+        encoding="utf-8",
+    )
+    before = _head(repo)
+    with pytest.raises(ImportRejectedError) as caught:
+        import_file(repo, file, now())
+    problems = [str(e) for e in caught.value.errors]
+    assert len(problems) == 2
+    assert problems[0].startswith(f"{file}:3: ")
+    assert "flags[0]" in problems[0]
+    assert problems[1].startswith(f"{file}:4: ")
+    assert "min_price" in problems[1]
+    assert _head(repo) == before
+    with repo.read() as tx:
+        assert tx.document("catalog", "1") is None
+
+
+def test_json_array_errors_name_the_element_line(repo: SQLiteRepository, tmp_path: Path) -> None:
+    file = tmp_path / "promos.json"
+    promos = [
+        {"id": "ok", "name": "ok", "reward": {"type": "points_fixed", "points": 100}},
+        {"id": "bad", "name": "bad", "reward": {"type": "percent_off", "percent": "150"}},
+    ]
+    file.write_text(json.dumps(promos, indent=2, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(ImportRejectedError) as caught:
+        import_file(repo, file, now())
+    (problem,) = caught.value.errors
+    text = file.read_text(encoding="utf-8").splitlines()
+    assert problem.line is not None
+    assert '"id": "bad"' in "\n".join(text[problem.line - 1:problem.line + 2])
+    assert problem.key.startswith("reward")
+    assert problem.doc_id == "bad"
+
+
+def test_not_json_is_named(repo: SQLiteRepository, tmp_path: Path) -> None:
+    file = tmp_path / "x.jsonl"
+    file.write_text('{"sku": "1"}\n{"sku": \n', encoding="utf-8")
+    with pytest.raises(ImportRejectedError) as caught:
+        import_file(repo, file, now())
+    assert str(caught.value.errors[0]).startswith(f"{file}:2: not valid JSON")
+
+
+def test_deleted_document_becomes_a_tombstone(repo: SQLiteRepository, tmp_path: Path) -> None:
+    file = tmp_path / "del.jsonl"
+    file.write_text('{"id": "C3", "deleted": true}\n', encoding="utf-8")
+    result = import_file(repo, file, now())
+    assert result.deleted == 1
+    with repo.read() as tx:
+        stored = tx.document("customer", "C3")
+        assert stored is not None
+        assert stored.deleted
+        assert tx.find_customer("card", "7700003456789") is None
+
+
+def test_csv_reports_every_bad_row_and_writes_nothing(
+    repo: SQLiteRepository, tmp_path: Path
+) -> None:
+    file = tmp_path / "attrs.csv"
+    file.write_text(
+        "customer_id,attribute,value\n"
+        "C1,status.tier,platinum\n"
+        "C9,segment,vip\n"
+        "C2,balance,lots\n"
+        "C2,offer,{not json}\n"
+        "C1,segment\n"
+        "C2,segment,vip\n",
+        encoding="utf-8",
+    )
+    before = _head(repo)
+    with pytest.raises(ImportRejectedError) as caught:
+        import_file(repo, file, now())
+    lines = [e.line for e in caught.value.errors]
+    assert lines == [3, 4, 5, 6]
+    assert "unknown customer" in str(caught.value.errors[0])
+    assert caught.value.errors[1].key == "balance"
+    assert _head(repo) == before
+    with repo.read() as tx:
+        c1 = tx.document("customer", "C1")
+        assert c1 is not None
+        assert c1.raw is not None
+        assert c1.raw["statuses"]["tier"] == "gold"
+
+
+def test_csv_applies_attributes_and_balance_as_ledger_row(
+    repo: SQLiteRepository, tmp_path: Path
+) -> None:
+    file = tmp_path / "attrs.csv"
+    file.write_text(
+        "customer_id,attribute,value\n"
+        "C2,status.tier,gold\n"
+        "C2,segment,vip\n"
+        "C2,favorite.fav-month,4600033\n"
+        "C2,balance,20000\n"
+        "C2,city,Москва\n",
+        encoding="utf-8",
+    )
+    import_file(repo, file, now())
+    with repo.read() as tx:
+        c2 = tx.document("customer", "C2")
+        assert c2 is not None
+        assert c2.raw is not None
+        assert c2.body is not None
+        body = json.loads(c2.body)
+        assert body["statuses"]["tier"] == "gold"
+        assert body["segments"] == ["vip"]
+        assert body["favorites"] == {"fav-month": ["4600033"]}
+        assert body["attributes"]["city"] == "Москва"
+        assert body["balance"] == 20000
+        assert [(r.kind, r.points) for r in tx.ledger("C2")] == [
+            ("adjustment", 12500), ("adjustment", 7500)]
+
+
+def test_csv_header_is_required(repo: SQLiteRepository, tmp_path: Path) -> None:
+    file = tmp_path / "attrs.csv"
+    file.write_text("C1,segment,vip\n", encoding="utf-8")
+    with pytest.raises(ImportRejectedError) as caught:
+        import_file(repo, file, now())
+    assert caught.value.errors[0].line == 1
+
+
+documents = st.lists(
+    st.dictionaries(st.sampled_from(["sku", "name", "n"]),
+                    st.one_of(st.text(max_size=5), st.integers(), st.none()), max_size=3),
+    max_size=6,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(documents, st.sampled_from([None, 1, 2]))
+def test_json_array_scanner_finds_every_element_and_its_line(
+    docs: list[dict[str, object]], indent: int | None
+) -> None:
+    text = json.dumps(docs, indent=indent, ensure_ascii=False)
+    items = _json_array_items(text, "f.json")
+    assert [item.obj for item in items] == docs
+    lines = text.splitlines()
+    for item in items:
+        start = lines[item.line - 1]
+        assert "{" in start

@@ -1,0 +1,84 @@
+"""Storage: migrations in place, ledger lots, savepoints."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from central.accounts import record_movement, spendable_balance
+from central.clock import now
+from central.schema import MIGRATIONS, SCHEMA_VERSION, current_version, migrate
+from central.storage import LedgerRow, SQLiteRepository
+from tillgate.errors import StorageError
+
+
+def test_new_database_is_built_to_the_current_version(tmp_path: Path) -> None:
+    repo = SQLiteRepository(tmp_path / "c.db")
+    repo.close()
+    with sqlite3.connect(tmp_path / "c.db") as conn:
+        assert current_version(conn) == SCHEMA_VERSION
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_existing_database_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, MIGRATIONS[:1]) == 0
+    conn.execute(
+        "INSERT INTO ledger (customer_id, kind, points, at) VALUES ('C1', 'adjustment', 5, 'x')"
+    )
+    conn.close()
+    repo = SQLiteRepository(path)
+    with repo.read() as tx:
+        assert tx.ledger_sum("C1") == 5
+        assert tx.purchased_items("C1", "2026-11") == {}  # a table of step 2
+    repo.close()
+    with sqlite3.connect(path) as check:
+        assert current_version(check) == SCHEMA_VERSION
+
+
+def test_newer_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    SQLiteRepository(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE schema_version SET version = 99")
+    with pytest.raises(StorageError, match="newer"):
+        SQLiteRepository(path)
+
+
+def test_savepoint_undoes_only_its_block(tmp_path: Path) -> None:
+    repo = SQLiteRepository(tmp_path / "c.db")
+    with repo.transaction() as tx:
+        tx.set_setting("a", "1")
+        try:
+            with tx.savepoint():
+                tx.set_setting("b", "2")
+                raise RuntimeError("undo")
+        except RuntimeError:
+            pass
+    with repo.read() as tx:
+        assert tx.setting("a") == "1"
+        assert tx.setting("b") is None
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(min_value=-5000, max_value=5000), max_size=25))
+def test_balance_is_the_ledger_sum_and_lots_never_go_negative(
+    tmp_path_factory: pytest.TempPathFactory, movements: list[int]
+) -> None:
+    repo = SQLiteRepository(tmp_path_factory.mktemp("ledger") / "c.db")
+    moment = now()
+    with repo.transaction() as tx:
+        for index, points in enumerate(movements):
+            kind = "accrual" if points > 0 else "redemption"
+            record_movement(tx, "C1", kind, points, now=moment, receipt_id=f"R{index}")
+        assert spendable_balance(tx, "C1") == sum(movements)
+        rows: list[LedgerRow] = tx.ledger("C1")
+        assert sum(row.points for row in rows) == sum(movements)
+        assert all(row.remaining >= 0 for row in rows)
+        assert sum(row.remaining for row in rows) >= max(0, sum(movements))
+    repo.close()
