@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from protos import tillgate_pb2 as pb
+
 
 def catalog_item(i: int) -> dict[str, Any]:
     groups = [["oils", "grocery"], ["bread", "grocery"], ["dairy"], ["drinks"], ["tobacco"]][i % 5]
@@ -33,6 +35,25 @@ def customer(i: int, *, balance: int = 340_000) -> dict[str, Any]:
         "balance": balance,
         "counters": {"purchases-2026-11": i % 3},
         "purchases": i % 4,
+        **(
+            {
+                "favorites": {"fav-nov": [f"46{(i * 7) % 50:05d}", f"46{(i * 11) % 50:05d}"]},
+                "personal_offers": [
+                    {
+                        "id": f"po-{i}",
+                        "on": {"skus": [f"46{(i * 3) % 50:05d}"]},
+                        "reward": {"type": "percent_off", "percent": "20"},
+                        "valid": {
+                            "from": "2026-11-01T00:00:00+03:00",
+                            "to": "2026-12-01T00:00:00+03:00",
+                        },
+                        "messages": {"receipt": "Ваше предложение до {valid_to}"},
+                    }
+                ],
+            }
+            if i % 4 == 1
+            else {}
+        ),
     }
 
 
@@ -62,6 +83,18 @@ def promotion(i: int) -> dict[str, Any]:
         doc["conditions"] = {"coupon": "SPRING"}
     if i % 9 == 2:
         doc["group"] = "g1"
+    if i % 10 == 7:
+        doc["stores"] = ["S001"] if i % 20 == 7 else ["S002"]
+    if i % 15 == 4:
+        doc["audience"] = {"members_only": True, "control": "25"}
+    if i % 17 == 8:
+        doc["active"] = {**active, "weekdays": [1, 2, 3, 4, 5], "hours": ["09:00", "18:00"]}
+    if i % 19 == 6:
+        doc["exclusive"] = True
+    if i % 23 == 11:
+        doc["reward"] = {"type": "percent_off", "percent": "30", "on": {"favorites": ["fav-nov"]}}
+    if i % 8 == 5:
+        doc["messages"] = {"receipt": "Скидка {discount} до {valid_to}", "display": "{name}"}
     return doc
 
 
@@ -75,26 +108,25 @@ def fill(put: Any, *, items: int, customers: int, promotions: int) -> None:
         put("promotion", promotion(i))
 
 
-def receipt_json(rng: random.Random, *, items: int, customers: int, lines: int) -> dict[str, Any]:
-    """A random receipt in register-protocol shape (without ``id``)."""
-    body_lines = []
-    for n in range(1, lines + 1):
+def random_receipt(
+    rng: random.Random, receipt_id: str, *, items: int, customers: int, max_lines: int = 30
+) -> pb.Receipt:
+    """A random valid receipt (a few unknown skus, weighed lines, cards, coupons)."""
+    lines = []
+    for n in range(1, rng.randint(1, max_lines) + 1):
         sku = f"46{rng.randrange(items + 3):05d}"  # a few unknown skus too
-        whole = rng.random() < 0.85
-        quantity = (
-            str(rng.randint(1, 6)) if whole else f"{rng.randint(0, 2)}.{rng.randint(1, 999):03d}"
-        )
-        milli = int(float(quantity) * 1000 + 0.5)
+        milli = rng.randint(1, 6) * 1000 if rng.random() < 0.85 else rng.randint(1, 2999)
         price = rng.randint(1, 200_00)
-        amount = (price * milli * 2 + 1000) // 2000
-        if amount == 0:
-            quantity, milli, amount = "1", 1000, price
-        body_lines.append(
-            {"n": n, "sku": sku, "quantity": quantity, "price": price, "amount": amount}
-        )
-    receipt: dict[str, Any] = {"opened_at": "2026-11-23T10:15:00+03:00", "lines": body_lines}
+        amount = max(1, (price * milli * 2 + 1000) // 2000)
+        if amount > (price * milli * 2 + 1000) // 2000:
+            milli, amount = 1000, price
+        lines.append(pb.ReceiptLine(n=n, sku=sku, quantity_milli=milli, price=price, amount=amount))
+    day, hour, minute = rng.randint(16, 29), rng.randint(0, 23), rng.randint(0, 59)
+    receipt = pb.Receipt(
+        id=receipt_id, opened_at=f"2026-11-{day:02d}T{hour:02d}:{minute:02d}:00+03:00", lines=lines
+    )
     if customers and rng.random() < 0.8:
-        receipt["customer"] = {"card": f"77{rng.randrange(customers + 2):011d}"}
-    if rng.random() < 0.1:
-        receipt["coupons"] = [f"SPRING-{rng.randrange(10**6):06d}"]
+        receipt.customer.card = f"77{rng.randrange(customers + 2):011d}"
+    if rng.random() < 0.15:
+        receipt.coupons.append(f"SPRING-{rng.randrange(10**6):06d}")
     return receipt
