@@ -60,11 +60,10 @@ def _comparable(calc: pb.Calculation, *, offline: bool) -> dict[str, Any]:
     body.get("customer", {}).pop("balance", None)
     messages = []
     for message in body.get("messages", []):
-        if message["target"] == "cashier":
-            if offline and message["text"].startswith("Нет связи"):
-                continue
-            message = {**message, "text": _BALANCE_TAIL.sub("", message["text"])}
-        messages.append(message)
+        if message["target"] != "cashier":
+            messages.append(message)
+        elif not (offline and message["text"].startswith("Нет связи")):
+            messages.append({**message, "text": _BALANCE_TAIL.sub("", message["text"])})
     body["messages"] = messages
     return body
 
