@@ -77,8 +77,6 @@ def _serve(args: argparse.Namespace) -> int:
         tls_parts
     ) else None
     _configure_logging()
-    server = start_server(args.db, args.listen, tls=tls, demo=args.demo, workers=args.workers)
-    print(f"central listening on {server.address}", file=sys.stderr, flush=True)
     done = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -86,7 +84,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    done.wait()
+    server = start_server(args.db, args.listen, tls=tls, demo=args.demo, workers=args.workers)
+    print(f"central listening on {server.address}", file=sys.stderr, flush=True)
+    while not done.wait(1.0):
+        pass
     server.stop(args.grace)
     return 0
 
