@@ -168,10 +168,11 @@ class OfflineProcessor:
         )
         return int(rows[0]["n"])
 
-    def _notes(self) -> list[Message]:
-        """The offline cashier note plus the queue and age warnings that apply now."""
+    def _notes(self, *, journaling: bool = True) -> list[Message]:
+        """The offline cashier note plus the queue and age warnings that apply now (counting
+        the entry about to be journaled when ``journaling``)."""
         notes = [Message("cashier", OFFLINE_NOTE)]
-        depth = self.outbox.depth()
+        depth = self.outbox.depth() + (1 if journaling else 0)
         if self.policy.queue_warning(depth):
             notes.append(
                 Message("cashier", QUEUE_WARNING.format(depth=depth, limit=self.policy.max_queued))
@@ -551,7 +552,9 @@ class OfflineProcessor:
         )
         reply = pb.IdentifyReply(
             customer=convert.customer_summary_to_pb(summary),
-            messages=convert.messages_to_pb([customer_line(customer, None), *self._notes()]),
+            messages=convert.messages_to_pb(
+                [customer_line(customer, None), *self._notes(journaling=False)]
+            ),
         )
         if with_offers:
             ends = {

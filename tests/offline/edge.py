@@ -13,9 +13,9 @@ from protos.sync import canonical_json
 STORE = "S001"
 TZ = "Europe/Moscow"
 
-OILS = {"sku": "4600001", "name": "Масло подсолнечное 1 л", "groups": ["oils", "grocery"]}
-BREAD = {"sku": "4600002", "name": "Хлеб", "groups": ["bread", "grocery"]}
-ANNA = {
+OILS: dict[str, Any] = {"sku": "4600001", "name": "Масло подсолнечное 1 л", "groups": ["oils", "grocery"]}
+BREAD: dict[str, Any] = {"sku": "4600002", "name": "Хлеб", "groups": ["bread", "grocery"]}
+ANNA: dict[str, Any] = {
     "id": "C1",
     "cards": ["7700001234567"],
     "phone": "+79161234567",
@@ -23,22 +23,22 @@ ANNA = {
     "statuses": {"tier": "gold"},
     "balance": 340000,
 }
-ACTIVE = {"from": "2026-01-01T00:00:00+03:00", "to": "2028-01-01T00:00:00+03:00"}
-OIL_15 = {
+ACTIVE: dict[str, Any] = {"from": "2026-01-01T00:00:00+03:00", "to": "2028-01-01T00:00:00+03:00"}
+OIL_15: dict[str, Any] = {
     "id": "oil-15",
     "name": "-15% на все масла",
     "active": ACTIVE,
     "priority": 100,
     "reward": {"type": "percent_off", "percent": "15", "on": {"groups": ["oils"]}},
 }
-BASE_POINTS = {
+BASE_POINTS: dict[str, Any] = {
     "id": "base-points",
     "name": "5% баллами",
     "active": ACTIVE,
     "priority": 10,
     "reward": {"type": "points_percent", "percent": "5"},
 }
-SPRING = {
+SPRING: dict[str, Any] = {
     "id": "spring",
     "name": "Купон -100 ₽ на хлеб",
     "active": ACTIVE,
