@@ -468,7 +468,7 @@ class SQLiteTransaction:
     def receipt_totals(self, since: str, until: str) -> dict[str, int]:
         rows = self._all(
             "SELECT customer_id, SUM(due - refunded) FROM receipts WHERE state = 'confirmed' "
-            "AND customer_id IS NOT NULL AND confirmed_at >= ? AND confirmed_at < ? "
+            "AND customer_id IS NOT NULL AND confirmed_at > ? AND confirmed_at <= ? "
             "GROUP BY customer_id",
             (since, until),
         )
