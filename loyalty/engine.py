@@ -40,7 +40,7 @@ from loyalty.arithmetic import (
     percent_of_half_up,
     round_half_up,
 )
-from loyalty.documents import CatalogItem, Customer, Promotion, Reward
+from loyalty.documents import CatalogItem, Customer, Promotion, Reward, Selector
 from loyalty.eligibility import audience_matches, held_out, in_window, last_valid_day, selects
 from loyalty.index import PromotionIndex
 from loyalty.messages import CUSTOMER_NOT_FOUND, customer_line, render, spent_coupon_text
@@ -90,6 +90,48 @@ class _Line:
         return max(0, self.amount - self.floor)
 
 
+class _Lines:
+    """The receipt's lines in ``n`` order, with lookups by sku, group and brand."""
+
+    __slots__ = ("all", "by_brand", "by_group", "by_n", "by_sku")
+
+    def __init__(self, lines: list[_Line]) -> None:
+        self.all = lines
+        self.by_n = {line.n: line for line in lines}
+        self.by_sku: dict[str, list[_Line]] = {}
+        self.by_group: dict[str, list[_Line]] = {}
+        self.by_brand: dict[str, list[_Line]] = {}
+        for line in lines:
+            self.by_sku.setdefault(line.sku, []).append(line)
+            if line.item is not None:
+                for group in line.item.groups:
+                    self.by_group.setdefault(group, []).append(line)
+                if line.item.brand:
+                    self.by_brand.setdefault(line.item.brand, []).append(line)
+
+    def select(self, on: Selector, customer: Customer | None) -> list[_Line]:
+        """The lines the selector picks, in ``n`` order."""
+        if on.is_all:
+            return self.all
+        if on.skus:
+            keys, table = on.skus, self.by_sku
+        elif on.groups:
+            keys, table = on.groups, self.by_group
+        elif on.brands:
+            keys, table = on.brands, self.by_brand
+        else:
+            return [line for line in self.all if selects(on, line.sku, line.item, customer)]
+        found: dict[int, _Line] = {}
+        for key in keys:
+            for line in table.get(key, ()):
+                found[line.n] = line
+        if not found:
+            return []
+        picked = [line for line in found.values() if selects(on, line.sku, line.item, customer)]
+        picked.sort(key=lambda line: line.n)
+        return picked
+
+
 @dataclass(slots=True)
 class _Outcome:
     """What one eligible promotion did on this receipt."""
@@ -133,7 +175,7 @@ def _eligible(
     store: str,
     customer: Customer | None,
     receipt: Receipt,
-    lines: Sequence[_Line],
+    lines: _Lines,
     usable_coupons: Sequence[str],
 ) -> tuple[bool, str | None]:
     """(eligible before the control group, the coupon code that unlocked it)."""
@@ -147,8 +189,7 @@ def _eligible(
     if conditions.min_total and receipt.total < conditions.min_total:
         return False, None
     for condition in conditions.items:
-        quantity = sum(line.quantity for line in lines
-                       if selects(condition.on, line.sku, line.item, customer))
+        quantity = sum(line.quantity for line in lines.select(condition.on, customer))
         needed = condition.min_quantity
         if quantity <= 0 or (needed is not None and quantity < needed):
             return False, None
@@ -171,16 +212,11 @@ def _eligible(
 # --------------------------------------------------------------------------- discounts
 
 
-def _selected(reward: Reward, lines: Sequence[_Line], customer: Customer | None,
+def _selected(reward: Reward, lines: _Lines, customer: Customer | None,
               *, for_discount: bool) -> list[_Line]:
-    chosen: list[_Line] = []
-    on = reward.on
-    every_line = on.is_all
-    for line in lines:
-        if for_discount and (line.no_discount or line.taken):
-            continue
-        if every_line or selects(on, line.sku, line.item, customer):
-            chosen.append(line)
+    chosen = lines.select(reward.on, customer)
+    if for_discount:
+        return [line for line in chosen if not (line.no_discount or line.taken)]
     return chosen
 
 
@@ -232,22 +268,42 @@ def _discounts(reward: Reward, lines: Sequence[_Line]) -> dict[int, int]:
     return result
 
 
-def _discount_step(step: Sequence[_Outcome], lines: Sequence[_Line],
+def _discount_step(step: Sequence[_Outcome], lines: _Lines,
                    customer: Customer | None) -> None:
     members = [outcome for outcome in step if outcome.promotion.reward.is_discount]
     if not members:
         return
+    if len(members) == 1:  # the common case: no competition, apply as computed
+        outcome = members[0]
+        reward = outcome.promotion.reward
+        credit = (outcome.order, outcome.promotion.id)
+        exclusive = outcome.promotion.exclusive
+        for n, value in _discounts(reward, _selected(reward, lines, customer,
+                                                     for_discount=True)).items():
+            if value > 0:
+                line = lines.by_n[n]
+                line.amount -= value
+                outcome.discount += value
+                line.credits.append(credit)
+                if exclusive:
+                    line.taken = True
+        return
     offers = [_discounts(outcome.promotion.reward,
                          _selected(outcome.promotion.reward, lines, customer, for_discount=True))
               for outcome in members]
-    for line in lines:
+    targets: dict[int, _Line] = {}
+    for offer in offers:
+        for n in offer:
+            targets[n] = lines.by_n[n]
+    for n in sorted(targets):
         best, winner = 0, -1
         for index, offer in enumerate(offers):
-            value = offer.get(line.n, 0)
+            value = offer.get(n, 0)
             if value > best:
                 best, winner = value, index
         if winner < 0:
             continue
+        line = targets[n]
         outcome = members[winner]
         line.amount -= best
         outcome.discount += best
@@ -263,7 +319,7 @@ def _accrual_base(line: _Line) -> int:
     return 0 if line.no_accrual else line.amount - line.redeemed
 
 
-def _percent_points_step(step: Sequence[_Outcome], lines: Sequence[_Line],
+def _percent_points_step(step: Sequence[_Outcome], lines: _Lines,
                          customer: Customer | None) -> None:
     members = [o for o in step if o.promotion.reward.type == "points_percent"]
     if not members:
@@ -273,33 +329,37 @@ def _percent_points_step(step: Sequence[_Outcome], lines: Sequence[_Line],
         reward = outcome.promotion.reward
         offers.append({line.n: percent_of_down(_accrual_base(line), reward.percent)
                        for line in _selected(reward, lines, customer, for_discount=False)})
-    for line in lines:
+    targets = sorted({n for offer in offers for n in offer})
+    for n in targets:
         best, winner = 0, -1
         for index, offer in enumerate(offers):
-            value = offer.get(line.n, 0)
+            value = offer.get(n, 0)
             if value > best:
                 best, winner = value, index
         if winner >= 0:
+            line = lines.by_n[n]
             members[winner].points += best
             line.percent_points += best
             line.credits.append((members[winner].order, members[winner].promotion.id))
 
 
-def _multiplier_step(step: Sequence[_Outcome], lines: Sequence[_Line],
+def _multiplier_step(step: Sequence[_Outcome], lines: _Lines,
                      customer: Customer | None) -> None:
     members = [o for o in step if o.promotion.reward.type == "points_multiplier"]
     if not members:
         return
-    selections = [{line.n for line in _selected(o.promotion.reward, lines, customer,
-                                                for_discount=False)} for o in members]
-    for line in lines:
+    selections = [{line.n: line for line in _selected(o.promotion.reward, lines, customer,
+                                                      for_discount=False)} for o in members]
+    targets = sorted({n for selection in selections for n in selection})
+    for n in targets:
+        line = lines.by_n[n]
         if line.percent_points <= 0:
             continue
         best: Fraction | None = None
         winner = -1
         for index, outcome in enumerate(members):
             factor = outcome.promotion.reward.factor
-            if line.n in selections[index] and factor != 1 and (best is None or factor > best):
+            if n in selections[index] and factor != 1 and (best is None or factor > best):
                 best, winner = factor, index
         if best is None:
             continue
@@ -318,7 +378,7 @@ def _multiplied(points: int, factors: Sequence[Fraction]) -> int:
     return product.numerator // product.denominator
 
 
-def _fixed_points_step(step: Sequence[_Outcome], lines: Sequence[_Line],
+def _fixed_points_step(step: Sequence[_Outcome], lines: _Lines,
                        customer: Customer | None) -> None:
     best: _Outcome | None = None
     for outcome in step:
@@ -383,7 +443,7 @@ def price_receipt(
     now = receipt.opened_at
     if now is None:
         raise ValueError("receipt.opened_at must be set before pricing")
-    lines = _make_lines(receipt, catalog)
+    lines = _Lines(_make_lines(receipt, catalog))
 
     spent_upper = {code.upper() for code in spent_coupons}
     usable_coupons = [code for code in receipt.coupons if code.upper() not in spent_upper]
@@ -391,8 +451,8 @@ def price_receipt(
     series = {code.split("-", 1)[0] for code in usable_coupons if "-" in code}
 
     candidates = promotions.candidates(
-        now=now, skus={line.sku for line in lines},
-        items=[line.item for line in lines if line.item is not None],
+        now=now, skus=lines.by_sku.keys(),
+        items=[line.item for line in lines.all if line.item is not None],
         customer=customer, coupon_series=series,
     )
     if customer is not None:
@@ -419,7 +479,7 @@ def price_receipt(
     redeem_max = 0
     redeem = 0
     if customer is not None:
-        payable = [line for line in lines if not line.no_redeem]
+        payable = [line for line in lines.all if not line.no_redeem]
         cap = sum(line.amount for line in payable) * 99 // 100
         redeem_max = max(0, min(customer.balance, cap))
         if redeem_limit is not None:
@@ -431,13 +491,15 @@ def price_receipt(
                 line.redeemed = shares[line.n]
 
     if customer is not None:
-        for step in steps:
+        point_steps = [step for step in steps
+                       if any(outcome.promotion.reward.is_points for outcome in step)]
+        for step in point_steps:
             _percent_points_step(step, lines, customer)
-        for step in steps:
+        for step in point_steps:
             _multiplier_step(step, lines, customer)
-        for step in steps:
+        for step in point_steps:
             _fixed_points_step(step, lines, customer)
-        for line in lines:
+        for line in lines.all:
             line.points = _multiplied(line.percent_points, line.factors)
 
     outcomes = [outcome for step in steps for outcome in step]
@@ -454,6 +516,8 @@ def price_receipt(
     messages.extend(Message("cashier", spent_coupon_text(code)) for code in spent_here)
     for outcome in applied:
         promotion = outcome.promotion
+        if not promotion.messages:
+            continue
         values = {
             "name": customer.name if customer is not None else "",
             "balance": format_money(balance) if balance is not None else "",
@@ -475,10 +539,9 @@ def price_receipt(
             spent.append(outcome.coupon)
     spent.sort(key=receipt.coupons.index)
 
-    by_n = {line.n: line for line in lines}
     results = []
     for request_line in receipt.lines:
-        line = by_n[request_line.n]
+        line = lines.by_n[request_line.n]
         credited = sorted(set(line.credits))
         results.append(LineResult(
             n=line.n, discount=line.original - line.amount, amount=line.amount,

@@ -1,0 +1,311 @@
+"""Pricing speed of the loyalty engine: p50/p99 per receipt by receipt size and promotion count.
+
+Usage::
+
+    .venv/bin/python bench/engine.py            # full run: 100 / 10 000 / 100 000 promotions
+    .venv/bin/python bench/engine.py --smoke    # seconds: 100 / 10 000 promotions, few receipts
+
+The data set (fixed seed, so runs are comparable):
+
+* catalog: 200 000 skus in 2 000 leaf groups (100 skus each) under 200 parent groups, 500
+  brands; 2% flagged ``no_discount``, 1% carry a ``min_price``;
+* promotions, the mix of a chain that keeps its history and plans ahead: 45% aimed at 1–5
+  skus, 45% at a group (80% a leaf group, 20% a parent, a quarter of them also a brand),
+  10% receipt-wide (points for tiers, min_total bonuses, amount_off for segments) with
+  audiences (segment or tier, 80% of them) and weekday/hour windows. Reward types are
+  mixed (percent_off, fixed_price, nth_percent_off, buy_x_get_y, amount_off, points_*).
+  Promotions start uniformly over 104 weeks around today (a year of history kept for
+  reports, a year of plans): item promotions run 1–4 weeks, receipt-wide campaigns 1–3
+  days; 0.1% are standing programmes without an end. So at 100 000 defined, about 2 200
+  item promotions and 40 receipt-wide ones are live at any moment. A tenth are in
+  promotion groups, 5% are exclusive;
+* receipts: random skus, 1–3 units (10% weighed), 70% with an identified customer (tier,
+  1–2 of 40 segments, a balance, 0–3 personal offers), priced at today's 10:00–21:00.
+
+The ratio printed is p50 and p99 of the 100 000-promotion case over the 100 case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import random
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from fractions import Fraction
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from loyalty import (
+    ActiveWindow,
+    Audience,
+    CatalogItem,
+    Conditions,
+    Customer,
+    FrozenMap,
+    PersonalOffer,
+    Promotion,
+    PromotionIndex,
+    Receipt,
+    ReceiptLine,
+    Reward,
+    Selector,
+    price_receipt,
+)
+from loyalty.values import QUANTITY_SCALE
+
+TZ = timezone(timedelta(hours=3))
+TODAY = datetime(2026, 11, 23, tzinfo=TZ)
+SKU_COUNT = 200_000
+LEAF_GROUPS = 2_000
+PARENT_GROUPS = 200
+BRANDS = 500
+SEGMENTS = [f"seg{number}" for number in range(40)]
+TIERS = ["bronze", "silver", "gold", "platinum"]
+
+
+@dataclass(frozen=True)
+class World:
+    catalog: dict[str, CatalogItem]
+    skus: list[str]
+    leaf_of: dict[str, str]
+
+
+def build_catalog(rnd: random.Random) -> World:
+    group_sets = [frozenset({f"leaf{g}", f"parent{g % PARENT_GROUPS}", "all"})
+                  for g in range(LEAF_GROUPS)]
+    no_discount = frozenset({"no_discount"})
+    empty: frozenset[str] = frozenset()
+    catalog: dict[str, CatalogItem] = {}
+    skus: list[str] = []
+    leaf_of: dict[str, str] = {}
+    for number in range(SKU_COUNT):
+        sku = f"46{number:08d}"
+        leaf = number % LEAF_GROUPS
+        roll = rnd.random()
+        catalog[sku] = CatalogItem(
+            sku=sku, name=sku, groups=group_sets[leaf], brand=f"b{number % BRANDS}",
+            flags=no_discount if roll < 0.02 else empty,
+            min_price=rnd.randint(50, 500) * 100 if 0.02 <= roll < 0.03 else 0,
+        )
+        skus.append(sku)
+        leaf_of[sku] = f"leaf{leaf}"
+    return World(catalog, skus, leaf_of)
+
+
+def _window(rnd: random.Random, *, receipt_wide: bool) -> ActiveWindow:
+    if rnd.random() < 0.001:
+        return ActiveWindow()  # a standing programme (tier accrual, a permanent price)
+    start = TODAY + timedelta(weeks=rnd.uniform(-52, 52))
+    weekdays: frozenset[int] = frozenset()
+    hours = None
+    if receipt_wide:
+        # Receipt-wide campaigns are short: a weekend of double points, a spend-and-get day.
+        end = start + timedelta(days=rnd.randint(1, 3))
+        if rnd.random() < 0.3:
+            weekdays = frozenset(rnd.sample(range(1, 8), rnd.randint(2, 7)))
+        if rnd.random() < 0.3:
+            hours = (rnd.choice([0, 8 * 60, 10 * 60]), rnd.choice([14 * 60, 20 * 60, 24 * 60]))
+    else:
+        end = start + timedelta(weeks=rnd.randint(1, 4))
+    return ActiveWindow(start.astimezone(UTC), end.astimezone(UTC), weekdays, hours)
+
+
+def _item_reward(rnd: random.Random, on: Selector) -> Reward:
+    kind = rnd.random()
+    if kind < 0.45:
+        return Reward("percent_off", on, percent=Fraction(rnd.choice([5, 10, 15, 20, 30])))
+    if kind < 0.6:
+        return Reward("fixed_price", on, price=rnd.randint(10, 500) * 100)
+    if kind < 0.7:
+        return Reward("nth_percent_off", on, every=3, percent=Fraction(50))
+    if kind < 0.8:
+        return Reward("buy_x_get_y", on, buy=2, get=1)
+    if kind < 0.9:
+        return Reward("points_percent", on, percent=Fraction(rnd.choice([2, 5, 10])))
+    return Reward("points_multiplier", on, factor=Fraction(2))
+
+
+def build_promotions(rnd: random.Random, world: World, count: int) -> list[Promotion]:
+    result: list[Promotion] = []
+    for number in range(count):
+        roll = rnd.random()
+        audience = Audience()
+        conditions = Conditions()
+        if roll < 0.45:
+            on = Selector(skus=frozenset(rnd.sample(world.skus, rnd.randint(1, 5))))
+            reward = _item_reward(rnd, on)
+            window = _window(rnd, receipt_wide=False)
+        elif roll < 0.9:
+            group = (f"leaf{rnd.randrange(LEAF_GROUPS)}" if rnd.random() < 0.8
+                     else f"parent{rnd.randrange(PARENT_GROUPS)}")
+            brands = frozenset({f"b{rnd.randrange(BRANDS)}"}) if rnd.random() < 0.25 \
+                else frozenset()
+            on = Selector(groups=frozenset({group}), brands=brands)
+            reward = _item_reward(rnd, on)
+            window = _window(rnd, receipt_wide=False)
+        else:
+            window = _window(rnd, receipt_wide=True)
+            if rnd.random() < 0.8:
+                if rnd.random() < 0.5:
+                    audience = Audience(segments=frozenset(rnd.sample(SEGMENTS, 2)),
+                                        control=Fraction(rnd.choice([0, 0, 5, 10])))
+                else:
+                    audience = Audience(statuses=FrozenMap(
+                        {"tier": frozenset(rnd.sample(TIERS, 2))}))
+            kind = rnd.random()
+            if kind < 0.5:
+                reward = Reward("points_percent", Selector(), percent=Fraction(rnd.randint(1, 5)))
+            elif kind < 0.8:
+                reward = Reward("points_fixed", Selector(), points=rnd.randint(1, 50) * 1000)
+                conditions = Conditions(min_total=rnd.randint(10, 100) * 10000)
+            else:
+                reward = Reward("amount_off", Selector(), amount=rnd.randint(1, 20) * 1000)
+                conditions = Conditions(min_total=rnd.randint(10, 100) * 10000)
+        result.append(Promotion(
+            id=f"promo-{number:06d}", name=f"Акция {number}", reward=reward, active=window,
+            priority=rnd.randint(0, 200), group=f"grp{rnd.randrange(50)}"
+            if rnd.random() < 0.1 else "", exclusive=rnd.random() < 0.05,
+            audience=audience, conditions=conditions,
+        ))
+    return result
+
+
+def build_customer(rnd: random.Random, world: World, number: int) -> Customer:
+    offers = tuple(
+        PersonalOffer(id=f"po-{number}-{k}", reward=Reward(
+            "percent_off", Selector(skus=frozenset(rnd.sample(world.skus, 2))),
+            percent=Fraction(20)), valid=ActiveWindow(TODAY - timedelta(days=3),
+                                                      TODAY + timedelta(days=10)))
+        for k in range(rnd.randint(0, 3)))
+    return Customer(
+        id=f"C{number}", name="Покупатель", statuses=FrozenMap({"tier": rnd.choice(TIERS)}),
+        segments=frozenset(rnd.sample(SEGMENTS, rnd.randint(1, 2))),
+        balance=rnd.randint(0, 500_000), personal_offers=offers,
+        purchases=rnd.randint(0, 50),
+    )
+
+
+def build_receipt(rnd: random.Random, world: World, size: int, number: int,
+                  with_card: bool) -> Receipt:
+    lines = []
+    for n in range(1, size + 1):
+        sku = rnd.choice(world.skus)
+        quantity = rnd.randint(1, 2500) if rnd.random() < 0.1 else rnd.randint(1, 3) * 1000
+        price = rnd.randint(30, 3000) * 10
+        amount = (price * quantity * 2 + QUANTITY_SCALE) // (2 * QUANTITY_SCALE)
+        lines.append(ReceiptLine(n=n, sku=sku, quantity=quantity, price=price, amount=amount))
+    opened = TODAY + timedelta(hours=rnd.randint(10, 20), minutes=rnd.randint(0, 59))
+    return Receipt(id=f"R{number}", lines=tuple(lines), opened_at=opened,
+                   points_to_redeem=rnd.choice([0, 0, 10_000]) if with_card else 0)
+
+
+def live_now(promotions: list[Promotion]) -> list[Promotion]:
+    """The promotions as if all were running today (same targets, windows moved to today)."""
+    window = ActiveWindow(TODAY - timedelta(days=7), TODAY + timedelta(days=7))
+    return [dataclasses.replace(p, active=window) for p in promotions]
+
+
+def archived(promotions: list[Promotion]) -> list[Promotion]:
+    """The promotions with every window moved off today (history and plans only)."""
+    result = []
+    for promotion in promotions:
+        start, end = promotion.active.start, promotion.active.end
+        window = promotion.active
+        if start is None or end is None or (start <= TODAY + timedelta(days=1)
+                                            and end >= TODAY - timedelta(days=1)):
+            window = ActiveWindow(TODAY - timedelta(weeks=60), TODAY - timedelta(weeks=58))
+        result.append(dataclasses.replace(promotion, id=f"old-{promotion.id}", active=window))
+    return result
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def measure(world: World, customers: list[Customer], index: PromotionIndex, size: int,
+            receipts: int) -> tuple[float, float, float]:
+    """(p50 ms, p99 ms, applied promotions per receipt) over ``receipts`` receipts."""
+    case_rnd = random.Random(size)
+    batch = []
+    for number in range(receipts):
+        with_card = case_rnd.random() < 0.7
+        batch.append((build_receipt(case_rnd, world, size, number, with_card),
+                      case_rnd.choice(customers) if with_card else None))
+    timings: list[float] = []
+    applied = 0
+    for receipt, customer in batch:
+        catalog = {line.sku: world.catalog[line.sku] for line in receipt.lines}
+        began = time.perf_counter_ns()
+        calc = price_receipt(receipt, catalog=catalog, promotions=index, customer=customer,
+                             store="S001", tz=TZ)
+        timings.append((time.perf_counter_ns() - began) / 1e6)
+        applied += len(calc.promotions)
+    return statistics.median(timings), percentile(timings, 0.99), applied / len(batch)
+
+
+def _settle() -> None:
+    # The world is built once and lives forever (as in central): keep the collector from
+    # rescanning 200 000 catalog items in the middle of a timed receipt.
+    gc.collect()
+    gc.freeze()
+
+
+def run(promotion_counts: list[int], sizes: list[int], receipts: int) -> None:
+    rnd = random.Random(20261123)
+    started = time.perf_counter()
+    world = build_catalog(rnd)
+    print(f"catalog: {len(world.catalog)} skus built in {time.perf_counter() - started:.1f} s")
+    customers = [build_customer(rnd, world, number) for number in range(200)]
+    results: dict[tuple[int, int], tuple[float, float]] = {}
+    for count in promotion_counts:
+        promotions = build_promotions(random.Random(count), world, count)
+        started = time.perf_counter()
+        index = PromotionIndex(promotions)
+        print(f"\n{count} promotions: index built in {time.perf_counter() - started:.2f} s")
+        _settle()
+        print(f"  {'lines':>5} {'p50 ms':>8} {'p99 ms':>8} {'applied/receipt':>16}")
+        for size in sizes:
+            p50, p99, applied = measure(world, customers, index, size, receipts)
+            results[(count, size)] = (p50, p99)
+            print(f"  {size:>5} {p50:>8.3f} {p99:>8.3f} {applied:>16.1f}")
+    low, high = min(promotion_counts), max(promotion_counts)
+    print(f"\nratio {high} / {low} promotions, the mix above (p50, p99):")
+    for size in sizes:
+        a, b = results[(low, size)], results[(high, size)]
+        print(f"  {size:>3} lines: {b[0] / a[0]:.2f}  {b[1] / a[1]:.2f}")
+
+    # The same 100 promotions live in both cases; the big case adds an archive of promotions
+    # that are not running today. This isolates what the count of *defined* promotions costs.
+    live = live_now(build_promotions(random.Random(1), world, low))
+    archive = archived(build_promotions(random.Random(2), world, high - low))
+    small, big = PromotionIndex(live), PromotionIndex(live + archive)
+    _settle()
+    print(f"\nindex overhead: the same {low} live promotions alone vs. plus "
+          f"{high - low} archived/planned ones (p50, p99 ms; ratio):")
+    for size in sizes:
+        a50, a99, a_applied = measure(world, customers, small, size, receipts)
+        b50, b99, b_applied = measure(world, customers, big, size, receipts)
+        print(f"  {size:>3} lines: {a50:.3f} {a99:.3f} vs {b50:.3f} {b99:.3f}; "
+              f"ratio {b50 / a50:.2f} {b99 / a99:.2f}; applied {a_applied:.1f} / {b_applied:.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="a seconds-long run")
+    parser.add_argument("--receipts", type=int, default=None, help="receipts per case")
+    args = parser.parse_args()
+    if args.smoke:
+        run([100, 10_000], [1, 50, 200], args.receipts or 20)
+    else:
+        run([100, 10_000, 100_000], [1, 50, 200], args.receipts or 400)
+
+
+if __name__ == "__main__":
+    main()
