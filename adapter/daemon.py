@@ -20,6 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from adapter import systemd
 from adapter.config import Config
+from adapter.edge import CurrentMode, EdgeRuntime
 from adapter.journal import AnswerJournal
 from adapter.lanes import LanePolicy, Lanes
 from adapter.metrics import DaemonMetrics, Readings
@@ -48,6 +49,7 @@ class Daemon:
         self._client: CentralClient | None = None
         self._journal: AnswerJournal | None = None
         self.edge: EdgeBackend | None = None
+        self.edge_runtime: EdgeRuntime | None = None
         self.router: Router | None = None
         self.lanes: Lanes | None = None
         self.metrics: DaemonMetrics | None = None
@@ -67,13 +69,21 @@ class Daemon:
             failure_threshold=cfg.offline.breaker_failures,
             cooldown_s=cfg.offline.breaker_cooldown_ms / 1000,
         )
-        self.edge = self._start_edge(target)
+        self.edge_runtime = EdgeRuntime.build(cfg)
+        self.edge = self.edge_runtime.processor
         self.router = Router(
             store=cfg.store,
             timezone=cfg.timezone,
             tz=tz,
             central=self._client,
             edge=self.edge,
+            breaker=breaker,
+        )
+        router = self.router
+        self.edge_runtime.start(
+            self._client.channel,
+            interval_s=cfg.sync.interval_s,
+            mode=CurrentMode(lambda: router.mode),
             breaker=breaker,
         )
         policy = LanePolicy(
@@ -130,9 +140,6 @@ class Daemon:
         log.info("embedded_central", db=str(cfg.central.db), address=self._embedded.address)
         return str(self._embedded.address)
 
-    def _start_edge(self, target: str) -> EdgeBackend | None:
-        return None
-
     def _start_metrics(self) -> DaemonMetrics | None:
         cfg = self.config
         if cfg.metrics is None:
@@ -140,7 +147,19 @@ class Daemon:
         router = self.router
         assert router is not None
         metrics = DaemonMetrics()
-        metrics.bind(Readings(mode=lambda: router.mode, breaker=lambda: router.breaker.state.value))
+        edge = self.edge_runtime
+        assert edge is not None
+        outbox = edge.processor.outbox
+        metrics.bind(
+            Readings(
+                mode=lambda: router.mode,
+                breaker=lambda: router.breaker.state.value,
+                outbox_depth=lambda: float(outbox.depth()),
+                outbox_oldest_age_s=lambda: float(outbox.oldest_age_s() or 0.0),
+                cache_version=lambda: float(edge.processor.cache.version() or 0),
+                cache_age_s=edge.cache_age_s,
+            )
+        )
         host, port = parse_address(cfg.metrics.address)
         bound = metrics.serve(host, port)
         log.info("metrics", address=f"{host}:{bound}")
@@ -209,6 +228,8 @@ class Daemon:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.edge_runtime is not None:
+            await self.edge_runtime.stop()
         if self._client is not None:
             await self._client.close()
         if self._embedded is not None:

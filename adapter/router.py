@@ -52,6 +52,7 @@ class EdgeBackend(Protocol):
     def record_online_confirm(self, request: pb.ConfirmRequest, reply: pb.ConfirmReply) -> None: ...
     def record_online_cancel(self, request: pb.CancelRequest, reply: pb.CancelReply) -> None: ...
     def record_online_refund(self, request: pb.RefundRequest, reply: pb.RefundReply) -> None: ...
+    def record_online_identify(self, reply: pb.IdentifyReply) -> None: ...
     def owns_receipt(self, receipt_id: str) -> bool: ...
 
 
@@ -267,9 +268,14 @@ class Router:
             context=self._context(request_id, lane),
             customer=convert.customer_ref_to_pb(req.customer),
         )
-        reply, _mode = await self._route(req.kind, message, None)
+        reply, mode = await self._route(req.kind, message, None)
         if reply.HasField("error"):
             return _error_json(request_id, reply.error)
+        if mode == "online" and self.edge is not None:
+            try:
+                self.edge.record_online_identify(reply)
+            except Exception:  # remembering the customer for sync must not fail the answer
+                log.exception("edge_record_failed", call="identify")
         customer = render.customer_json(convert.customer_summary_from_pb(reply.customer), full=True)
         if req.kind == "balance":
             return render.envelope("balance.result", request_id, {"customer": customer})

@@ -1,0 +1,169 @@
+"""The edge as the daemon runs it: offline processor, periodic sync and the upload worker.
+
+The offline room provides the parts; this module only builds them from the configuration and
+runs their loops next to the lanes. Sync starts at once on start-up, then every
+``[sync] interval_s``; the uploader wakes whenever something is journaled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+import grpc.aio
+import structlog
+
+from adapter.config import Config
+from adapter.upstream import open_channel
+from offline.breaker import CircuitBreaker
+from offline.db import EdgeDatabase
+from offline.policy import OfflinePolicy
+from offline.processor import OfflineProcessor
+from offline.status import write_runtime_state
+from offline.sync import (
+    META_LAST_SYNC_AT,
+    CustomerSelection,
+    SyncClient,
+    SyncResult,
+    run_sync_loop,
+)
+from offline.uploader import Uploader
+
+log = structlog.get_logger("tillgate.edge")
+
+STATE_INTERVAL_S = 1.0
+
+
+def policy_of(config: Config) -> OfflinePolicy:
+    return OfflinePolicy(
+        redeem=config.offline.redeem,
+        redeem_cap=config.offline.redeem_cap,
+        max_queued=config.offline.max_queued,
+        max_age_hours=config.offline.max_age_hours,
+    )
+
+
+def selection_of(config: Config) -> CustomerSelection:
+    return CustomerSelection(
+        all_customers=config.sync.customers == "all", seen_days=config.sync.seen_days
+    )
+
+
+@dataclass
+class EdgeRuntime:
+    """The edge's objects and background tasks inside one daemon."""
+
+    db: EdgeDatabase
+    processor: OfflineProcessor
+    sync: SyncClient
+    uploader: Uploader
+    stop_event: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, config: Config) -> EdgeRuntime:
+        db = EdgeDatabase(config.cache.db)
+        uploader_box: list[Uploader] = []
+        processor = OfflineProcessor(
+            db,
+            store=config.store,
+            timezone=config.timezone,
+            policy=policy_of(config),
+            on_journal=lambda: uploader_box[0].wake() if uploader_box else None,
+        )
+        uploader = Uploader(processor.outbox)
+        uploader_box.append(uploader)
+        sync = SyncClient(processor.cache, store=config.store, selection=selection_of(config))
+        return cls(db=db, processor=processor, sync=sync, uploader=uploader)
+
+    def start(
+        self,
+        channel: grpc.aio.Channel,
+        *,
+        interval_s: float,
+        mode: CurrentMode,
+        breaker: CircuitBreaker,
+    ) -> None:
+        self.tasks.append(
+            asyncio.create_task(
+                run_sync_loop(self.sync, channel, interval_s=interval_s, stop=self.stop_event),
+                name="edge sync",
+            )
+        )
+        self.tasks.append(
+            asyncio.create_task(self.uploader.run(channel, self.stop_event), name="upload")
+        )
+        self.tasks.append(
+            asyncio.create_task(self._publish_state(mode, breaker), name="edge state")
+        )
+
+    async def _publish_state(self, mode: CurrentMode, breaker: CircuitBreaker) -> None:
+        """Keep mode and breaker in the edge database, for ``tillgate status`` from outside."""
+        last: tuple[str, str] | None = None
+        while not self.stop_event.is_set():
+            current = (mode.value(), breaker.state.value)
+            if current != last:
+                write_runtime_state(self.db, current[0], current[1])  # type: ignore[arg-type]  # values come from closed enums
+                last = current
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), STATE_INTERVAL_S)
+
+    async def stop(self) -> None:
+        self.stop_event.set()
+        # Cancelling is safe: every database write is one synchronous transaction, so a task
+        # can only be cancelled between transactions, never inside one.
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.db.close()
+
+    def cache_age_s(self) -> float:
+        last = self.db.get_meta(META_LAST_SYNC_AT)
+        return max(0.0, time.time() - float(last)) if last else 0.0
+
+
+class CurrentMode:
+    """Reads the router's mode late, so the edge needs no reference to the router."""
+
+    def __init__(self, read: object) -> None:
+        self._read = read
+
+    def value(self) -> str:
+        return str(self._read() if callable(self._read) else self._read)
+
+
+async def sync_now(config: Config) -> str:
+    """``tillgate sync``: one complete pull into the configured cache from central."""
+    if config.central.embedded:
+        from central.server import start_server  # noqa: PLC0415 - embedded mode only
+
+        server = await asyncio.to_thread(
+            start_server, config.central.db, "127.0.0.1:0", demo=config.central.demo
+        )
+        target = str(server.address)
+    else:
+        server = None
+        target = config.central.target
+    db = EdgeDatabase(config.cache.db)
+    channel = open_channel(target, config.central)
+    try:
+        client = SyncClient(
+            OfflineProcessor(db, store=config.store).cache,
+            store=config.store,
+            selection=selection_of(config),
+        )
+        result: SyncResult = await client.sync_once(channel)
+    finally:
+        await channel.close()
+        db.close()
+        if server is not None:
+            await asyncio.to_thread(server.stop, 1.0)
+    kind = "full snapshot" if result.snapshot else "delta"
+    return (
+        f"synced {result.documents} document(s) in {result.pages} page(s) ({kind}) "
+        f"to version {result.version} in {result.duration_s:.2f} s"
+    )
