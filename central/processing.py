@@ -63,6 +63,7 @@ from loyalty import (
     price_receipt,
     refund_effects,
 )
+from loyalty.messages import customer_line
 from protos import tillgate_pb2 as pb
 from protos.convert import (
     calculation_from_pb,
@@ -135,11 +136,6 @@ def store_timezone(name: str) -> tzinfo:
         ) from None
 
 
-def mask(value: str) -> str:
-    """All but the last four characters hidden (cards and phones never reach the logs)."""
-    return "*" * max(0, len(value) - 4) + value[-4:]
-
-
 class Processing:
     """The Processing service's logic over a repository (see module docstring)."""
 
@@ -160,6 +156,12 @@ class Processing:
         store, request_id = context.store, context.request_id
         identity = fingerprint(method, request)
         now = clock.now()
+        if not store:
+            reply = reply_type()
+            reply.error.CopyFrom(  # type: ignore[attr-defined]  # every reply has error
+                Refusal("invalid", "the store is required", field="context.store").error
+            )
+            return reply
         with self.repository.transaction() as tx:
             if request_id:
                 kept = tx.kept_request(store, request_id)
@@ -586,7 +588,10 @@ class Processing:
             raise Refusal("not_found", f"no customer with {ref.masked()}", field="customer")
         balance = spendable_balance(tx, customer.id)
         summary = customer_summary(customer, balance=balance)
-        reply = pb.IdentifyReply(customer=customer_summary_to_pb(summary))
+        reply = pb.IdentifyReply(
+            customer=customer_summary_to_pb(summary),
+            messages=messages_to_pb([customer_line(customer, balance)]),
+        )
         tx.mark_seen(request.context.store, customer.id, clock.to_text(now))
         if with_offers:
             ends = {offer.id: offer.valid.end for offer in customer.personal_offers}

@@ -166,8 +166,15 @@ class SyncServicer(pb_grpc.SyncServicer):
         self, request: pb.PullRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.SyncPage]:
         self.guard.authorize(request.store, context)
-        pages = self.guard.run(context, lambda: list(pull(self.repository, request)))
-        yield from pages
+        pages = pull(self.repository, request)
+        try:
+            while True:
+                page = self.guard.run(context, lambda: next(pages, None))
+                if page is None:
+                    return
+                yield page
+        finally:
+            pages.close()
 
 
 class CentralServer:

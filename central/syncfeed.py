@@ -18,7 +18,7 @@ snapshot is taken; the edge can list it in ``customer_ids`` to be sure.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from datetime import datetime, timedelta
 
 from central import clock
@@ -63,7 +63,9 @@ def _document(stored: StoredDocument) -> pb.Document:
     )
 
 
-def pull(repository: Repository, request: pb.PullRequest) -> Iterator[pb.SyncPage]:
+def pull(
+    repository: Repository, request: pb.PullRequest
+) -> Generator[pb.SyncPage, None, None]:
     """The pages answering ``request`` (see module docstring)."""
     now = clock.now()
     floor = maintain(repository, now)

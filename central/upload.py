@@ -60,6 +60,8 @@ def _apply_entry(processing: Processing, store: str, entry: pb.JournalEntry) -> 
         message = ""
         try:
             with tx.savepoint():
+                if not key_store:
+                    raise EntryRejectedError("entry names no store")
                 if entry.store and store and entry.store != store:
                     raise EntryRejectedError(
                         f"entry of store {entry.store!r} uploaded by store {store!r}"

@@ -242,3 +242,19 @@ def test_invalid_fields_are_named(stub: pb_grpc.ProcessingStub) -> None:
     reply = stub.Calculate(pb.CalculateRequest(context=ctx(), receipt=receipt))
     assert reply.error.code == "invalid"
     assert "amount" in reply.error.field
+
+
+def test_bad_opened_at_and_missing_store_are_invalid(stub: pb_grpc.ProcessingStub) -> None:
+    receipt = oil_receipt("T4")
+    receipt.opened_at = "yesterday"
+    reply = stub.Calculate(pb.CalculateRequest(context=ctx(), receipt=receipt))
+    assert (reply.error.code, reply.error.field) == ("invalid", "receipt.opened_at")
+    no_store = pb.Context(request_id="x", timezone="Europe/Moscow")
+    reply = stub.Calculate(pb.CalculateRequest(context=no_store, receipt=oil_receipt("T5")))
+    assert (reply.error.code, reply.error.field) == ("invalid", "context.store")
+
+
+def test_identify_answers_a_cashier_line(stub: pb_grpc.ProcessingStub) -> None:
+    reply = stub.Identify(pb.IdentifyRequest(context=ctx(), customer=pb.CustomerRef(card=CARD)))
+    assert [(m.target, m.text) for m in reply.messages] == [
+        ("cashier", "Анна К., gold, 3 400,00 баллов")]
