@@ -1,0 +1,80 @@
+"""The promotion index: filed under necessary conditions and weeks, never missing one."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from loyalty import Customer, PromotionIndex
+from loyalty.index import trigger_keys
+
+from .helpers import FEB_MONDAY, MSK, customer, item, promo
+
+OIL = item("oil", groups=["oils", "grocery"], brand="A")
+BREAD = item("bread", groups=["bakery"], brand="B")
+
+BY_SKU = promo("by-sku", {"type": "percent_off", "percent": "10", "on": {"skus": ["oil"]}})
+BY_GROUP = promo("by-group", {"type": "percent_off", "percent": "10",
+                              "on": {"groups": ["bakery"], "brands": ["B"]}})
+BY_BRAND = promo("by-brand", {"type": "points_percent", "percent": "1", "on": {"brands": ["Z"]}})
+BY_ITEMS = promo("by-items", {"type": "percent_off", "percent": "30"},
+                 conditions={"items": [{"on": {"groups": ["beds"]}}]})
+BY_COUPON = promo("by-coupon", {"type": "amount_off", "amount": 100},
+                  conditions={"coupon": "Spring"})
+COUNTING = promo("counting", {"type": "percent_off", "percent": "10", "on": {"skus": ["tv"]}},
+                 counters=[{"name": "visits", "add": 1}])
+VIP = promo("vip", {"type": "points_percent", "percent": "2"}, audience={"segments": ["vip"]})
+GOLD = promo("gold", {"type": "points_percent", "percent": "2"},
+             audience={"statuses": {"tier": ["gold"]}})
+MARCH = promo("march", {"type": "percent_off", "percent": "10"},
+              active={"from": "2026-03-01T00:00:00+03:00", "to": "2026-03-08T00:00:00+03:00"})
+FEB = promo("feb", {"type": "percent_off", "percent": "10"},
+            active={"from": "2026-02-01T00:00:00+03:00", "to": "2026-03-01T00:00:00+03:00"})
+LONG = promo("long", {"type": "percent_off", "percent": "10"},
+             active={"from": "2020-01-01T00:00:00+03:00", "to": "2030-01-01T00:00:00+03:00"})
+ALL = [BY_SKU, BY_GROUP, BY_BRAND, BY_ITEMS, BY_COUPON, COUNTING, VIP, GOLD, MARCH, FEB, LONG]
+
+
+def _ids(index: PromotionIndex, *, now: datetime = FEB_MONDAY, skus: tuple[str, ...] = (),
+         who: Customer | None = None, coupons: tuple[str, ...] = ()) -> set[str]:
+    items = [entry for entry in (OIL, BREAD) if entry.sku in skus]
+    return {p.id for p in index.candidates(now=now, skus=skus, items=items, customer=who,
+                                           coupon_series=coupons)}
+
+
+def test_trigger_keys() -> None:
+    assert trigger_keys(BY_SKU) == [("sku", "oil")]
+    assert trigger_keys(BY_GROUP) == [("group", "bakery")]
+    assert trigger_keys(BY_BRAND) == [("brand", "Z")]
+    assert trigger_keys(BY_ITEMS) == [("group", "beds")]
+    assert trigger_keys(BY_COUPON) == [("coupon", "SPRING")]
+    assert trigger_keys(COUNTING) == [("all", "")]  # its counters count without the tv
+    assert trigger_keys(VIP) == [("segment", "vip")]
+    assert trigger_keys(GOLD) == [("status", "tier\x00gold")]
+
+
+def test_candidates_follow_the_receipt() -> None:
+    index = PromotionIndex(ALL)
+    assert len(index) == len(ALL)
+    receipt_wide = {"counting", "feb", "long"}
+    assert _ids(index, skus=("oil",)) == receipt_wide | {"by-sku"}
+    assert _ids(index, skus=("bread",)) == receipt_wide | {"by-group"}
+    assert _ids(index, skus=("oil",), coupons=("SPRING",)) == receipt_wide | {"by-sku",
+                                                                              "by-coupon"}
+    vip_gold = customer(segments=["vip"], statuses={"tier": "gold"})
+    assert _ids(index, who=vip_gold) == receipt_wide | {"vip", "gold"}
+    assert _ids(index, who=customer(statuses={"tier": "silver"})) == receipt_wide
+
+
+def test_weeks_outside_the_window_are_not_candidates() -> None:
+    index = PromotionIndex([MARCH, FEB, LONG])
+    assert _ids(index, now=FEB_MONDAY) == {"feb", "long"}
+    assert _ids(index, now=datetime(2026, 3, 4, 12, 0, tzinfo=MSK)) == {"march", "long"}
+    assert _ids(index, now=datetime(2026, 6, 1, 12, 0, tzinfo=MSK)) == {"long"}
+
+
+def test_a_later_document_with_the_same_id_wins() -> None:
+    newer = promo("by-sku", {"type": "percent_off", "percent": "20", "on": {"skus": ["bread"]}})
+    index = PromotionIndex([BY_SKU, newer])
+    assert len(index) == 1
+    assert index.get("by-sku") == newer
+    assert _ids(index, skus=("oil",)) == set()
