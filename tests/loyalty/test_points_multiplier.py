@@ -1,0 +1,29 @@
+"""points_multiplier: multipliers compound on the base accrual of their lines."""
+
+from __future__ import annotations
+
+from .helpers import by_n, catalog, customer, item, line, price, promo, receipt
+
+ITEMS = catalog(item("tv", groups=["electronics"]), item("gift", flags=["no_accrual"]),
+                item("bread", groups=["bakery"]))
+
+
+def test_multipliers_compound_on_base_accrual() -> None:
+    base = promo("base", {"type": "points_percent", "percent": "5"})
+    double = promo("x2", {"type": "points_multiplier", "factor": "2",
+                          "on": {"groups": ["electronics"]}}, priority=50)
+    half_more = promo("x1.5", {"type": "points_multiplier", "factor": "1.5"}, priority=40)
+    calc = price(receipt(line(1, "tv", "1", 10010), line(2, "bread", "1", 1000), card="1"),
+                 [base, double, half_more], ITEMS, customer())
+    lines = by_n(calc)
+    # tv: base ⌊500.5⌋ = 500 → × 2 × 1.5 = 1500; bread: 50 × 1.5 = 75.
+    assert (lines[1].points, lines[2].points) == (1500, 75)
+    assert lines[1].promotions == ("x2", "x1.5", "base")
+    assert calc.points.accrue == 1575
+
+
+def test_multiplier_without_base_is_not_applied() -> None:
+    double = promo("x2", {"type": "points_multiplier", "factor": "2"})
+    calc = price(receipt(line(1, "tv", "1", 10000), card="1"), [double], ITEMS, customer())
+    assert calc.points.accrue == 0
+    assert calc.promotions == ()
