@@ -84,10 +84,6 @@ def lifetime_for(tx: Transaction, promotion_ids: list[str]) -> Lifetime:
     return global_lifetime(tx)
 
 
-def _lot_order(row: LedgerRow) -> tuple[int, str, int]:
-    return (0 if row.expires_at is not None else 1, row.expires_at or "", row.id)
-
-
 def record_movement(
     tx: Transaction,
     customer_id: str,
@@ -139,27 +135,30 @@ def record_movement(
             reason=reason,
         )
     )
-    lots = tx.open_lots(customer_id)
-    own = [
-        lot
-        for lot in lots
-        if kind == "refund" and lot.kind == "accrual" and lot.receipt_id == receipt_id
-        and lot.store == store
-    ]
-    others = sorted((lot for lot in lots if lot.activated and lot not in own), key=_lot_order)
     owed = -points
-    for lot in own + others:
-        if owed == 0:
-            break
-        take = min(owed, lot.remaining)
+    if kind == "refund":
+        for lot in tx.receipt_lots(customer_id, store, receipt_id):
+            owed = _consume(tx, lot, owed)
+    while owed > 0:
+        lots = tx.consumable_lots(customer_id, 32)
+        if not lots:
+            break  # the balance goes negative (allowed: spec promotions §5.16)
+        for lot in lots:
+            owed = _consume(tx, lot, owed)
+            if owed == 0:
+                break
+
+
+def _consume(tx: Transaction, lot: LedgerRow, owed: int) -> int:
+    take = min(owed, lot.remaining)
+    if take:
         tx.set_lot_remaining(lot.id, lot.remaining - take)
-        owed -= take
+    return owed - take
 
 
 def spendable_balance(tx: Transaction, customer_id: str) -> int:
     """The ledger sum less points still waiting for activation."""
-    waiting = sum(lot.remaining for lot in tx.open_lots(customer_id) if not lot.activated)
-    return tx.ledger_sum(customer_id) - waiting
+    return tx.ledger_sum(customer_id) - tx.waiting_points(customer_id)
 
 
 def settle(tx: Transaction, now: datetime, customer_id: str | None = None) -> set[str]:

@@ -151,8 +151,20 @@ CREATE TABLE status_changes (
 CREATE INDEX receipts_by_customer ON receipts (customer_id, confirmed_at);
 """
 
+_STEP_3 = """
+-- Keep per-call ledger work independent of a customer's history length: the sum reads a
+-- covering index, pending and expiring lots have small partial indexes, consumption
+-- walks lots in their consumption order.
+CREATE INDEX ledger_points ON ledger (customer_id, points);
+CREATE INDEX ledger_pending ON ledger (customer_id, available_at) WHERE activated = 0;
+CREATE INDEX ledger_pending_all ON ledger (available_at) WHERE activated = 0;
+CREATE INDEX ledger_expiring ON ledger (expires_at) WHERE remaining > 0 AND expires_at IS NOT NULL;
+CREATE INDEX ledger_consumable ON ledger (customer_id, expires_at IS NULL, expires_at, id)
+    WHERE remaining > 0 AND activated = 1;
+"""
+
 #: Ordered migration steps; step i brings the schema to version i.
-MIGRATIONS: Sequence[str] = (_STEP_1, _STEP_2)
+MIGRATIONS: Sequence[str] = (_STEP_1, _STEP_2, _STEP_3)
 
 #: The schema version this code expects.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -152,6 +152,9 @@ class Transaction(Protocol):
     def ledger(self, customer_id: str) -> list[LedgerRow]: ...
     def ledger_sum(self, customer_id: str) -> int: ...
     def open_lots(self, customer_id: str) -> list[LedgerRow]: ...
+    def consumable_lots(self, customer_id: str, limit: int) -> list[LedgerRow]: ...
+    def receipt_lots(self, customer_id: str, store: str, receipt_id: str) -> list[LedgerRow]: ...
+    def waiting_points(self, customer_id: str) -> int: ...
     def set_lot_remaining(self, row_id: int, remaining: int) -> None: ...
     def activate_lot(self, row_id: int) -> None: ...
     def lots_due(self, now: str, customer_id: str | None = None) -> list[LedgerRow]: ...
@@ -548,6 +551,34 @@ class SQLiteTransaction:
         )
         return [self._ledger_row(row) for row in rows]
 
+    def consumable_lots(self, customer_id: str, limit: int) -> list[LedgerRow]:
+        """Active lots with points left, in consumption order (soonest expiry, then oldest)."""
+        rows = self._all(
+            f"SELECT {self._LEDGER_COLUMNS} FROM ledger WHERE customer_id = ? "  # noqa: S608 -- fixed column list
+            "AND remaining > 0 AND activated = 1 "
+            "ORDER BY expires_at IS NULL, expires_at, id LIMIT ?",
+            (customer_id, limit),
+        )
+        return [self._ledger_row(row) for row in rows]
+
+    def receipt_lots(self, customer_id: str, store: str, receipt_id: str) -> list[LedgerRow]:
+        """The accrual lots of one receipt with points left (active or not)."""
+        rows = self._all(
+            f"SELECT {self._LEDGER_COLUMNS} FROM ledger WHERE customer_id = ? "  # noqa: S608 -- fixed column list
+            "AND store = ? AND receipt_id = ? AND kind = 'accrual' AND remaining > 0 ORDER BY id",
+            (customer_id, store, receipt_id),
+        )
+        return [self._ledger_row(row) for row in rows]
+
+    def waiting_points(self, customer_id: str) -> int:
+        """Points in lots still waiting for activation."""
+        row = self._one(
+            "SELECT COALESCE(SUM(remaining), 0) FROM ledger "
+            "WHERE customer_id = ? AND activated = 0",
+            (customer_id,),
+        )
+        return int(row[0])
+
     def set_lot_remaining(self, row_id: int, remaining: int) -> None:
         self._conn.execute("UPDATE ledger SET remaining = ? WHERE id = ?", (remaining, row_id))
 
@@ -555,15 +586,21 @@ class SQLiteTransaction:
         self._conn.execute("UPDATE ledger SET activated = 1 WHERE id = ?", (row_id,))
 
     def lots_due(self, now: str, customer_id: str | None = None) -> list[LedgerRow]:
-        where = "" if customer_id is None else "customer_id = ? AND "
-        params: tuple[str, ...] = (now, now) if customer_id is None else (customer_id, now, now)
-        rows = self._all(
-            f"SELECT {self._LEDGER_COLUMNS} FROM ledger WHERE {where}"  # noqa: S608 -- fixed column list
-            "((activated = 0 AND available_at <= ?) "
-            "OR (remaining > 0 AND expires_at IS NOT NULL AND expires_at <= ?)) ORDER BY id",
+        """Lots whose activation or expiry time has come (for one customer or all)."""
+        where = "" if customer_id is None else " AND customer_id = ?"
+        params: tuple[str, ...] = (now,) if customer_id is None else (now, customer_id)
+        pending = self._all(
+            f"SELECT {self._LEDGER_COLUMNS} FROM ledger "  # noqa: S608 -- fixed column list
+            f"WHERE activated = 0 AND available_at <= ?{where}",
             params,
         )
-        return [self._ledger_row(row) for row in rows]
+        expiring = self._all(
+            f"SELECT {self._LEDGER_COLUMNS} FROM ledger "  # noqa: S608 -- fixed column list
+            f"WHERE remaining > 0 AND expires_at IS NOT NULL AND expires_at <= ?{where}",
+            params,
+        )
+        rows = {int(row[0]): row for row in (*pending, *expiring)}
+        return [self._ledger_row(rows[key]) for key in sorted(rows)]
 
     # receipts -----------------------------------------------------------------------------
     _RECEIPT_COLUMNS = (
