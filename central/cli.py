@@ -84,6 +84,17 @@ def _serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    lifetime = {ACTIVATION_SETTING: args.points_activation_days,
+                VALIDITY_SETTING: args.points_validity_days}
+    if any(value is not None for value in lifetime.values()):
+        repository = SQLiteRepository(args.db)
+        try:
+            with repository.transaction() as tx:
+                for key, value in lifetime.items():
+                    if value is not None:
+                        tx.set_setting(key, str(value))
+        finally:
+            repository.close()
     server = start_server(args.db, args.listen, tls=tls, demo=args.demo, workers=args.workers)
     print(f"central listening on {server.address}", file=sys.stderr, flush=True)
     while not done.wait(1.0):
@@ -245,6 +256,10 @@ def add_central_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     serve.add_argument("--workers", type=int, default=16, help="worker threads")
     serve.add_argument("--grace", type=float, default=5.0,
                        help="seconds in-flight calls get on stop")
+    serve.add_argument("--points-activation-days", type=int, metavar="DAYS",
+                       help="accrued points become spendable after DAYS (0: at once); stored")
+    serve.add_argument("--points-validity-days", type=int, metavar="DAYS",
+                       help="accrued points expire DAYS after activation (0: never); stored")
     serve.set_defaults(handler=_guarded(_serve))
 
     load = sub.add_parser("import", help="load catalog/customers/promotions (.json/.jsonl) or CSV")

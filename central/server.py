@@ -12,6 +12,7 @@ for a single store.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -28,11 +29,11 @@ from central import clock
 from central.demo import load_demo
 from central.processing import Processing
 from central.storage import Repository, SQLiteRepository
-from central.syncfeed import content_hash, pull
+from central.syncfeed import content_hash, maintain, pull
 from central.upload import upload
 from protos import tillgate_pb2 as pb
 from protos import tillgate_pb2_grpc as pb_grpc
-from tillgate.errors import ConfigError, StorageError
+from tillgate.errors import ConfigError, StorageError, TillgateError
 
 log = structlog.get_logger("tillgate.central")
 
@@ -40,6 +41,8 @@ T = TypeVar("T")
 
 #: Worker threads of the gRPC server (calls in flight at once).
 DEFAULT_WORKERS = 16
+#: Seconds between housekeeping rounds of a running server.
+HOUSEKEEPING_INTERVAL = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,14 +199,29 @@ class CentralServer:
         self.processing = processing
         self._health = health_servicer
         self._stopped = False
+        self._stopping = threading.Event()
+        self._housekeeper = threading.Thread(
+            target=self._housekeeping, name="central-housekeeping", daemon=True
+        )
+        self._housekeeper.start()
+
+    def _housekeeping(self) -> None:
+        """Every :data:`HOUSEKEEPING_INTERVAL` seconds: lifetimes, kept answers, tombstones."""
+        while not self._stopping.wait(HOUSEKEEPING_INTERVAL):
+            try:
+                maintain(self.repository, clock.now())
+            except TillgateError as exc:
+                log.warning("housekeeping_failed", error=str(exc))
 
     def stop(self, grace: float | None = 5.0) -> None:
         """Refuse new calls, let in-flight calls finish within ``grace`` seconds, close."""
         if self._stopped:
             return
         self._stopped = True
+        self._stopping.set()
         self._health.enter_graceful_shutdown()
         self._server.stop(grace).wait()
+        self._housekeeper.join()
         self.repository.close()
         log.info("central_stopped", address=self.address)
 

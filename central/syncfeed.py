@@ -41,10 +41,16 @@ def horizon(tx: Transaction) -> timedelta:
     return timedelta(days=float(value)) if value else DEFAULT_HORIZON
 
 
+#: Kept answers to requests live this long (register protocol §2.3: 48 hours).
+KEPT_ANSWERS = timedelta(hours=48)
+
+
 def maintain(repository: Repository, now: datetime) -> int:
-    """Settle bonus lifetimes and compact old tombstones; returns the history floor."""
+    """Settle bonus lifetimes, forget kept answers past their 48 hours and compact old
+    tombstones; returns the history floor."""
     with repository.transaction() as tx:
         settle(tx, now)
+        tx.prune_requests(clock.to_text(now - KEPT_ANSWERS))
         floor = int(tx.setting("sync.floor") or 0)
         compacted = tx.compact_tombstones(clock.to_text(now - horizon(tx)))
         if compacted > floor:

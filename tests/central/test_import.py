@@ -117,6 +117,21 @@ def test_csv_reports_every_bad_row_and_writes_nothing(
         assert c1.raw["statuses"]["tier"] == "gold"
 
 
+def test_csv_with_one_bad_row_writes_nothing(repo: SQLiteRepository, tmp_path: Path) -> None:
+    file = tmp_path / "attrs.csv"
+    file.write_text(
+        "customer_id,attribute,value\n"
+        + "".join(f"C1,segment,s{i}\n" for i in range(50))
+        + "C1,status.,x\n",
+        encoding="utf-8",
+    )
+    before = _head(repo)
+    with pytest.raises(ImportRejectedError) as caught:
+        import_file(repo, file, now())
+    assert [(e.line, e.key) for e in caught.value.errors] == [(52, "status.")]
+    assert _head(repo) == before
+
+
 def test_csv_applies_attributes_and_balance_as_ledger_row(
     repo: SQLiteRepository, tmp_path: Path
 ) -> None:

@@ -258,3 +258,15 @@ def test_identify_answers_a_cashier_line(stub: pb_grpc.ProcessingStub) -> None:
     reply = stub.Identify(pb.IdentifyRequest(context=ctx(), customer=pb.CustomerRef(card=CARD)))
     assert [(m.target, m.text) for m in reply.messages] == [
         ("cashier", "Анна К., gold, 3 400,00 баллов")]
+
+
+def test_kept_answers_are_forgotten_after_48_hours(
+    stub: pb_grpc.ProcessingStub, sync_stub: pb_grpc.SyncStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stub.Calculate(pb.CalculateRequest(context=ctx(rid="old-id"), receipt=oil_receipt("H1")))
+    monkeypatch.setenv(NOW_ENV, "2026-11-25T10:21:00+03:00")
+    list(sync_stub.Pull(pb.PullRequest(store="S001", since=0)))  # housekeeping runs with Pull
+    reply = stub.Calculate(pb.CalculateRequest(context=ctx(rid="old-id"),
+                                               receipt=oil_receipt("H2")))
+    assert not reply.HasField("error")
+    assert reply.calculation.receipt_id == "H2"
