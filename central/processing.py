@@ -3,9 +3,9 @@
 Theory of operation: every Processing call is one write transaction. It first looks for a
 kept answer under (store, request id): the same request (its message with the id set aside)
 gets the first answer back, a different one is ``conflict``/``id_reused``. Otherwise the
-call checks the receipt's state against the lifecycle table (register protocol §2.4),
-refuses with an :class:`Error` in the reply *before* writing anything, or does the work
-and keeps the answer. Pricing is the loyalty engine's (``price_receipt``); confirm and
+call checks the receipt's state against the lifecycle table (register protocol §2.4) and
+either does the work or refuses with an ``Error`` in the reply (a refusal undoes whatever
+the call had written, through a savepoint); either answer is kept. Pricing is the loyalty engine's (``price_receipt``); confirm and
 refund apply the engine's effects to the ledger, counters, coupons and purchases in the
 same transaction. gRPC never appears here: the servicer in central.server is a thin shell.
 
@@ -89,7 +89,7 @@ ReplyT = TypeVar("ReplyT", bound=ProtoMessage)
 
 
 class Refusal(Exception):  # noqa: N818 -- a domain answer, not a failure
-    """A domain refusal: becomes ``reply.error``. Raised before anything is written."""
+    """A domain refusal: becomes ``reply.error``; whatever the call wrote before is undone."""
 
     def __init__(
         self, code: str, message: str, *, reason: str = "", field: str = "",
@@ -103,6 +103,12 @@ class Refusal(Exception):  # noqa: N818 -- a domain answer, not a failure
             message=message,
             remaining=refund_lines_to_pb(remaining),
         )
+
+
+def _error_reply(reply_type: type[ReplyT], refusal: Refusal) -> ReplyT:
+    reply = reply_type()
+    reply.error.CopyFrom(refusal.error)  # type: ignore[attr-defined]  # every reply type has ``error``
+    return reply
 
 
 def conflict(reason: str, message: str, **kwargs: Any) -> Refusal:
@@ -157,28 +163,23 @@ class Processing:
         identity = fingerprint(method, request)
         now = clock.now()
         if not store:
-            reply = reply_type()
-            reply.error.CopyFrom(  # type: ignore[attr-defined]  # every reply has error
-                Refusal("invalid", "the store is required", field="context.store").error
+            return _error_reply(
+                reply_type, Refusal("invalid", "the store is required", field="context.store")
             )
-            return reply
         with self.repository.transaction() as tx:
             if request_id:
                 kept = tx.kept_request(store, request_id)
                 if kept is not None:
                     if kept.method == method and kept.fingerprint == identity:
                         return reply_type.FromString(kept.reply)
-                    reply = reply_type()
-                    reply.error.CopyFrom(conflict(  # type: ignore[attr-defined]  # every reply has error
-                        "id_reused",
-                        f"request id {request_id!r} was used for another request",
-                    ).error)
-                    return reply
+                    return _error_reply(reply_type, conflict(
+                        "id_reused", f"request id {request_id!r} was used for another request"
+                    ))
             try:
-                reply = work(tx, now)
+                with tx.savepoint():  # a refusal leaves nothing of the work behind
+                    reply = work(tx, now)
             except Refusal as refusal:
-                reply = reply_type()
-                reply.error.CopyFrom(refusal.error)  # type: ignore[attr-defined]  # every reply has error
+                reply = _error_reply(reply_type, refusal)
             if request_id:
                 tx.keep_request(
                     store,
