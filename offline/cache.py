@@ -35,12 +35,22 @@ from protos import tillgate_pb2 as pb
 from protos.sync import content_hash
 from tillgate.errors import DocumentError
 
-__all__ = ["META_PROMOTIONS_GENERATION", "META_SYNC_VERSION", "EdgeCache", "customer_keys"]
+__all__ = [
+    "META_CATALOG_GENERATION",
+    "META_PROMOTIONS_GENERATION",
+    "META_SYNC_VERSION",
+    "EdgeCache",
+    "customer_keys",
+]
 
 #: meta key of the sync checkpoint; absent until the first sync completed
 META_SYNC_VERSION = "sync_version"
 #: meta key bumped whenever a sync changed a promotion
 META_PROMOTIONS_GENERATION = "promotions_generation"
+#: meta key bumped whenever a sync changed a catalog item
+META_CATALOG_GENERATION = "catalog_generation"
+#: parsed catalog items kept in memory (the cache is dropped whole when full)
+CATALOG_MEMO_SIZE = 50_000
 
 _SQL_VARS = 500  # keep IN (...) lists under SQLite's variable limit
 
@@ -73,6 +83,8 @@ class EdgeCache:
         self.db = db
         self._index: PromotionIndex | None = None
         self._index_generation: str | None = None
+        self._catalog_memo: dict[str, CatalogItem | None] = {}
+        self._catalog_generation: str | None = None
 
     # -- reading -------------------------------------------------------------------------
 
@@ -95,17 +107,34 @@ class EdgeCache:
         )
 
     def catalog_for(self, skus: Iterable[str]) -> dict[str, CatalogItem]:
-        """The catalog items of these skus that the cache holds (unknown skus are left out)."""
-        wanted = sorted(set(skus))
-        items: dict[str, CatalogItem] = {}
+        """The catalog items of these skus that the cache holds (unknown skus are left out).
+
+        Parsed items are memoized until a sync changes the catalog."""
+        generation = self.db.get_meta(META_CATALOG_GENERATION) or "0"
+        memo = self._catalog_memo
+        if generation != self._catalog_generation or len(memo) > CATALOG_MEMO_SIZE:
+            memo.clear()
+            self._catalog_generation = generation
+        requested = set(skus)
+        wanted = sorted(sku for sku in requested if sku not in memo)
         for start in range(0, len(wanted), _SQL_VARS):
             chunk = wanted[start : start + _SQL_VARS]
             marks = ",".join("?" * len(chunk))
-            for row in self.db.query(
-                f"SELECT id, json FROM documents WHERE kind = 'catalog' AND id IN ({marks})",  # noqa: S608  # only '?' marks are interpolated
-                chunk,
-            ):
-                items[row["id"]] = parse_catalog_item(json.loads(row["json"]))
+            found = {
+                row["id"]: row["json"]
+                for row in self.db.query(
+                    f"SELECT id, json FROM documents WHERE kind = 'catalog' AND id IN ({marks})",  # noqa: S608  # only '?' marks are interpolated
+                    chunk,
+                )
+            }
+            for sku in chunk:
+                body = found.get(sku)
+                memo[sku] = parse_catalog_item(json.loads(body)) if body is not None else None
+        items: dict[str, CatalogItem] = {}
+        for sku in requested:
+            item = memo.get(sku)
+            if item is not None:
+                items[sku] = item
         return items
 
     def customer_by_id(self, customer_id: str) -> Customer | None:
@@ -156,16 +185,17 @@ class EdgeCache:
 
     # -- writing (called by the sync client inside its transactions) ----------------------
 
-    def apply_documents(self, documents: Iterable[pb.Document], *, shadow: bool = False) -> bool:
-        """Upsert or delete documents; returns True when a promotion changed.
+    def apply_documents(
+        self, documents: Iterable[pb.Document], *, shadow: bool = False
+    ) -> set[str]:
+        """Upsert or delete documents; returns the kinds that changed.
 
         Must run inside a transaction of :attr:`db`."""
         suffix = "_shadow" if shadow else ""
         conn = self.db.conn
-        promotions_changed = False
+        kinds: set[str] = set()
         for doc in documents:
-            if doc.kind == "promotion":
-                promotions_changed = True
+            kinds.add(doc.kind)
             if doc.kind == "customer" and not shadow:
                 old = conn.execute(
                     "SELECT json FROM documents WHERE kind = 'customer' AND id = ?", (doc.id,)
@@ -192,7 +222,7 @@ class EdgeCache:
                     "VALUES (?, ?)",
                     [(key, doc.id) for key in customer_keys(json.loads(doc.json))],
                 )
-        return promotions_changed
+        return kinds
 
     def start_shadow(self) -> None:
         """Empty shadow tables for a new snapshot (inside a transaction)."""
@@ -206,7 +236,8 @@ class EdgeCache:
             self.db.conn.execute(f"DROP TABLE {table}")
             self.db.conn.execute(f"ALTER TABLE {table}_shadow RENAME TO {table}")
 
-    def bump_promotions_generation(self) -> None:
-        """Note that promotions changed (inside a transaction); indexes rebuild lazily."""
-        current = int(self.db.get_meta(META_PROMOTIONS_GENERATION) or "0")
-        self.db.set_meta(META_PROMOTIONS_GENERATION, str(current + 1))
+    def bump_generation(self, key: str) -> None:
+        """Note that promotions (or catalog items) changed, inside a transaction: in-memory
+        indexes and memos of every process rebuild lazily."""
+        current = int(self.db.get_meta(key) or "0")
+        self.db.set_meta(key, str(current + 1))

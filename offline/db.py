@@ -23,7 +23,10 @@ from pathlib import Path
 
 from tillgate.errors import StorageError
 
-__all__ = ["DOCUMENT_TABLES", "EdgeDatabase"]
+__all__ = ["AUTOCHECKPOINT_PAGES", "DOCUMENT_TABLES", "EdgeDatabase"]
+
+#: WAL pages after which a commit checkpoints by itself (80 MB at 4 KiB pages)
+AUTOCHECKPOINT_PAGES = 20_000
 
 #: Tables that hold synced documents; a snapshot loads ``<name>_shadow`` and swaps it in.
 DOCUMENT_TABLES: dict[str, str] = {
@@ -103,6 +106,9 @@ class EdgeDatabase:
             if not readonly:
                 self.conn.execute("PRAGMA journal_mode = WAL")
                 self.conn.execute("PRAGMA synchronous = FULL")
+                # checkpoints belong to background work (checkpoint()), not to the commit of
+                # a register's answer; this is only the backstop if nobody runs them
+                self.conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
                 self._migrate()
         except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"{self.path}: cannot open the edge database: {exc}") from exc
@@ -170,6 +176,19 @@ class EdgeDatabase:
         """Set one meta value (call inside a transaction, or it commits on its own)."""
         with self.transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file (PASSIVE: never waits for, nor blocks, the
+        writer). Runs on its own connection, so it may run in a worker thread
+        (``asyncio.to_thread(db.checkpoint)``) while the event loop keeps answering."""
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None)
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: checkpoint failed: {exc}") from exc
 
     def close(self) -> None:
         self.conn.close()

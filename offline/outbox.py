@@ -14,6 +14,7 @@ so resending a pending entry whose acknowledgement was lost is harmless.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -25,9 +26,12 @@ import structlog
 from offline.db import EdgeDatabase
 from protos import tillgate_pb2 as pb
 
-__all__ = ["AckSummary", "Operation", "Outbox"]
+__all__ = ["META_OUTBOX_PENDING", "AckSummary", "Operation", "Outbox"]
 
 log = structlog.get_logger("tillgate.offline.outbox")
+
+#: meta key: how many entries are pending (kept with the rows, one transaction)
+META_OUTBOX_PENDING = "outbox_pending"
 
 Operation = Literal["calculate", "confirm", "cancel", "refund"]
 
@@ -77,7 +81,17 @@ class Outbox:
             conn.execute(
                 "UPDATE outbox SET entry = ? WHERE seq = ?", (entry.SerializeToString(), seq)
             )
+            self._count_pending(conn, +1)
         return entry
+
+    def _count_pending(self, conn: sqlite3.Connection, delta: int) -> None:
+        # a counter kept in the same transactions as the rows, so that depth() costs one
+        # lookup however long central has been away
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
+            "value = CAST(value AS INTEGER) + ?",
+            (META_OUTBOX_PENDING, str(max(0, delta)), delta),
+        )
 
     def pending(self, limit: int) -> list[pb.JournalEntry]:
         """The oldest ``limit`` entries not yet acknowledged, in seq order."""
@@ -108,6 +122,7 @@ class Outbox:
                 if not changed:
                     unmatched += 1
                     continue
+                self._count_pending(conn, -1)
                 if entry.WhichOneof("operation") == "confirm":
                     # central's balance now includes this redemption: the next sync brings it
                     conn.execute(
@@ -130,15 +145,15 @@ class Outbox:
 
     def depth(self) -> int:
         """Entries waiting for central."""
-        return int(
-            self.db.query("SELECT count(*) AS n FROM outbox WHERE status = 'pending'")[0]["n"]
-        )
+        value = self.db.get_meta(META_OUTBOX_PENDING)
+        return int(value) if value is not None else 0
 
     def oldest_age_s(self) -> float | None:
         """Age in seconds of the oldest entry waiting for central; None when none waits."""
-        rows = self.db.query("SELECT min(created_at) AS t FROM outbox WHERE status = 'pending'")
-        oldest = rows[0]["t"]
-        return None if oldest is None else max(0.0, self.clock() - float(oldest))
+        rows = self.db.query(
+            "SELECT created_at FROM outbox WHERE status = 'pending' ORDER BY seq LIMIT 1"
+        )
+        return None if not rows else max(0.0, self.clock() - float(rows[0]["created_at"]))
 
     def has_pending(self, receipt_id: str) -> bool:
         """Whether an entry of this receipt still waits for central."""

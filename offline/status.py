@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from offline.cache import META_SYNC_VERSION
 from offline.db import EdgeDatabase
+from offline.outbox import META_OUTBOX_PENDING
 from offline.sync import META_LAST_SYNC_AT, META_LAST_SYNC_DURATION_S
 
 __all__ = ["read_status", "write_runtime_state"]
@@ -75,15 +76,14 @@ def read_status(cache_db_path: Path | str) -> dict[str, Any]:
             "age_s": round(max(0.0, now - last_sync), 3) if last_sync is not None else None,
             "last_sync_duration_s": _float(meta.get(META_LAST_SYNC_DURATION_S)),
         }
-        row = db.query(
-            "SELECT count(*) AS depth, min(created_at) AS oldest FROM outbox "
-            "WHERE status = 'pending'"
-        )[0]
+        oldest = db.query(
+            "SELECT created_at FROM outbox WHERE status = 'pending' ORDER BY seq LIMIT 1"
+        )
         rejected = db.query("SELECT count(*) AS n FROM outbox WHERE status = 'rejected'")[0]["n"]
         status["outbox"] = {
-            "depth": int(row["depth"]),
-            "oldest_age_s": round(max(0.0, now - float(row["oldest"])), 3)
-            if row["oldest"] is not None
+            "depth": int(meta.get(META_OUTBOX_PENDING, "0")),
+            "oldest_age_s": round(max(0.0, now - float(oldest[0]["created_at"])), 3)
+            if oldest
             else None,
             "rejected": int(rejected),
         }

@@ -26,10 +26,15 @@ from dataclasses import dataclass
 import grpc
 import structlog
 
-from offline.cache import META_SYNC_VERSION, EdgeCache
+from offline.cache import (
+    META_CATALOG_GENERATION,
+    META_PROMOTIONS_GENERATION,
+    META_SYNC_VERSION,
+    EdgeCache,
+)
 from protos import tillgate_pb2 as pb
 from protos import tillgate_pb2_grpc as pb_grpc
-from tillgate.errors import ConfigError, RemoteProtocolError, UpstreamUnavailable
+from tillgate.errors import ConfigError, RemoteProtocolError, StorageError, UpstreamUnavailable
 
 __all__ = [
     "META_LAST_SYNC_AT",
@@ -131,12 +136,12 @@ class SyncClient:
                 if not self._snapshot_started:
                     self.cache.start_shadow()
                     self._snapshot_started = True
-                changed = self.cache.apply_documents(page.documents, shadow=True)
+                self.cache.apply_documents(page.documents, shadow=True)
                 if not page.last:
                     return
                 self.cache.swap_shadow()
                 self._snapshot_started = False
-                changed = True  # the whole promotion set may differ
+                changed = {"promotion", "catalog"}  # everything may differ
             else:
                 if self._snapshot_started:
                     raise RemoteProtocolError(
@@ -144,8 +149,10 @@ class SyncClient:
                     )
                 changed = self.cache.apply_documents(page.documents)
             self.cache.db.set_meta(META_SYNC_VERSION, str(page.version))
-            if changed:
-                self.cache.bump_promotions_generation()
+            if "promotion" in changed:
+                self.cache.bump_generation(META_PROMOTIONS_GENERATION)
+            if "catalog" in changed:
+                self.cache.bump_generation(META_CATALOG_GENERATION)
 
     def finish(self, *, started_at: float, duration_s: float) -> None:
         """Bookkeeping after a complete sync (one transaction)."""
@@ -240,8 +247,12 @@ async def run_sync_loop(
         delay = interval_s
         try:
             await client.sync_once(channel)
+            await asyncio.to_thread(client.cache.db.checkpoint)
         except UpstreamUnavailable as exc:
             log.warning("sync_failed", error=str(exc))
+            delay = min(retry_s, interval_s)
+        except StorageError as exc:
+            log.error("sync_storage_failed", error=str(exc))
             delay = min(retry_s, interval_s)
         try:
             await asyncio.wait_for(stop.wait(), delay)

@@ -7,6 +7,8 @@ wire and exactly-once in effect, because central applies each (store, receipt_id
 answers a repeat ``duplicate``. :meth:`Uploader.run` drains the outbox, retrying failed calls
 with exponential backoff and full jitter (tenacity), and otherwise sleeps until
 :meth:`Uploader.wake` is called (the processor journals something) or ``idle_s`` passes.
+Between drains it checkpoints the database's WAL in a worker thread, so that the commits
+answering registers never pay for a checkpoint.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from tenacity import (
 from offline.outbox import AckSummary, Outbox
 from protos import tillgate_pb2 as pb
 from protos import tillgate_pb2_grpc as pb_grpc
-from tillgate.errors import UpstreamUnavailable
+from tillgate.errors import StorageError, UpstreamUnavailable
 
 __all__ = ["Uploader"]
 
@@ -115,7 +117,16 @@ class Uploader:
             await asyncio.gather(stopped, return_exceptions=True)
             if drain.exception() is not None:
                 log.error("upload_worker_error", error=str(drain.exception()))
+            # idle time: fold the WAL into the database file off the event loop
             try:
-                await asyncio.wait_for(self._wake.wait(), self.idle_s)
-            except TimeoutError:
-                continue
+                await asyncio.to_thread(self.outbox.db.checkpoint)
+            except StorageError as exc:
+                log.warning("checkpoint_failed", error=str(exc))
+            woken = asyncio.create_task(self._wake.wait())
+            stopped = asyncio.create_task(stop.wait())
+            _, pending = await asyncio.wait(
+                {woken, stopped}, timeout=self.idle_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)

@@ -13,7 +13,11 @@ from protos.sync import canonical_json
 STORE = "S001"
 TZ = "Europe/Moscow"
 
-OILS: dict[str, Any] = {"sku": "4600001", "name": "Масло подсолнечное 1 л", "groups": ["oils", "grocery"]}
+OILS: dict[str, Any] = {
+    "sku": "4600001",
+    "name": "Масло подсолнечное 1 л",
+    "groups": ["oils", "grocery"],
+}
 BREAD: dict[str, Any] = {"sku": "4600002", "name": "Хлеб", "groups": ["bread", "grocery"]}
 ANNA: dict[str, Any] = {
     "id": "C1",

@@ -196,3 +196,27 @@ def test_exactly_once_through_a_flapping_network(tmp_path: Path, central: FakeCe
     assert connections > 1, "the network never broke a connection"
     assert sorted(central.processing.applied) == sorted(keys)
     assert outbox.depth() == 0
+
+
+def test_upload_worker_runs_until_stopped(tmp_path: Path, central: FakeCentral) -> None:
+    outbox = Outbox(EdgeDatabase(tmp_path / "cache.db"), store="S001")
+    _fill(outbox, 5)
+
+    async def main() -> None:
+        uploader = Uploader(outbox, idle_s=30, backoff_initial_s=0.01, backoff_max_s=0.05)
+        stop = asyncio.Event()
+        async with grpc.aio.insecure_channel(central.address) as channel:
+            worker = asyncio.create_task(uploader.run(channel, stop))
+            while outbox.depth():
+                await asyncio.sleep(0.01)
+            # new work is picked up at once when the worker is woken, not after idle_s
+            outbox.append("R-late", "cancel", _cancel("R-late"))
+            uploader.wake()
+            while outbox.depth():
+                await asyncio.sleep(0.01)
+            stop.set()
+            await asyncio.wait_for(worker, 10)
+
+    asyncio.run(main())
+    assert len(central.processing.applied) == 6
+    assert ("S001", "R-late", 6) in central.processing.applied

@@ -19,7 +19,7 @@ import pytest
 from loyalty import CustomerRef
 from offline.cache import EdgeCache
 from offline.db import EdgeDatabase
-from offline.sync import CustomerSelection, SyncClient, SyncResult
+from offline.sync import CustomerSelection, SyncClient, SyncResult, run_sync_loop
 from tests.offline.data import catalog_item, customer, fill, promotion
 from tests.offline.fakecentral import FakeCentral
 from tillgate.errors import UpstreamUnavailable
@@ -238,3 +238,25 @@ def test_documents_are_stored_byte_for_byte(central: FakeCentral, tmp_path: Path
     assert body is not None
     assert json.loads(body) == promotion(4)
     db.close()
+
+
+def test_sync_loop_syncs_and_stops(central: FakeCentral, tmp_path: Path) -> None:
+    fill(central.sync.put, items=10, customers=2, promotions=2)
+
+    async def main() -> None:
+        db = EdgeDatabase(tmp_path / "cache.db")
+        client = SyncClient(
+            EdgeCache(db), store="S001", selection=CustomerSelection(all_customers=True)
+        )
+        stop = asyncio.Event()
+        async with grpc.aio.insecure_channel(central.address) as channel:
+            loop = asyncio.create_task(run_sync_loop(client, channel, interval_s=0.05, stop=stop))
+            while len(central.sync.requests) < 3:
+                await asyncio.sleep(0.01)
+            stop.set()
+            await asyncio.wait_for(loop, 10)
+        db.close()
+
+    asyncio.run(main())
+    assert [r.since for r in central.sync.requests[:2]] == [0, 14]
+    assert _hash(tmp_path / "cache.db") == central.sync.content_hash()
