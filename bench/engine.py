@@ -9,15 +9,16 @@ The data set (fixed seed, so runs are comparable):
 
 * catalog: 200 000 skus in 2 000 leaf groups (100 skus each) under 200 parent groups, 500
   brands; 2% flagged ``no_discount``, 1% carry a ``min_price``;
-* promotions, the mix of a chain that keeps its history and plans ahead: 45% aimed at 1–5
-  skus, 45% at a group (80% a leaf group, 20% a parent, a quarter of them also a brand),
+* promotions, the mix of a chain that keeps its history and plans ahead: 60% aimed at 1–5
+  skus, 30% at a group (90% a leaf group, 10% a parent, a quarter of them also a brand),
   10% receipt-wide (points for tiers, min_total bonuses, amount_off for segments) with
   audiences (segment or tier, 80% of them) and weekday/hour windows. Reward types are
   mixed (percent_off, fixed_price, nth_percent_off, buy_x_get_y, amount_off, points_*).
   Promotions start uniformly over 104 weeks around today (a year of history kept for
   reports, a year of plans): item promotions run 1–4 weeks, receipt-wide campaigns 1–3
   days; 0.1% are standing programmes without an end. So at 100 000 defined, about 2 200
-  item promotions and 40 receipt-wide ones are live at any moment. A tenth are in
+  item promotions and 40 receipt-wide ones are live at any moment, and a 50-line receipt
+  meets some 25 live promotions that can touch it (at 100 defined: about one). A tenth are in
   promotion groups, 5% are exclusive;
 * receipts: random skus, 1–3 units (10% weighed), 70% with an identified customer (tier,
   1–2 of 40 segments, a balance, 0–3 personal offers), priced at today's 10:00–21:00.
@@ -137,12 +138,12 @@ def build_promotions(rnd: random.Random, world: World, count: int) -> list[Promo
         roll = rnd.random()
         audience = Audience()
         conditions = Conditions()
-        if roll < 0.45:
+        if roll < 0.6:
             on = Selector(skus=frozenset(rnd.sample(world.skus, rnd.randint(1, 5))))
             reward = _item_reward(rnd, on)
             window = _window(rnd, receipt_wide=False)
         elif roll < 0.9:
-            group = (f"leaf{rnd.randrange(LEAF_GROUPS)}" if rnd.random() < 0.8
+            group = (f"leaf{rnd.randrange(LEAF_GROUPS)}" if rnd.random() < 0.9
                      else f"parent{rnd.randrange(PARENT_GROUPS)}")
             brands = frozenset({f"b{rnd.randrange(BRANDS)}"}) if rnd.random() < 0.25 \
                 else frozenset()

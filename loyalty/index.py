@@ -97,11 +97,13 @@ class PromotionIndex:
         self._by_id: dict[str, Promotion] = {}
         for promotion in promotions:
             self._by_id[promotion.id] = promotion  # a later document with the same id wins
-        self._buckets: dict[tuple[str, str, int], list[Promotion]] = {}
+        # key → week → promotions: most receipt keys (skus) hit nothing, so one probe each.
+        self._buckets: dict[Key, dict[int, list[Promotion]]] = {}
         for promotion in self._by_id.values():
             for key in trigger_keys(promotion):
+                weeks = self._buckets.setdefault(key, {})
                 for week in _weeks(promotion):
-                    self._buckets.setdefault((key[0], key[1], week), []).append(promotion)
+                    weeks.setdefault(week, []).append(promotion)
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -139,9 +141,12 @@ class PromotionIndex:
         week = _week(now)
         found: dict[str, Promotion] = {}
         buckets = self._buckets
-        for kind, value in keys:
+        for key in keys:
+            weeks = buckets.get(key)
+            if weeks is None:
+                continue
             for bucket_week in (week, _ANY_WEEK):
-                bucket = buckets.get((kind, value, bucket_week))
+                bucket = weeks.get(bucket_week)
                 if bucket:
                     for promotion in bucket:
                         found[promotion.id] = promotion
