@@ -1,0 +1,196 @@
+"""The edge against the real central server: offline sales reach central exactly once through
+a flapping network, and a delta sync that dies mid-stream resumes from its checkpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from central.admin import customer_view, receipts_view
+from central.importer import import_file
+from central.server import CentralServer, start_server
+from offline.cache import EdgeCache
+from offline.db import EdgeDatabase
+from offline.policy import OfflinePolicy
+from offline.processor import OfflineProcessor
+from offline.sync import CustomerSelection, SyncClient, SyncResult
+from offline.uploader import Uploader
+from protos import tillgate_pb2 as pb
+from tests.faultproxy import FaultProxy
+from tests.offline.data import catalog_item
+from tests.offline.edge import (
+    ANNA,
+    DEFAULT_DOCS,
+    STORE,
+    calculate_request,
+    confirm_request,
+    context,
+)
+
+
+def _import(server: CentralServer, folder: Path, name: str, docs: list[dict[str, Any]]) -> None:
+    path = folder / name
+    path.write_text("\n".join(json.dumps(doc, ensure_ascii=False) for doc in docs) + "\n")
+    import_file(server.repository, path, datetime.now(UTC))
+
+
+@pytest.fixture
+def central(tmp_path: Path) -> Iterator[CentralServer]:
+    server = start_server(tmp_path / "central.db", "127.0.0.1:0")
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for kind, body in DEFAULT_DOCS:
+        by_kind.setdefault(kind, []).append(body)
+    for kind, docs in by_kind.items():
+        _import(server, tmp_path, f"{kind}.jsonl", docs)
+    yield server
+    server.stop(1)
+
+
+def _sync(cache: EdgeCache, address: str, *, page_size: int = 500) -> SyncResult:
+    async def main() -> SyncResult:
+        client = SyncClient(
+            cache, store=STORE, selection=CustomerSelection(all_customers=True), page_size=page_size
+        )
+        async with grpc.aio.insecure_channel(address) as channel:
+            return await client.sync_once(channel)
+
+    return asyncio.run(main())
+
+
+def test_offline_sales_reach_central_exactly_once(central: CentralServer, tmp_path: Path) -> None:
+    db = EdgeDatabase(tmp_path / "cache.db")
+    cache = EdgeCache(db)
+    _sync(cache, central.address)
+    edge = OfflineProcessor(
+        db, store=STORE, policy=OfflinePolicy(redeem="limited", redeem_cap=3000)
+    )
+
+    accrued = redeemed = 0
+    confirmed: list[str] = []
+    for n in range(40):
+        receipt_id = f"OFF-{n:03d}"
+        calc = edge.calculate(
+            calculate_request(receipt_id, points_to_redeem=2000 if n % 3 == 0 else 0)
+        ).calculation
+        if n % 10 == 9:
+            assert not edge.cancel(
+                pb.CancelRequest(context=context(), receipt_id=receipt_id)
+            ).HasField("error")
+            continue
+        reply = edge.confirm(confirm_request(receipt_id, calc.due))
+        assert not reply.HasField("error"), reply.error
+        accrued += reply.points.accrued
+        redeemed += reply.points.redeemed
+        confirmed.append(receipt_id)
+    refund = edge.refund(pb.RefundRequest(context=context(), refund_id="F1", receipt_id="OFF-001"))
+    assert refund.mode == "offline"
+    assert redeemed > 0
+    total_entries = edge.outbox.depth()
+
+    rng = random.Random(5)
+
+    async def upload() -> int:
+        async with FaultProxy(central.port) as proxy:
+            uploader = Uploader(
+                edge.outbox,
+                batch_size=7,
+                call_timeout_s=1,
+                backoff_initial_s=0.01,
+                backoff_max_s=0.1,
+            )
+
+            async def flap() -> None:
+                while True:
+                    await asyncio.sleep(rng.uniform(0.01, 0.04))
+                    proxy.set_mode(rng.choice(["reset", "stall", "drop"]))
+                    await asyncio.sleep(rng.uniform(0.005, 0.03))
+                    proxy.set_mode("pass")
+
+            flapper = asyncio.create_task(flap())
+            try:
+                async with grpc.aio.insecure_channel(proxy.address) as channel:
+                    return await uploader.drain(channel)
+            finally:
+                flapper.cancel()
+                await asyncio.gather(flapper, return_exceptions=True)
+
+    assert asyncio.run(upload()) == total_entries
+    assert edge.outbox.depth() == 0
+    rejected = db.query("SELECT receipt_id, ack_message FROM outbox WHERE status = 'rejected'")
+    assert [dict(row) for row in rejected] == []
+
+    receipts = {r["receipt_id"]: r for r in receipts_view(central.repository)}
+    for receipt_id in confirmed:
+        assert receipts[receipt_id]["state"] == "confirmed"
+        assert receipts[receipt_id]["mode"] == "offline"
+    assert receipts["OFF-009"]["state"] == "cancelled"
+    view = customer_view(central.repository, "C1")
+    by_receipt: dict[str, list[tuple[str, int]]] = {}
+    for row in view["ledger"]:
+        by_receipt.setdefault(row["receipt_id"], []).append((row["kind"], row["points"]))
+    # every confirm moved the balance once, however often its entry was sent
+    for receipt_id in confirmed:
+        kinds = [kind for kind, _ in by_receipt[receipt_id]]
+        assert kinds.count("accrual") == 1, (receipt_id, by_receipt[receipt_id])
+    expected = (
+        ANNA["balance"] + accrued - redeemed - refund.points.reversed + refund.points.restored
+    )
+    assert view["balance"] == expected
+
+    # after the next sync the edge holds central's balance, and forgets what it redeemed
+    _sync(cache, central.address)
+    anna = cache.customer_by_id("C1")
+    assert anna is not None
+    assert anna.balance == expected
+    assert db.query("SELECT count(*) AS n FROM offline_redemptions")[0]["n"] == 0
+    assert cache.content_hash() == central.content_hash()
+
+
+def test_delta_sync_crashed_mid_stream_resumes_from_its_checkpoint(
+    central: CentralServer, tmp_path: Path
+) -> None:
+    db = EdgeDatabase(tmp_path / "cache.db")
+    cache = EdgeCache(db)
+    _sync(cache, central.address)
+    first = cache.version()
+    assert first is not None
+    _import(central, tmp_path, "more.jsonl", [catalog_item(i) for i in range(100, 1100)])
+
+    class CrashError(Exception):
+        """The process dies between two pages."""
+
+    class CrashingClient(SyncClient):
+        applied = 0
+
+        def apply_page(self, page: pb.SyncPage) -> None:
+            super().apply_page(page)
+            self.applied += 1
+            if self.applied == 6:
+                raise CrashError
+
+    async def crash() -> None:
+        client = CrashingClient(
+            cache, store=STORE, selection=CustomerSelection(all_customers=True), page_size=20
+        )
+        async with grpc.aio.insecure_channel(central.address) as channel:
+            with pytest.raises(CrashError):
+                await client.sync_once(channel)
+
+    asyncio.run(crash())
+    checkpoint = cache.version()
+    assert checkpoint is not None
+    assert checkpoint == first + 6 * 20, "six pages of twenty were applied, with their checkpoint"
+    assert cache.content_hash() != central.content_hash()
+    resumed = _sync(cache, central.address)
+    assert not resumed.snapshot
+    assert resumed.documents == first + 1000 - checkpoint, "only what was not applied yet"
+    assert cache.version() == first + 1000
+    assert cache.content_hash() == central.content_hash()
