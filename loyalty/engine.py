@@ -113,23 +113,32 @@ class _Lines:
         """The lines the selector picks, in ``n`` order."""
         if on.is_all:
             return self.all
+        # Look up by the most selective key; `others` says whether any other key of the
+        # selector still has to be checked on the hits.
         if on.skus:
             keys, table = on.skus, self.by_sku
+            others = bool(on.groups or on.brands or on.favorites)
         elif on.groups:
             keys, table = on.groups, self.by_group
+            others = bool(on.brands or on.favorites)
         elif on.brands:
             keys, table = on.brands, self.by_brand
+            others = bool(on.favorites)
         else:
             return [line for line in self.all if selects(on, line.sku, line.item, customer)]
-        found: dict[int, _Line] = {}
-        for key in keys:
-            for line in table.get(key, ()):
-                found[line.n] = line
-        if not found:
-            return []
-        picked = [line for line in found.values() if selects(on, line.sku, line.item, customer)]
-        picked.sort(key=lambda line: line.n)
-        return picked
+        if len(keys) == 1:
+            hits = table.get(next(iter(keys)))
+            if not hits:
+                return []
+        else:
+            found: dict[int, _Line] = {}
+            for key in keys:
+                for line in table.get(key, ()):
+                    found[line.n] = line
+            hits = sorted(found.values(), key=lambda line: line.n)
+        if not others:
+            return hits
+        return [line for line in hits if selects(on, line.sku, line.item, customer)]
 
 
 @dataclass(slots=True)
@@ -323,6 +332,20 @@ def _percent_points_step(step: Sequence[_Outcome], lines: _Lines,
                          customer: Customer | None) -> None:
     members = [o for o in step if o.promotion.reward.type == "points_percent"]
     if not members:
+        return
+    if len(members) == 1:  # the common case: no competition
+        outcome = members[0]
+        reward = outcome.promotion.reward
+        numerator, denominator = reward.percent.numerator, reward.percent.denominator * 100
+        credit = (outcome.order, outcome.promotion.id)
+        for line in _selected(reward, lines, customer, for_discount=False):
+            if line.no_accrual:
+                continue
+            points = (line.amount - line.redeemed) * numerator // denominator
+            if points > 0:
+                outcome.points += points
+                line.percent_points += points
+                line.credits.append(credit)
         return
     offers: list[dict[int, int]] = []
     for outcome in members:
