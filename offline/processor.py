@@ -46,7 +46,7 @@ from loyalty import (
 from loyalty.messages import customer_line
 from offline.cache import EdgeCache
 from offline.db import EdgeDatabase
-from offline.lifecycle import Action, Op, ReceiptState, decide, effective_state
+from offline.lifecycle import OPEN_EXPIRY_S, Action, Op, ReceiptState, decide, effective_state
 from offline.outbox import Outbox
 from offline.policy import OfflinePolicy
 from protos import convert
@@ -73,6 +73,8 @@ AGE_WARNING = "Офлайн-операции не переданы больше 
 UNKNOWN_REFUND_NOTE = "Чек не найден в кассовом кэше: баллы пересчитает процессинг"
 
 DEFAULT_TIMEZONE = "Europe/Moscow"
+#: confirmed receipts are kept this long for offline refunds
+RECEIPT_RETENTION_S = 90 * 86_400.0
 
 
 @lru_cache(maxsize=64)
@@ -657,6 +659,27 @@ class OfflineProcessor:
             return
         with self.db.transaction():
             self._remember_customer(reply.customer.id)
+
+    def purge(self, *, keep_confirmed_s: float = RECEIPT_RETENTION_S) -> int:
+        """Forget receipts no register can still act on: cancelled ones and open ones past
+        the 7-day expiry, and confirmed ones (with their refunds) older than
+        ``keep_confirmed_s`` (default 90 days, the refund window kept here). Receipts with
+        an entry waiting for central are kept. Returns how many receipts were forgotten."""
+        now = self.clock()
+        with self.db.transaction() as conn:
+            doomed = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT receipt_id FROM receipts WHERE "
+                    "((state = 'cancelled' OR state = 'open') AND created_at < ?) "
+                    "OR (state = 'confirmed' AND updated_at < ?)",
+                    (now - OPEN_EXPIRY_S, now - keep_confirmed_s),
+                )
+                if not self.outbox.has_pending(row[0])
+            ]
+            conn.executemany("DELETE FROM receipts WHERE receipt_id = ?", [(r,) for r in doomed])
+            conn.executemany("DELETE FROM refunds WHERE receipt_id = ?", [(r,) for r in doomed])
+        return len(doomed)
 
     def owns_receipt(self, receipt_id: str) -> bool:
         """True while an offline operation of this receipt waits for central: the daemon then

@@ -32,6 +32,9 @@ __all__ = ["Uploader"]
 
 log = structlog.get_logger("tillgate.offline.uploader")
 
+#: acknowledged entries are kept this long (for review), then purged; rejected ones stay
+DEFAULT_KEEP_DONE_S = 7 * 86_400.0
+
 
 class Uploader:
     """Moves journal entries from an :class:`Outbox` to central."""
@@ -45,6 +48,7 @@ class Uploader:
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 60.0,
         idle_s: float = 5.0,
+        keep_done_s: float = DEFAULT_KEEP_DONE_S,
     ) -> None:
         self.outbox = outbox
         self.batch_size = batch_size
@@ -52,6 +56,7 @@ class Uploader:
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.idle_s = idle_s
+        self.keep_done_s = keep_done_s
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -117,8 +122,10 @@ class Uploader:
             await asyncio.gather(stopped, return_exceptions=True)
             if drain.exception() is not None:
                 log.error("upload_worker_error", error=str(drain.exception()))
-            # idle time: fold the WAL into the database file off the event loop
+            # idle time: forget old acknowledged entries, and fold the WAL into the database
+            # file off the event loop
             try:
+                self.outbox.purge_done(self.keep_done_s)
                 await asyncio.to_thread(self.outbox.db.checkpoint)
             except StorageError as exc:
                 log.warning("checkpoint_failed", error=str(exc))

@@ -316,3 +316,17 @@ def test_journal_is_durable_before_the_method_returns(tmp_path: Path, clock: Clo
     # another connection (another process would see the same) already sees the entry
     other = Outbox(EdgeDatabase(db_path), store=STORE)
     assert [e.receipt_id for e in other.pending(10)] == ["R1"]
+
+
+def test_purge_forgets_finished_receipts_but_not_pending_ones(
+    edge: OfflineProcessor, clock: Clock
+) -> None:
+    calc = edge.calculate(calculate_request("R1")).calculation
+    edge.confirm(confirm_request("R1", calc.due))
+    edge.calculate(calculate_request("R2"))
+    edge.cancel(pb.CancelRequest(context=context(), receipt_id="R2"))
+    clock.now += 91 * 86400
+    assert edge.purge() == 0, "their journal entries still wait for central"
+    _ack_all(edge)
+    assert edge.purge() == 2
+    assert edge.confirm(confirm_request("R1", calc.due)).error.code == "not_found"
