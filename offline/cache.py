@@ -188,40 +188,48 @@ class EdgeCache:
     def apply_documents(
         self, documents: Iterable[pb.Document], *, shadow: bool = False
     ) -> set[str]:
-        """Upsert or delete documents; returns the kinds that changed.
-
-        Must run inside a transaction of :attr:`db`."""
+        """Upsert or delete documents (the last one of a (kind, id) wins); returns the kinds
+        that changed. Must run inside a transaction of :attr:`db`."""
         suffix = "_shadow" if shadow else ""
         conn = self.db.conn
-        kinds: set[str] = set()
+        latest: dict[tuple[str, str], pb.Document] = {}
         for doc in documents:
-            kinds.add(doc.kind)
-            if doc.kind == "customer" and not shadow:
+            latest[(doc.kind, doc.id)] = doc
+        kinds = {kind for kind, _ in latest}
+        stale_keys: list[tuple[str, str]] = []
+        if not shadow:
+            for kind, doc_id in latest:
+                if kind != "customer":
+                    continue
                 old = conn.execute(
-                    "SELECT json FROM documents WHERE kind = 'customer' AND id = ?", (doc.id,)
+                    "SELECT json FROM documents WHERE kind = 'customer' AND id = ?", (doc_id,)
                 ).fetchone()
                 if old is not None:
-                    conn.executemany(
-                        "DELETE FROM customer_keys WHERE key = ? AND customer_id = ?",
-                        [(key, doc.id) for key in customer_keys(json.loads(old[0]))],
-                    )
-            if doc.deleted:
-                conn.execute(
-                    f"DELETE FROM documents{suffix} WHERE kind = ? AND id = ?",  # noqa: S608  # fixed table names
-                    (doc.kind, doc.id),
-                )
-                continue
-            conn.execute(
-                f"INSERT OR REPLACE INTO documents{suffix} (kind, id, json, version) "  # noqa: S608  # fixed table names
-                "VALUES (?, ?, ?, ?)",
-                (doc.kind, doc.id, doc.json, doc.version),
-            )
-            if doc.kind == "customer":
-                conn.executemany(
-                    f"INSERT OR IGNORE INTO customer_keys{suffix} (key, customer_id) "  # noqa: S608  # fixed table names
-                    "VALUES (?, ?)",
-                    [(key, doc.id) for key in customer_keys(json.loads(doc.json))],
-                )
+                    stale_keys.extend((key, doc_id) for key in customer_keys(json.loads(old[0])))
+        conn.executemany(
+            f"DELETE FROM customer_keys{suffix} WHERE key = ? AND customer_id = ?",  # noqa: S608  # fixed table names
+            stale_keys,
+        )
+        conn.executemany(
+            f"DELETE FROM documents{suffix} WHERE kind = ? AND id = ?",  # noqa: S608  # fixed table names
+            [key for key, doc in latest.items() if doc.deleted],
+        )
+        live = [doc for doc in latest.values() if not doc.deleted]
+        conn.executemany(
+            f"INSERT OR REPLACE INTO documents{suffix} (kind, id, json, version) "  # noqa: S608  # fixed table names
+            "VALUES (?, ?, ?, ?)",
+            [(doc.kind, doc.id, doc.json, doc.version) for doc in live],
+        )
+        conn.executemany(
+            f"INSERT OR IGNORE INTO customer_keys{suffix} (key, customer_id) "  # noqa: S608  # fixed table names
+            "VALUES (?, ?)",
+            [
+                (key, doc.id)
+                for doc in live
+                if doc.kind == "customer"
+                for key in customer_keys(json.loads(doc.json))
+            ],
+        )
         return kinds
 
     def start_shadow(self) -> None:
