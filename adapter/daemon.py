@@ -185,7 +185,7 @@ class Daemon:
                 breaker.record_failure(time.monotonic())
                 log.info("central_probe_failed", code=exc.code().name)
             else:
-                breaker.record_success(time.monotonic())
+                self.router.central_back()
                 log.info("central_back", breaker=breaker.state.value)
 
     async def _serial_lane(self, lane_id: str, url: str, baud: int, framing: str) -> None:

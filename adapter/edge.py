@@ -33,7 +33,7 @@ from offline.uploader import Uploader
 
 log = structlog.get_logger("tillgate.edge")
 
-STATE_INTERVAL_S = 1.0
+STATE_INTERVAL_S = 0.2
 
 
 def policy_of(config: Config) -> OfflinePolicy:

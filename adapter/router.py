@@ -116,6 +116,11 @@ class Router:
             return "offline"
         return self.last_mode
 
+    def central_back(self) -> None:
+        """The background probe reached central: the next answers will be online."""
+        self.breaker.record_success(self._monotonic())
+        self.last_mode = "online"
+
     def _context(self, request_id: str, lane: str) -> pb.Context:
         return pb.Context(
             store=self.store, request_id=request_id, timezone=self.timezone, lane=lane
@@ -154,7 +159,8 @@ class Router:
     def _record(self, name: str, request: Any, reply: Any) -> None:
         if self.edge is not None:
             try:
-                getattr(self.edge, f"record_online_{name}")(request, reply)
+                recorder = "calculation" if name == "calculate" else name
+                getattr(self.edge, f"record_online_{recorder}")(request, reply)
             except Exception:  # the register's answer must not depend on the shadow copy
                 log.exception("edge_record_failed", call=name)
 

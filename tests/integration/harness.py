@@ -137,3 +137,80 @@ def running_daemon(config: Path, port: int, log: Path) -> Iterator[DaemonProcess
         yield daemon
     finally:
         daemon.stop()
+
+
+class CentralProcess:
+    """``python -m central serve`` in a child process, so tests can SIGKILL central."""
+
+    def __init__(self, db: Path, port: int, log: Path) -> None:
+        self.db = db
+        self.port = port
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> CentralProcess:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "central",
+                    "serve",
+                    "--db",
+                    str(self.db),
+                    "--listen",
+                    self.address,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"central exited: {self.log.read_text()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"central did not listen: {self.log.read_text()}")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def central_json(db: Path, *args: str) -> Any:
+    """The JSON an admin view of ``tillgate central`` prints."""
+    import json  # noqa: PLC0415
+
+    result = subprocess.run(
+        [sys.executable, "-m", "tillgate", "central", *args, "--db", str(db), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+def wait_until(predicate: Any, timeout_s: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
