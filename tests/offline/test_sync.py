@@ -20,6 +20,8 @@ from loyalty import CustomerRef
 from offline.cache import EdgeCache
 from offline.db import EdgeDatabase
 from offline.sync import CustomerSelection, SyncClient, SyncResult, run_sync_loop
+from protos import tillgate_pb2 as pb
+from protos.sync import canonical_json
 from tests.offline.data import catalog_item, customer, fill, promotion
 from tests.offline.fakecentral import FakeCentral
 from tillgate.errors import UpstreamUnavailable
@@ -260,3 +262,33 @@ def test_sync_loop_syncs_and_stops(central: FakeCentral, tmp_path: Path) -> None
     asyncio.run(main())
     assert [r.since for r in central.sync.requests[:2]] == [0, 14]
     assert _hash(tmp_path / "cache.db") == central.sync.content_hash()
+
+
+def test_promotion_index_is_rebuilt_only_when_promotions_change(tmp_path: Path) -> None:
+    db = EdgeDatabase(tmp_path / "cache.db")
+    cache = EdgeCache(db)
+    client = SyncClient(cache, store="S001")
+
+    def page(version: int, kind: str, body: dict[str, object]) -> pb.SyncPage:
+        doc_id = str(body["sku"] if kind == "catalog" else body["id"])
+        return pb.SyncPage(
+            version=version,
+            last=True,
+            documents=[
+                pb.Document(kind=kind, id=doc_id, json=canonical_json(body), version=version)
+            ],
+        )
+
+    client.apply_page(page(1, "promotion", promotion(0)))
+    first = cache.promotion_index()
+    assert len(first) == 1
+    client.apply_page(page(2, "catalog", catalog_item(1)))
+    assert cache.promotion_index() is first, "a catalog change keeps the index"
+    client.apply_page(page(3, "promotion", promotion(1)))
+    second = cache.promotion_index()
+    assert second is not first
+    assert len(second) == 2
+    # another process sharing the file sees the change too (the generation is in the file)
+    other = EdgeCache(EdgeDatabase(tmp_path / "cache.db"))
+    assert len(other.promotion_index()) == 2
+    db.close()
