@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from offline.cache import META_SYNC_VERSION
 from offline.db import EdgeDatabase
@@ -26,9 +26,12 @@ _META_BREAKER = "runtime_breaker"
 _META_RUNTIME_AT = "runtime_at"
 
 
-def write_runtime_state(db: EdgeDatabase, mode: str, breaker: str) -> None:
-    """Record the daemon's mode (``online``/``offline``) and breaker state (``closed``/
-    ``open``/``half_open``) in one small transaction; other values raise ValueError."""
+def write_runtime_state(
+    db: EdgeDatabase,
+    mode: Literal["online", "offline"],
+    breaker: Literal["closed", "open", "half_open"],
+) -> None:
+    """Record the daemon's mode and breaker state (one small transaction)."""
     if mode not in ("online", "offline"):
         raise ValueError(f"mode must be online or offline, not {mode!r}")
     if breaker not in ("closed", "open", "half_open"):

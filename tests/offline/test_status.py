@@ -59,4 +59,4 @@ def test_status_reflects_the_daemon_cache_and_outbox(tmp_path: Path) -> None:
 def test_runtime_state_is_checked(tmp_path: Path) -> None:
     db = EdgeDatabase(tmp_path / "cache.db")
     with pytest.raises(ValueError, match="breaker"):
-        write_runtime_state(db, "online", "ajar")
+        write_runtime_state(db, "online", "ajar")  # type: ignore[arg-type]  # wrong on purpose
