@@ -183,7 +183,7 @@ def _eligible(
     tz: tzinfo,
     store: str,
     customer: Customer | None,
-    receipt: Receipt,
+    total: int,
     lines: _Lines,
     usable_coupons: Sequence[str],
 ) -> tuple[bool, str | None]:
@@ -195,7 +195,7 @@ def _eligible(
     if not audience_matches(promotion.audience, customer):
         return False, None
     conditions = promotion.conditions
-    if conditions.min_total and receipt.total < conditions.min_total:
+    if conditions.min_total and total < conditions.min_total:
         return False, None
     for condition in conditions.items:
         quantity = sum(line.quantity for line in lines.select(condition.on, customer))
@@ -467,6 +467,7 @@ def price_receipt(
     if now is None:
         raise ValueError("receipt.opened_at must be set before pricing")
     lines = _Lines(_make_lines(receipt, catalog))
+    total = receipt.total
 
     spent_upper = {code.upper() for code in spent_coupons}
     usable_coupons = [code for code in receipt.coupons if code.upper() not in spent_upper]
@@ -486,7 +487,7 @@ def price_receipt(
     control: list[Promotion] = []
     for promotion in candidates:
         ok, code = _eligible(promotion, now=now, tz=tz, store=store, customer=customer,
-                             receipt=receipt, lines=lines, usable_coupons=usable_coupons)
+                             total=total, lines=lines, usable_coupons=usable_coupons)
         if not ok:
             continue
         if held_out(promotion.id, promotion.audience.control, customer):
@@ -580,9 +581,9 @@ def price_receipt(
         customer=(CustomerSummary(customer.id, customer.name, customer.tier, balance, redeem_max)
                   if customer is not None else None),
         lines=tuple(results),
-        total=receipt.total,
+        total=total,
         discount=discount,
-        due=receipt.total - discount,
+        due=total - discount,
         points=PointsSummary(accrue=accrue, redeem=redeem, redeem_max=redeem_max,
                              balance=balance),
         promotions=tuple(AppliedPromotion(o.promotion.id, o.promotion.name) for o in applied),

@@ -8,9 +8,10 @@ most selective first:
 
 1. a coupon series (``conditions.coupon``): only receipts carrying a code of that series;
 2. a selector that must match some line: ``conditions.items[0].on``, or the reward's ``on``
-   when the promotion has effects only by applying (no ``counters``, reward not ``none``:
-   a reward that selects no line yields nothing and is not applied). A selector files the
-   promotion by its skus, else its groups, else its brands, else its favorite sets;
+   when the promotion has effects only by applying (no ``counters``, reward not ``none``,
+   no control group: a reward that selects no line yields nothing and is not applied).
+   A selector files the promotion by its skus, else its groups, else its brands, else its
+   favorite sets;
 3. the audience: any of its segments, or the allowed values of its first status system;
 4. otherwise the promotion is receipt-wide.
 
@@ -64,7 +65,10 @@ def trigger_keys(promotion: Promotion) -> list[Key]:
         keys = _selector_keys(conditions.items[0].on)
         if keys is not None:
             return keys
-    only_by_applying = not promotion.counters and promotion.reward.type != "none"
+    # A promotion with counters, a `none` reward or a control group has effects (counting,
+    # a `control` listing) even when its reward selects no line.
+    only_by_applying = (not promotion.counters and promotion.reward.type != "none"
+                        and promotion.audience.control == 0)
     if only_by_applying:
         keys = _selector_keys(promotion.reward.on)
         if keys is not None:

@@ -111,3 +111,10 @@ def test_window_bounds_compare_as_instants() -> None:
     starts = promo("s", TEN, active={"from": "2026-02-16T07:00:00Z"})
     assert _discount(starts, at=datetime(2026, 2, 16, 10, 0, tzinfo=MSK)) == 1000
     assert _discount(starts, at=datetime(2026, 2, 16, 9, 59, tzinfo=MSK)) == 0
+
+
+def test_held_out_is_listed_even_when_the_reward_would_select_nothing() -> None:
+    elsewhere = promo("elsewhere", {"type": "percent_off", "percent": "10",
+                                    "on": {"skus": ["caviar"]}}, audience={"control": "100"})
+    calc = price(receipt(line(1, "bread", "1", 10000), card="1"), [elsewhere], ITEMS, customer())
+    assert calc.control == ("elsewhere",)

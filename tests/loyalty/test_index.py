@@ -78,3 +78,9 @@ def test_a_later_document_with_the_same_id_wins() -> None:
     assert len(index) == 1
     assert index.get("by-sku") == newer
     assert _ids(index, skus=("oil",)) == set()
+
+
+def test_a_control_group_promotion_is_not_filed_by_its_reward() -> None:
+    held = promo("held", {"type": "percent_off", "percent": "10", "on": {"skus": ["oil"]}},
+                 audience={"control": "10"})
+    assert trigger_keys(held) == [("all", "")]

@@ -174,7 +174,7 @@ def _price(receipt: Receipt, items: dict[str, CatalogItem], index: PromotionInde
                          tz=MSK)
 
 
-SETTINGS = settings(max_examples=150, deadline=None,
+SETTINGS = settings(max_examples=80, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 
