@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+from zoneinfo import ZoneInfo
+
+import pytest
+
 from loyalty import AppliedPromotion, Message, PointsSummary
 
 from .helpers import by_n, catalog, customer, item, line, price, promo, receipt
@@ -39,3 +44,17 @@ def test_register_spec_example_gold_customer() -> None:
     assert calc.points.redeem_max == 26911  # ⌊99% × 27183⌋ = ⌊26911.17⌋
     assert calc.points.balance == 340000
     assert calc.messages[0] == Message("cashier", "Анна К., gold, 3 400,00 баллов")
+
+
+def test_a_receipt_without_opened_at_is_refused() -> None:
+    unopened = dataclasses.replace(receipt(line(1, "4600001", "1", 100)), opened_at=None)
+    with pytest.raises(ValueError, match="opened_at"):
+        price(unopened, [OIL_15], ITEMS)
+
+
+def test_same_answer_in_a_named_time_zone() -> None:
+    the_receipt = receipt(line(1, "4600001", "2", 15990), line(2, "4600100", "1", 4500),
+                          card="7700001234567")
+    fixed = price(the_receipt, [OIL_15, BASE], ITEMS, customer())
+    named = price(the_receipt, [OIL_15, BASE], ITEMS, customer(), tz=ZoneInfo("Europe/Moscow"))
+    assert named == fixed
