@@ -9,6 +9,7 @@ from central import clock
 from central.accounts import record_movement, refresh_customer, settle, spendable_balance
 from central.processing import OPEN_RECEIPT_LIFETIME
 from central.storage import Repository
+from protos import tillgate_pb2 as pb
 from tillgate.errors import DocumentError, ValidationError
 
 
@@ -89,3 +90,21 @@ def adjust(
         record_movement(tx, customer_id, "adjustment", points, now=moment, reason=reason)
         refresh_customer(tx, customer_id, moment)
         return spendable_balance(tx, customer_id)
+
+
+def journal_view(repository: Repository, *, rejected_only: bool = False) -> list[dict[str, Any]]:
+    """Uploaded journal entries (all, or the rejected ones kept for review)."""
+    with repository.read() as tx:
+        records = tx.journal("rejected" if rejected_only else None)
+    return [
+        {
+            "store": record.store,
+            "receipt_id": record.receipt_id,
+            "seq": record.seq,
+            "operation": pb.JournalEntry.FromString(record.entry).WhichOneof("operation"),
+            "status": record.status,
+            "message": record.message,
+            "at": record.at,
+        }
+        for record in records
+    ]

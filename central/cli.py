@@ -1,5 +1,5 @@
-"""The ``tillgate central`` commands: serve, import, adjust, receipts, customer, statuses,
-favorites, settings.
+"""The ``tillgate central`` commands: serve, import, adjust, receipts, customer, journal,
+statuses, favorites, settings.
 
 Every handler returns an exit code; errors print one line (or one per problem, for a
 rejected import) to stderr and exit non-zero, never a traceback.
@@ -174,6 +174,21 @@ def _customer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _journal(args: argparse.Namespace) -> int:
+    repository = SQLiteRepository(args.db)
+    try:
+        rows = admin.journal_view(repository, rejected_only=args.rejected)
+    finally:
+        repository.close()
+    if args.json:
+        _print_json(rows)
+        return 0
+    for row in rows:
+        print(f"{row['store']:<8} {row['receipt_id']:<28} seq {row['seq']:<8} "
+              f"{row['operation'] or '-':<10} {row['status']:<9} {row['message']}")
+    return 0
+
+
 def _statuses_recompute(args: argparse.Namespace) -> int:
     repository = SQLiteRepository(args.db)
     try:
@@ -284,6 +299,12 @@ def add_central_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     customer.add_argument("customer_id", metavar="ID")
     customer.add_argument("--json", action="store_true")
     customer.set_defaults(handler=_guarded(_customer))
+
+    journal = sub.add_parser("journal", help="uploaded store journal entries")
+    _db(journal)
+    journal.add_argument("--rejected", action="store_true", help="only entries kept for review")
+    journal.add_argument("--json", action="store_true")
+    journal.set_defaults(handler=_guarded(_journal))
 
     status = sub.add_parser("statuses", help="status systems")
     status_sub = status.add_subparsers(dest="statuses_command", metavar="ACTION", required=True)

@@ -84,9 +84,9 @@ def test_rejected_entry_is_kept_and_does_not_block(
         refund_unknown, _confirm_entry("OFF3", 4)])).acks
     assert [(a.seq, a.status) for a in acks] == [(3, "rejected"), (4, "applied")]
     assert "NOPE" in acks[0].message
-    with server.repository.read() as tx:
-        kept = tx.journal("rejected")
-    assert [(r.receipt_id, r.seq) for r in kept] == [("NOPE", 3)]
+    kept = admin.journal_view(server.repository, rejected_only=True)
+    assert [(r["receipt_id"], r["seq"], r["operation"]) for r in kept] == [("NOPE", 3, "refund")]
+    assert "unknown" in kept[0]["message"]
     # a rejected entry repeated is a duplicate: it is already kept for review
     assert _upload(stub, refund_unknown) == [("NOPE", "duplicate")]
 
