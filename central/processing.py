@@ -7,7 +7,8 @@ call checks the receipt's state against the lifecycle table (register protocol Â
 either does the work or refuses with an ``Error`` in the reply (a refusal undoes whatever
 the call had written, through a savepoint); either answer is kept. Pricing is the loyalty
 engine's (``price_receipt``); confirm and refund apply the engine's effects to the ledger,
-counters, coupons and purchases in the same transaction. gRPC never appears here: the servicer in central.server is a thin shell.
+counters, coupons and purchases in the same transaction. gRPC never appears here: the
+servicer in central.server is a thin shell.
 
 Receipt states: ``open`` (a calculation is kept), ``confirmed`` (final; refunds allowed),
 ``cancelled``. An open receipt whose last calculation is older than
