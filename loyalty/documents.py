@@ -81,6 +81,10 @@ RewardType = Literal[
     "none",
 ]
 REWARD_TYPES: frozenset[str] = frozenset(get_args(RewardType))
+DISCOUNT_REWARDS: frozenset[str] = frozenset(
+    {"percent_off", "amount_off", "fixed_price", "nth_percent_off", "buy_x_get_y"})
+POINTS_REWARDS: frozenset[str] = frozenset(
+    {"points_percent", "points_fixed", "points_multiplier"})
 #: The catalog flags this version knows (spec §1); any other flag is refused as a typo.
 FLAGS: frozenset[str] = frozenset({"no_discount", "no_accrual", "no_redeem"})
 
@@ -194,12 +198,16 @@ class ItemCondition:
 
 @dataclass(frozen=True, slots=True)
 class CounterCondition:
+    """The customer's counter ``name``, counting this purchase, is at least ``at_least``."""
+
     name: str
     at_least: int
 
 
 @dataclass(frozen=True, slots=True)
 class Conditions:
+    """Every condition of a promotion (spec §1, §5.9–5.10); all must hold."""
+
     min_total: int = 0
     items: tuple[ItemCondition, ...] = ()
     coupon: str | None = None  #: a coupon series (``SPRING``), compared case-insensitively
@@ -224,12 +232,13 @@ class Reward:
 
     @property
     def is_discount(self) -> bool:
-        return self.type in ("percent_off", "amount_off", "fixed_price", "nth_percent_off",
-                             "buy_x_get_y")
+        """True for the rewards that discount lines."""
+        return self.type in DISCOUNT_REWARDS
 
     @property
     def is_points(self) -> bool:
-        return self.type in ("points_percent", "points_fixed", "points_multiplier")
+        """True for the rewards that accrue points."""
+        return self.type in POINTS_REWARDS
 
 
 @dataclass(frozen=True, slots=True)
