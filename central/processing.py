@@ -295,13 +295,22 @@ class Processing:
         tz = store_timezone(context.timezone)
         if not receipt_msg.id:
             raise Refusal("invalid", "receipt id is required", field="receipt.id")
+        if receipt_msg.opened_at:
+            try:
+                opened = datetime.fromisoformat(receipt_msg.opened_at)
+            except ValueError:
+                opened = None
+            if opened is None or opened.tzinfo is None:
+                raise Refusal("invalid", "must be an RFC 3339 time with offset",
+                              field="receipt.opened_at")
+        if receipt_msg.HasField("customer") and not (
+            receipt_msg.customer.card or receipt_msg.customer.phone or receipt_msg.customer.token
+        ):
+            raise Refusal("invalid", "needs a card, phone or token", field="receipt.customer")
         try:
             receipt = receipt_from_pb(receipt_msg)
         except ValidationError as exc:
             raise Refusal("invalid", exc.message, field=exc.under("receipt").field) from None
-        except ValueError as exc:
-            field = "receipt.opened_at" if "isoformat" in str(exc) else "receipt"
-            raise Refusal("invalid", str(exc), field=field) from None
         if receipt.opened_at is None:
             receipt = replace(receipt, opened_at=now)
         customer: Customer | None = None
