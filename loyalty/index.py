@@ -101,11 +101,12 @@ class PromotionIndex:
         self._by_id: dict[str, Promotion] = {}
         for promotion in promotions:
             self._by_id[promotion.id] = promotion  # a later document with the same id wins
-        # key → week → promotions: most receipt keys (skus) hit nothing, so one probe each.
-        self._buckets: dict[Key, dict[int, list[Promotion]]] = {}
+        # kind → value → week → promotions. Most receipt keys (skus) hit nothing, so a
+        # lookup is one probe per key, with no key tuples built per receipt.
+        self._tables: dict[str, dict[str, dict[int, list[Promotion]]]] = {}
         for promotion in self._by_id.values():
-            for key in trigger_keys(promotion):
-                weeks = self._buckets.setdefault(key, {})
+            for kind, value in trigger_keys(promotion):
+                weeks = self._tables.setdefault(kind, {}).setdefault(value, {})
                 for week in _weeks(promotion):
                     weeks.setdefault(week, []).append(promotion)
 
@@ -129,29 +130,34 @@ class PromotionIndex:
         coupon_series: Iterable[str],
     ) -> list[Promotion]:
         """Every promotion that might apply to such a receipt (a superset), each once."""
-        keys: set[Key] = {("all", "")}
-        keys.update(("sku", sku) for sku in skus)
+        groups: set[str] = set()
+        brands: set[str] = set()
         for item in items:
-            keys.update(("group", group) for group in item.groups)
+            groups.update(item.groups)
             if item.brand:
-                keys.add(("brand", item.brand))
-        keys.update(("coupon", series.upper()) for series in coupon_series)
+                brands.add(item.brand)
+        probes: list[tuple[str, Iterable[str]]] = [
+            ("all", ("",)), ("sku", skus), ("group", groups), ("brand", brands),
+            ("coupon", {series.upper() for series in coupon_series}),
+        ]
         if customer is not None:
-            keys.add(("member", ""))
-            keys.update(("favorite", name) for name in customer.favorites)
-            keys.update(("segment", segment) for segment in customer.segments)
-            keys.update(("status", f"{system}\x00{value}")
-                        for system, value in customer.statuses.items())
+            probes += [
+                ("member", ("",)), ("favorite", customer.favorites.keys()),
+                ("segment", customer.segments),
+                ("status", [f"{system}\x00{value}" for system, value in customer.statuses.items()]),
+            ]
         week = _week(now)
         found: dict[str, Promotion] = {}
-        buckets = self._buckets
-        for key in keys:
-            weeks = buckets.get(key)
-            if weeks is None:
+        for kind, values in probes:
+            table = self._tables.get(kind)
+            if not table:
                 continue
-            for bucket_week in (week, _ANY_WEEK):
-                bucket = weeks.get(bucket_week)
-                if bucket:
-                    for promotion in bucket:
-                        found[promotion.id] = promotion
+            for value in values:
+                weeks = table.get(value)
+                if weeks is None:
+                    continue
+                for bucket in (weeks.get(week), weeks.get(_ANY_WEEK)):
+                    if bucket:
+                        for promotion in bucket:
+                            found[promotion.id] = promotion
         return list(found.values())
