@@ -20,9 +20,9 @@ from typing import Any, Literal
 
 from central.accounts import (
     DERIVED_KEYS,
+    customer_body,
     promotion_lifetime,
     record_movement,
-    refresh_customer,
     spendable_balance,
 )
 from central.clock import to_text
@@ -188,6 +188,9 @@ def store_document(
         return
     raw = _clean(obj)
     if kind != "customer":
+        existing = tx.document(kind, doc_id)
+        if existing is not None and existing.raw == raw:
+            return  # unchanged: no new sync version
         tx.put_document(kind, doc_id, raw, canonical_json(raw), at)
         tx.set_setting(f"kind.{kind}.changed", at + str(tx.head_version()))
         return
@@ -209,6 +212,6 @@ def store_document(
         if old_statuses.get(system) != new_statuses.get(system):
             tx.record_status_change(doc_id, system, new_statuses.get(system), source, at)
     tx.set_customer_keys(doc_id, customer_keys(stored_raw))
-    # Store the raw document first with a placeholder body, then derive the synced body.
-    tx.put_document("customer", doc_id, stored_raw, b"", at)
-    refresh_customer(tx, doc_id, now)
+    body = canonical_json(customer_body(tx, doc_id, stored_raw))
+    if previous is None or previous.raw != stored_raw or previous.body != body:
+        tx.put_document("customer", doc_id, stored_raw, body, at)

@@ -188,3 +188,10 @@ def test_json_array_scanner_finds_every_element_and_its_line(
     for item in items:
         start = lines[item.line - 1]
         assert "{" in start
+
+
+def test_reimporting_unchanged_documents_takes_no_new_versions(repo: SQLiteRepository) -> None:
+    before = _head(repo)
+    for path in DEMO_FILES:
+        import_file(repo, path, now())
+    assert _head(repo) == before
