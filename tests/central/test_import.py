@@ -195,3 +195,48 @@ def test_reimporting_unchanged_documents_takes_no_new_versions(repo: SQLiteRepos
     for path in DEMO_FILES:
         import_file(repo, path, now())
     assert _head(repo) == before
+
+
+csv_rows = st.lists(
+    st.tuples(
+        st.sampled_from(["C1", "C2", "C9"]),
+        st.sampled_from(["segment", "balance", "status.tier", "name"]),
+        st.one_of(st.from_regex(r"-?[0-9]{1,6}", fullmatch=True),
+                  st.text(alphabet="abcЖж 12", min_size=1, max_size=6)),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(csv_rows)
+def test_csv_reports_exactly_the_bad_rows(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[str, str, str]]
+) -> None:
+    folder = tmp_path_factory.mktemp("csv")
+    repository = SQLiteRepository(folder / "c.db")
+    for path in DEMO_FILES:
+        import_file(repository, path, now())
+    file = folder / "attrs.csv"
+    file.write_text("customer_id,attribute,value\n" + "".join(
+        f"{c},{a},{v}\n" for c, a, v in rows), encoding="utf-8")
+
+    def bad(row: tuple[str, str, str]) -> bool:
+        customer_id, attribute, value = row
+        if customer_id == "C9":
+            return True
+        if attribute == "balance":
+            return not value.strip().lstrip("-").isdigit()
+        return attribute == "segment" and not value
+
+    expected = [index + 2 for index, row in enumerate(rows) if bad(row)]
+    before = _head(repository)
+    if expected:
+        with pytest.raises(ImportRejectedError) as caught:
+            import_file(repository, file, now())
+        assert [e.line for e in caught.value.errors] == expected
+        assert _head(repository) == before
+    else:
+        import_file(repository, file, now())
+    repository.close()
