@@ -395,6 +395,8 @@ def _multiplier_step(step: Sequence[_Outcome], lines: _Lines,
 
 
 def _multiplied(points: int, factors: Sequence[Fraction]) -> int:
+    if not factors:
+        return points
     product = Fraction(points)
     for factor in factors:
         product *= factor
