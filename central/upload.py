@@ -31,7 +31,7 @@ from central.storage import JournalRecord, KeptRefund, ReceiptRecord, Transactio
 from loyalty import ConfirmEffects, confirm_effects
 from protos import tillgate_pb2 as pb
 from protos.convert import calculation_from_pb, receipt_from_pb
-from tillgate.errors import DocumentError, ValidationError
+from tillgate.errors import DocumentError, StorageError, ValidationError
 
 log = structlog.get_logger("tillgate.central")
 
@@ -51,7 +51,7 @@ def upload(processing: Processing, request: pb.UploadRequest) -> pb.UploadReply:
 def _apply_entry(processing: Processing, store: str, entry: pb.JournalEntry) -> pb.EntryAck:
     ack = pb.EntryAck(receipt_id=entry.receipt_id, seq=entry.seq)
     now = clock.now()
-    key_store = entry.store or store
+    key_store = store or entry.store  # an entry is the uploader's, even when misaddressed
     with processing.repository.transaction() as tx:
         if tx.journal_entry(key_store, entry.receipt_id, entry.seq) is not None:
             ack.status = "duplicate"
@@ -73,6 +73,12 @@ def _apply_entry(processing: Processing, store: str, entry: pb.JournalEntry) -> 
             status, message = "rejected", f"{refusal.error.code}: {refusal.error.message}"
         except (ValidationError, DocumentError, ValueError) as exc:
             status, message = "rejected", f"invalid entry: {exc}"
+        except StorageError:
+            raise  # central cannot store anything now: the store retries the upload
+        except Exception as exc:  # a bug in one entry must not block the queue
+            log.exception("journal_entry_failed", store=key_store, receipt_id=entry.receipt_id,
+                          seq=entry.seq)
+            status, message = "rejected", f"internal error: {exc!r}"
         tx.put_journal_entry(
             JournalRecord(
                 store=key_store,
