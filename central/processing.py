@@ -49,6 +49,7 @@ from loyalty import (
     ConfirmEffects,
     Customer,
     CustomerRef,
+    Message,
     OverRefund,
     PromotionIndex,
     Receipt,
@@ -548,6 +549,7 @@ class Processing:
         tx.put_receipt(replace(record, refunded=record.refunded + effects.amount))
         balance: int | None = None
         customer_id = effects.customer_id or record.customer_id
+        messages: list[Message] = []
         if customer_id is not None:
             record_movement(
                 tx, customer_id, "refund", -reversed_points, now=now, store=record.store,
@@ -559,6 +561,9 @@ class Processing:
             )
             refresh_customer(tx, customer_id, now)
             balance = spendable_balance(tx, customer_id)
+            customer = self.load_customer(tx, customer_id, now)
+            if customer is not None:
+                messages.append(customer_line(customer, balance))
         points = pb.RefundPoints(reversed=reversed_points, restored=restored_points)
         if balance is not None:
             points.balance = balance
@@ -567,7 +572,8 @@ class Processing:
             refund_id=request.refund_id, amount=effects.amount, reversed=reversed_points,
             restored=restored_points,
         )
-        return pb.RefundReply(refund_id=request.refund_id, mode="online", points=points)
+        return pb.RefundReply(refund_id=request.refund_id, mode="online", points=points,
+                              messages=messages_to_pb(messages))
 
     # ------------------------------------------------------------------ identify / balance
     def identify(self, request: pb.IdentifyRequest) -> pb.IdentifyReply:

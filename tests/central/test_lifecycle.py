@@ -34,6 +34,8 @@ def test_worked_example_calculate_confirm_refund(
     assert not refund.HasField("error")
     assert refund.points.reversed == c.points.accrue
     assert refund.points.balance == 340000
+    assert [(m.target, m.text) for m in refund.messages] == [
+        ("cashier", "Анна К., gold, 3 400,00 баллов")]
     assert ledger_sum(server, "C1") == 340000
 
 
