@@ -7,12 +7,13 @@ A :class:`~loyalty.values.Calculation` already carries everything its confirm ne
 promotions that priced it. :func:`confirm_effects` reads them off;
 :func:`refund_effects` computes what a (partial) refund reverses.
 
-Refunds use *cumulative shares*: for each line, the share of its points, redemption and
-amount covered by everything refunded so far (earlier refunds plus this one) is computed
-exactly and rounded half up, and what earlier refunds already reversed is subtracted. Any
+Refunds use *cumulative shares*: the money of each line covered by everything refunded
+so far (earlier refunds plus this one) is its amount after discounts × refunded ÷ sold
+quantity, rounded half up; accrued points are reversed and redeemed points restored in
+proportion to that refunded money over the receipt's amount after discounts (spec §3.8,
+§5.16), rounded half up, and what earlier refunds already took is subtracted. Any
 sequence of partial refunds that ends with the whole receipt therefore adds up exactly to
-the whole. Points that belong to no line (``points_fixed``) are reversed in proportion to
-the refunded share of the receipt's amount after discounts.
+the whole.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ def confirm_effects(calculation: Calculation, customer: Customer | None) -> Conf
         coupons=calculation.effects.coupons,
         first_purchase=customer is not None and customer.purchases == 0,
     )
+
+
+_SCALE = 10**6  # shares of a line's quantity, for receipts whose lines were all free
 
 
 def _share(whole: int, part: int, of: int) -> int:
@@ -96,42 +100,34 @@ def refund_effects(
                                  f"line {line.n}: {requested[line.n]} thousandths asked, "
                                  f"{max(0, left)} remain", remaining)
 
-    def covered(n: int, extra: int) -> tuple[int, int]:
-        """(refunded before, refunded after this refund) of line n, in thousandths."""
-        before = refunded_before.get(n, 0)
-        return before, before + extra
-
-    reversed_points = restored = amount = 0
-    weight_before = weight_after = 0  # refunded amount after discounts, before / after
-    total_amount = sum(result.amount for result in calculation.lines)
+    # Money refunded, per line, cumulatively: what all refunds so far cover minus what the
+    # earlier ones covered, so a sequence of refunds ends exactly at the line's amount.
+    amount_before = amount_after = 0
     for n in sorted(sold):
         result = results.get(n)
         if result is None:
             continue
-        before, after = covered(n, requested.get(n, 0))
-        quantity = sold[n]
-        reversed_points += _share(result.points, after, quantity) - _share(
-            result.points, before, quantity)
-        restored += _share(result.redeemed, after, quantity) - _share(
-            result.redeemed, before, quantity)
-        line_amount_after = _share(result.amount, after, quantity)
-        line_amount_before = _share(result.amount, before, quantity)
-        amount += line_amount_after - line_amount_before
-        weight_before += line_amount_before
-        weight_after += line_amount_after
+        before = refunded_before.get(n, 0)
+        after = before + requested.get(n, 0)
+        amount_before += _share(result.amount, before, sold[n])
+        amount_after += _share(result.amount, after, sold[n])
 
-    # Points on no line (points_fixed): in proportion to the refunded amount after discounts.
-    unplaced = calculation.points.accrue - sum(result.points for result in calculation.lines)
-    if unplaced > 0:
-        if total_amount > 0:
-            reversed_points += _share(unplaced, weight_after, total_amount) - _share(
-                unplaced, weight_before, total_amount)
-        else:
-            units = len(sold)
-            done_after = sum(1 for n in sold if covered(n, requested.get(n, 0))[1] >= sold[n])
-            done_before = sum(1 for n in sold if refunded_before.get(n, 0) >= sold[n])
-            reversed_points += _share(unplaced, done_after, units) - _share(
-                unplaced, done_before, units)
+    # Accrual and redemption go back in proportion to the refunded amount after discounts
+    # (spec §3.8, §5.16), again cumulatively.
+    total_amount = sum(result.amount for result in calculation.lines)
+    if total_amount > 0:
+        done_before, done_after, whole = amount_before, amount_after, total_amount
+    else:  # every line was free: count refunded quantity shares instead
+        whole = len(sold) * _SCALE
+        done_before = sum(_share(_SCALE, refunded_before.get(n, 0), sold[n]) for n in sold)
+        done_after = sum(_share(_SCALE, refunded_before.get(n, 0) + requested.get(n, 0),
+                                sold[n]) for n in sold)
+    points = calculation.points
+    reversed_points = (_share(points.accrue, done_after, whole)
+                       - _share(points.accrue, done_before, whole))
+    restored = _share(points.redeem, done_after, whole) - _share(points.redeem, done_before,
+                                                                 whole)
+    amount = amount_after - amount_before
 
     return RefundEffects(
         customer_id=calculation.customer.id if calculation.customer is not None else None,

@@ -11,7 +11,7 @@ from tillgate.errors import ValidationError
 
 from .helpers import catalog, customer, item, line, price, promo, receipt
 
-ITEMS = catalog(item("a"), item("b"), item("c"))
+ITEMS = catalog(item("a"), item("b"), item("c"), item("cig", flags=["no_accrual"]))
 BASE = promo("base", {"type": "points_percent", "percent": "10"})
 FIXED = promo("fixed", {"type": "points_fixed", "points": 100})
 RECEIPT = receipt(line(1, "a", "3", 1000), line(2, "b", "1", 2000), line(3, "c", "2.5", 1000),
@@ -43,8 +43,8 @@ def test_full_refund_reverses_everything() -> None:
 
 def test_partial_refunds_add_up_to_the_whole() -> None:
     first = refund_effects(RECEIPT, CALC, refunded_before={}, lines=[RefundLine(1, 1000)])
-    # line 1: 240 × 1/3 = 80, 600 × 1/3 = 200; fixed 100 × 10.00 / 75.00 = 13.33 → 13.
-    assert (first.reversed, first.restored, first.amount) == (80 + 13, 200, 1000)
+    # 10.00 of 75.00 refunded: 700 × 10/75 = 93.33 → 93 points, 1500 × 10/75 = 200.
+    assert (first.reversed, first.restored, first.amount) == (93, 200, 1000)
     second = refund_effects(RECEIPT, CALC, refunded_before={1: 1000},
                             lines=[RefundLine(1, 1000), RefundLine(3, 1000)])
     rest = refund_effects(RECEIPT, CALC, refunded_before={1: 2000, 3: 1000}, lines=None)
@@ -91,3 +91,22 @@ def test_any_refund_sequence_sums_to_the_whole(requests: list[tuple[int, int]]) 
         restored += rest.restored
         amount += rest.amount
     assert (reversed_points, restored, amount) == (700, 1500, 7500)
+
+
+def test_accrual_is_reversed_in_proportion_to_refunded_amounts() -> None:
+    # Spec §3.8/§5.16: the proportion is of the receipt's amounts after discounts, whatever
+    # line earned the points.
+    the_receipt = receipt(line(1, "a", "1", 6000), line(2, "cig", "1", 4000), card="1")
+    calc = price(the_receipt, [BASE], ITEMS, WHO)
+    assert [r.points for r in calc.lines] == [600, 0]
+    effects = refund_effects(the_receipt, calc, refunded_before={}, lines=[RefundLine(2, 1000)])
+    assert (effects.reversed, effects.amount) == (240, 4000)
+
+
+def test_free_receipt_refund() -> None:
+    the_receipt = receipt(line(1, "a", "1", 0), line(2, "b", "1", 0), card="1")
+    calc = price(the_receipt, [FIXED], ITEMS, WHO)
+    assert calc.points.accrue == 100
+    first = refund_effects(the_receipt, calc, refunded_before={}, lines=[RefundLine(1, 1000)])
+    rest = refund_effects(the_receipt, calc, refunded_before={1: 1000}, lines=None)
+    assert (first.reversed, rest.reversed) == (50, 50)
