@@ -125,3 +125,19 @@ def test_checkpoint_ahead_of_central_gets_a_snapshot(sync_stub: pb_grpc.SyncStub
     pages = _pull(sync_stub, 10**9)
     assert pages[0].snapshot
     assert len(_docs(pages)) == DEMO_DOCUMENTS
+
+
+def test_activation_reaches_the_feed(
+    sync_stub: pb_grpc.SyncStub, stub: pb_grpc.ProcessingStub, server: CentralServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with server.repository.transaction() as tx:
+        tx.set_setting("points.activation_days", "1")
+    _, confirm = sell(stub, "ACT1")
+    checkpoint = _pull(sync_stub, 0)[-1].version
+    synced = {d.id: json.loads(d.json) for d in _docs(_pull(sync_stub, 0)) if d.kind == "customer"}
+    assert synced["C1"]["balance"] == 340000  # the accrual is not spendable yet
+    monkeypatch.setenv(NOW_ENV, "2026-11-24T10:21:00+03:00")
+    delta = _docs(_pull(sync_stub, checkpoint))
+    assert [(d.kind, d.id) for d in delta] == [("customer", "C1")]
+    assert json.loads(delta[0].json)["balance"] == 340000 + confirm.points.accrued
