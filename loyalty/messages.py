@@ -124,8 +124,9 @@ def confirm_messages(
     tz: tzinfo,
     balance_after: int | None,
 ) -> tuple[Message, ...]:
-    """Confirm's messages (§3.7): the customer line with the new balance, a points line for
-    the receipt, then up to five personal offers valid now and not used on this receipt.
+    """Confirm's messages (§3.7): the customer line with the new balance, then up to five
+    personal offers valid now and not used on this receipt (the points themselves travel
+    in the confirm answer's ``points``).
 
     Offers still waiting for the customer's acceptance are advertised too: the receipt is
     where the customer learns of them.
@@ -134,11 +135,6 @@ def confirm_messages(
         return ()
     messages = [customer_line(customer, balance_after)]
     points = calculation.points
-    summary = (f"Баллы: начислено {format_money(points.accrue)}, "
-               f"списано {format_money(points.redeem)}")
-    if balance_after is not None:
-        summary += f", баланс {format_money(balance_after)}"
-    messages.append(Message("receipt", summary))
     used = {promotion.id for promotion in calculation.promotions}
     advertised = 0
     for offer in customer.personal_offers:
