@@ -26,6 +26,8 @@ HOME_TIMEZONE = ZoneInfo("Europe/Moscow")
 
 @dataclass(frozen=True, slots=True)
 class FavoritesRefresh:
+    """What a refresh did."""
+
     month: str  #: YYYY-MM the candidates came from
     customers: int  #: customers whose document changed
     filled: int  #: slots filled automatically

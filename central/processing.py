@@ -114,6 +114,7 @@ def _error_reply(reply_type: type[ReplyT], refusal: Refusal) -> ReplyT:
 
 
 def conflict(reason: str, message: str, **kwargs: Any) -> Refusal:
+    """A ``conflict`` refusal with its reason (register protocol §3)."""
     return Refusal("conflict", message, reason=reason, **kwargs)
 
 
@@ -236,6 +237,7 @@ class Processing:
 
     @staticmethod
     def catalog_for(tx: Transaction, receipt: Receipt) -> dict[str, CatalogItem]:
+        """The catalog items of the receipt's skus (unknown skus are left out)."""
         items: dict[str, CatalogItem] = {}
         for line in receipt.lines:
             if line.sku in items:
@@ -247,6 +249,7 @@ class Processing:
 
     @staticmethod
     def spent_coupons(tx: Transaction, codes: tuple[str, ...]) -> frozenset[str]:
+        """Which of the receipt's coupon codes were spent already."""
         return frozenset(
             code for code in codes
             if (doc := tx.document("coupon", code.upper())) is not None and not doc.deleted

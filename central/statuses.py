@@ -21,6 +21,8 @@ from tillgate.errors import DocumentError
 
 @dataclass(frozen=True, slots=True)
 class StatusChange:
+    """One status changed by a rule or by hand."""
+
     customer_id: str
     system: str
     old: str | None
