@@ -1,0 +1,191 @@
+"""ESC/POS receipt printers: what to print (:class:`PrintItem`), how it is encoded, where it goes.
+
+Theory of operation: :func:`encode_receipt` is the sans-I/O encoder. It drives python-escpos's
+``Dummy`` printer (an in-memory ESC/POS generator that knows printer profiles and codepage
+numbers) and returns the bytes; nothing is sent. :class:`ReceiptPrinter` adds the transport: it
+sends those bytes to ``tcp://host:9100`` or a serial port through :mod:`drivers.output`.
+
+Layout rules: text is wrapped to the paper width in columns (32, 42 or 48); a ``large`` line
+is double width and height, so it wraps at half the width. Text is encoded in the printer's
+codepage (CP866 by default, for Cyrillic); a character the codepage lacks prints as ``?``.
+Barcodes are printed by the printer itself: EAN-13 (12 digits, or 13 with a correct check
+digit), Code128 (printable ASCII, code set B) and QR (native, model 2). A receipt ends with a
+feed and a full cut.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from escpos.exceptions import Error as EscposError
+from escpos.printer import Dummy
+
+from drivers.output import send_to_device
+from tillgate.errors import ConfigError, DeviceError, ValidationError
+
+__all__ = [
+    "WIDTHS",
+    "BarcodeSpec",
+    "PrintItem",
+    "ReceiptPrinter",
+    "ean13_check_digit",
+    "encode_receipt",
+]
+
+#: paper widths in columns of font A: 58 mm, 76/80 mm narrow font, 80 mm
+WIDTHS = (32, 42, 48)
+BarcodeFormat = Literal["ean13", "code128", "qr"]
+QR_MAX_BYTES = 2953  # model 2, error correction L, binary mode
+
+
+def ean13_check_digit(first12: str) -> str:
+    """The EAN-13 check digit for 12 digits."""
+    total = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(first12))
+    return str((10 - total % 10) % 10)
+
+
+@dataclass(frozen=True, slots=True)
+class BarcodeSpec:
+    """A barcode to print: ``format`` is ``ean13``, ``code128`` or ``qr``."""
+
+    format: BarcodeFormat
+    data: str
+
+    def __post_init__(self) -> None:
+        if self.format == "ean13":
+            if not (self.data.isascii() and self.data.isdigit() and len(self.data) in (12, 13)):
+                raise ValidationError("barcode.data", "EAN-13 needs 12 or 13 digits")
+            if len(self.data) == 13 and self.data[12] != ean13_check_digit(self.data[:12]):
+                raise ValidationError("barcode.data", "EAN-13 check digit is wrong")
+        elif self.format == "code128":
+            if not self.data or not all(" " <= c <= "~" for c in self.data) or len(self.data) > 80:
+                raise ValidationError("barcode.data", "Code128 needs 1..80 printable ASCII chars")
+        elif self.format == "qr":
+            if not self.data or len(self.data.encode()) > QR_MAX_BYTES:
+                raise ValidationError("barcode.data", f"QR needs 1..{QR_MAX_BYTES} bytes")
+        else:
+            raise ValidationError("barcode.format", f"unknown barcode format {self.format!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class PrintItem:
+    """One block of a receipt: text (wrapped to the paper), optionally bold/large, a barcode."""
+
+    text: str = ""
+    bold: bool = False
+    large: bool = False
+    center: bool = False
+    barcode: BarcodeSpec | None = None
+
+
+def _printer(codepage: str, profile: str | None) -> Dummy:
+    try:
+        printer = Dummy(profile=profile) if profile else Dummy()
+        printer.hw("INIT")  # ESC @ first: it resets the code table, so select ours after it
+        printer.charcode(codepage.upper())
+    except (EscposError, ValueError, KeyError) as exc:
+        raise ConfigError(
+            f"codepage {codepage!r} is not available for printer profile {profile or 'default'}",
+            key="codepage",
+            hint=str(exc)[:200],
+        ) from exc
+    return printer
+
+
+def encode_receipt(
+    items: Sequence[PrintItem],
+    *,
+    width: int = 42,
+    codepage: str = "cp866",
+    profile: str | None = None,
+    cut: bool = True,
+) -> bytes:
+    """ESC/POS bytes that print ``items`` (and cut, unless ``cut=False``)."""
+    if width not in WIDTHS:
+        raise ConfigError(f"printer width must be one of {WIDTHS}, got {width}", key="width")
+    printer = _printer(codepage, profile)
+    for item in items:
+        printer.set(
+            align="center" if item.center else "left",
+            bold=item.bold,
+            double_width=item.large,
+            double_height=item.large,
+            normal_textsize=not item.large,
+        )
+        columns = width // 2 if item.large else width
+        lines = textwrap.wrap(item.text, columns) if item.text.strip() else []
+        if not lines and item.barcode is None:
+            lines = [""]
+        for line in lines:
+            printer.textln(line)
+        if item.barcode is not None:
+            _barcode(printer, item.barcode)
+    printer.set(align="left", bold=False, normal_textsize=True)
+    if cut:
+        printer.cut()
+    output: bytes = printer.output
+    return output
+
+
+def _barcode(printer: Dummy, spec: BarcodeSpec) -> None:
+    try:
+        if spec.format == "qr":
+            printer.qr(spec.data, size=6, native=True)
+            printer.ln()
+            return
+        # python-escpos announces which renderer it chose on stdout; keep the CLI clean.
+        with contextlib.redirect_stdout(io.StringIO()):
+            if spec.format == "ean13":
+                printer.barcode(spec.data, "EAN13", function_type="A")
+            else:
+                # Code set B; a literal "{" is written "{{" inside Code128 data.
+                printer.barcode("{B" + spec.data.replace("{", "{{"), "CODE128", function_type="B")
+        printer.set(align="left")
+    except EscposError as exc:
+        raise ValidationError("barcode.data", f"{spec.format}: {exc}") from exc
+
+
+class ReceiptPrinter:
+    """An ESC/POS printer at ``url`` (``tcp://host:9100`` or a serial device/URL).
+
+    ``width`` is the paper width in columns (32, 42, 48); ``codepage`` the printer's text
+    codepage (``cp866`` for Cyrillic); ``profile`` a python-escpos printer profile name (it
+    decides the codepage numbers); ``baud`` applies to serial printers.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        width: int = 42,
+        codepage: str = "cp866",
+        *,
+        profile: str | None = None,
+        baud: int = 9600,
+        timeout: float = 10.0,
+    ) -> None:
+        if width not in WIDTHS:
+            raise ConfigError(f"printer width must be one of {WIDTHS}, got {width}", key="width")
+        _printer(codepage, profile)  # fail at configuration time, not at the first receipt
+        self.url = url
+        self.width = width
+        self.codepage = codepage
+        self.profile = profile
+        self.baud = baud
+        self.timeout = timeout
+
+    def encode(self, items: Sequence[PrintItem]) -> bytes:
+        """The bytes :meth:`print_items` would send."""
+        return encode_receipt(items, width=self.width, codepage=self.codepage, profile=self.profile)
+
+    async def print_items(self, items: Sequence[PrintItem]) -> None:
+        """Print ``items`` and cut; raises DeviceError if the printer cannot be reached."""
+        data = self.encode(items)
+        try:
+            await send_to_device(self.url, data, baud=self.baud, timeout=self.timeout)
+        except DeviceError as exc:
+            raise DeviceError(f"printer: {exc}") from exc
