@@ -3,9 +3,7 @@ equals the ledger sum, and every acknowledged confirm is in it exactly once."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
-from pathlib import Path
 
 import grpc
 import pytest
@@ -103,20 +101,15 @@ def test_concurrent_stores_confirm_exactly_once(server: CentralServer) -> None:
     assert view["purchases"] == 40
 
 
-def test_stop_lets_an_in_flight_call_finish(server: CentralServer, db: Path) -> None:
-    blocker = sqlite3.connect(db, isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")  # the server's next write waits for this lock
+def test_stop_lets_an_in_flight_call_finish(server: CentralServer) -> None:
     with grpc.insecure_channel(server.address) as channel:
-        stub = pb_grpc.ProcessingStub(channel)
-        call = stub.Calculate.future(pb.CalculateRequest(context=ctx(),
-                                                         receipt=oil_receipt("INFLIGHT")))
-        threading.Event().wait(0.5)  # let the call reach the server and wait on the lock
-        stopper = threading.Thread(target=server.stop, args=(10.0,))
+        pages = pb_grpc.SyncStub(channel).Pull(
+            pb.PullRequest(store="S001", since=0, page_size=1, all_customers=True))
+        first = next(pages)  # the call is in flight on the server now
+        stopper = threading.Thread(target=server.stop, args=(20.0,))
         stopper.start()
-        threading.Event().wait(0.2)
-        blocker.execute("COMMIT")
-        reply = call.result(timeout=20)
+        rest = list(pages)
         stopper.join()
-    blocker.close()
-    assert not reply.HasField("error")
-    assert reply.calculation.receipt_id == "INFLIGHT"
+    assert first.snapshot
+    assert len(rest) == 21 + 3 + 6 - 1
+    assert rest[-1].last
