@@ -66,6 +66,7 @@ def customer_view(
                 for row in ledger
             ],
             "statuses": dict(stored.raw.get("statuses") or {}),
+            "status_history": tx.status_changes(customer_id),
             "counters": tx.counters(customer_id),
             "purchases": tx.purchases(customer_id),
             "favorites": dict(stored.raw.get("favorites") or {}),

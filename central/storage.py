@@ -214,6 +214,10 @@ class Transaction(Protocol):
         """Record a status change and its source (import, csv, rule:ID, manual)."""
         ...
 
+    def status_changes(self, customer_id: str) -> list[dict[str, Any]]:
+        """A customer's recorded status changes, oldest first."""
+        ...
+
     # points ledger
     def add_ledger(self, row: LedgerRow) -> int:
         """Append a ledger row; returns its id."""
@@ -617,6 +621,17 @@ class SQLiteTransaction:
             "VALUES (?, ?, ?, ?, ?)",
             (customer_id, system, value, source, at),
         )
+
+    def status_changes(self, customer_id: str) -> list[dict[str, Any]]:
+        rows = self._all(
+            "SELECT system, value, source, at FROM status_changes WHERE customer_id = ? "
+            "ORDER BY id",
+            (customer_id,),
+        )
+        return [
+            {"system": system, "value": value, "source": source, "at": at}
+            for system, value, source, at in rows
+        ]
 
     # ledger -------------------------------------------------------------------------------
     _LEDGER_COLUMNS = (

@@ -113,6 +113,8 @@ def test_status_rule_recompute_and_manual_status(
     assert code == 0
     view = json.loads(run(capsys, "customer", "--db", str(db), "C3", "--json")[1])
     assert view["statuses"] == {"tier": "platinum"}
+    assert [(h["value"], h["source"]) for h in view["status_history"]] == [
+        ("bronze", "import"), ("silver", "rule:tier-by-spend"), ("platinum", "manual")]
 
 
 def test_favorites_refresh_fills_empty_slots(
