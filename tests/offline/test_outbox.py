@@ -11,9 +11,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from offline.db import EdgeDatabase
 from offline.outbox import Outbox
@@ -220,3 +223,43 @@ def test_upload_worker_runs_until_stopped(tmp_path: Path, central: FakeCentral) 
     asyncio.run(main())
     assert len(central.processing.applied) == 6
     assert ("S001", "R-late", 6) in central.processing.applied
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("append"), st.integers(0, 5)),
+            st.tuples(
+                st.just("ack"),
+                st.lists(
+                    st.sampled_from(["applied", "duplicate", "rejected", "lost", "bogus"]),
+                    max_size=6,
+                ),
+            ),
+        ),
+        max_size=25,
+    )
+)
+def test_depth_counter_always_matches_the_rows(
+    tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[str, Any]]
+) -> None:
+    db = EdgeDatabase(tmp_path_factory.mktemp("outbox") / "cache.db")
+    outbox = Outbox(db, store="S001")
+    for action, arg in steps:
+        if action == "append":
+            outbox.append(f"R{arg}", "cancel", _cancel(f"R{arg}"))
+        else:
+            batch = outbox.pending(len(arg))
+            acks = [
+                pb.EntryAck(receipt_id=entry.receipt_id, seq=entry.seq, status=status)
+                for entry, status in zip(batch, arg, strict=False)
+                if status != "lost"
+            ]
+            # an ack repeated (a retried batch) must not count twice
+            outbox.record_acks(batch, acks + acks)
+        rows = db.query("SELECT count(*) AS n FROM outbox WHERE status = 'pending'")
+        assert outbox.depth() == rows[0]["n"]
+        assert (outbox.oldest_age_s() is None) == (outbox.depth() == 0)
+        assert [e.seq for e in outbox.pending(1000)] == sorted(e.seq for e in outbox.pending(1000))
+    db.close()
