@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from central.server import CentralServer
 from protos import tillgate_pb2 as pb
 from protos import tillgate_pb2_grpc as pb_grpc
 from tests.central.conftest import CARD, ctx, fiscal, oil_receipt
@@ -22,8 +23,7 @@ def sell(
     return calc, confirm
 
 
-def ledger_sum(server: object, customer_id: str) -> int:
+def ledger_sum(server: CentralServer, customer_id: str) -> int:
     """The sum of the customer's ledger rows, read from the server's database."""
-    repository = server.repository  # type: ignore[attr-defined]  # a CentralServer
-    with repository.read() as tx:
+    with server.repository.read() as tx:
         return sum(row.points for row in tx.ledger(customer_id))

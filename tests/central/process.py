@@ -31,7 +31,7 @@ class CentralProcess:
         self.address = self._wait_address()
 
     def _wait_address(self) -> str:
-        for _ in range(600):
+        for _ in range(1200):  # up to a minute on a loaded machine
             text = self.log.read_text(encoding="utf-8", errors="replace")
             found = _LISTENING.findall(text)
             if found and self.proc.poll() is None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from central.accounts import record_movement, spendable_balance
 from central.clock import now
 from central.schema import MIGRATIONS, SCHEMA_VERSION, current_version, migrate
-from central.storage import LedgerRow, SQLiteRepository
+from central.storage import LedgerKind, LedgerRow, SQLiteRepository
 from tillgate.errors import StorageError
 
 
@@ -74,7 +74,7 @@ def test_balance_is_the_ledger_sum_and_lots_never_go_negative(
     moment = now()
     with repo.transaction() as tx:
         for index, points in enumerate(movements):
-            kind = "accrual" if points > 0 else "redemption"
+            kind: LedgerKind = "accrual" if points > 0 else "redemption"
             record_movement(tx, "C1", kind, points, now=moment, receipt_id=f"R{index}")
         assert spendable_balance(tx, "C1") == sum(movements)
         rows: list[LedgerRow] = tx.ledger("C1")
