@@ -445,6 +445,96 @@ def _steps(eligible: Sequence[tuple[Promotion, str | None]]) -> list[list[_Outco
     return result
 
 
+def _redeem(lines: _Lines, customer: Customer, requested: int,
+            redeem_limit: int | None) -> tuple[int, int]:
+    """Spread the redemption over lines without ``no_redeem`` (§3.5); (redeem, redeem_max)."""
+    payable = [line for line in lines.all if not line.no_redeem]
+    cap = sum(line.amount for line in payable) * 99 // 100
+    redeem_max = max(0, min(customer.balance, cap))
+    if redeem_limit is not None:
+        redeem_max = max(0, min(redeem_max, redeem_limit))
+    redeem = min(requested, redeem_max)
+    if redeem:
+        shares = allocate(redeem, [(line.n, line.amount) for line in payable])
+        for line in payable:
+            line.redeemed = shares[line.n]
+    return redeem, redeem_max
+
+
+def _accrue(steps: Sequence[Sequence[_Outcome]], lines: _Lines, customer: Customer) -> None:
+    """Accrual (§3.6, §5.7): percent steps make the base, multipliers compound, fixed last."""
+    point_steps = [step for step in steps
+                   if any(outcome.promotion.reward.is_points for outcome in step)]
+    for step in point_steps:
+        _percent_points_step(step, lines, customer)
+    for step in point_steps:
+        _multiplier_step(step, lines, customer)
+    for step in point_steps:
+        _fixed_points_step(step, lines, customer)
+    for line in lines.all:
+        line.points = _multiplied(line.percent_points, line.factors)
+
+
+def _messages(receipt: Receipt, customer: Customer | None, applied: Sequence[_Outcome],
+              spent_here: Sequence[str], tz: tzinfo) -> list[Message]:
+    """The customer line, spent-coupon notes, then applied promotions' messages (§5.15)."""
+    balance = customer.balance if customer is not None else None
+    messages: list[Message] = []
+    if customer is not None:
+        messages.append(customer_line(customer, balance))
+    elif receipt.customer is not None:
+        messages.append(Message("cashier", CUSTOMER_NOT_FOUND))
+    messages.extend(Message("cashier", spent_coupon_text(code)) for code in spent_here)
+    for outcome in applied:
+        promotion = outcome.promotion
+        if not promotion.messages:
+            continue
+        values = {
+            "name": customer.name if customer is not None else "",
+            "balance": format_money(balance) if balance is not None else "",
+            "accrue": format_money(outcome.points),
+            "discount": format_money(outcome.discount),
+            "valid_to": last_valid_day(promotion.active, tz),
+        }
+        messages.extend(Message(m.target, render(m.text, values), m.barcode)
+                        for m in promotion.messages)
+    return messages
+
+
+def _effects(receipt: Receipt, customer: Customer | None,
+             outcomes: Sequence[_Outcome], applied: Sequence[_Outcome]) -> Effects:
+    """Counters of every eligible promotion and the coupon codes to spend (§3.8, §5.10)."""
+    counters: dict[str, int] = {}
+    if customer is not None:
+        for outcome in outcomes:
+            for delta in outcome.promotion.counters:
+                counters[delta.name] = counters.get(delta.name, 0) + delta.add
+    # A `none` reward "applies" for its coupon: the code is spent when it was eligible.
+    coupon_users = [*applied, *(o for o in outcomes if o.promotion.reward.type == "none")]
+    spent: list[str] = []
+    for outcome in coupon_users:
+        if outcome.coupon is not None and outcome.coupon not in spent:
+            spent.append(outcome.coupon)
+    spent.sort(key=receipt.coupons.index)
+    return Effects(
+        counters=tuple(CounterDelta(name, add) for name, add in counters.items()),
+        coupons=tuple(spent),
+    )
+
+
+def _line_results(receipt: Receipt, lines: _Lines) -> tuple[LineResult, ...]:
+    results = []
+    for request_line in receipt.lines:
+        line = lines.by_n[request_line.n]
+        credited = sorted(set(line.credits))  # step order, each promotion once
+        results.append(LineResult(
+            n=line.n, discount=line.original - line.amount, amount=line.amount,
+            redeemed=line.redeemed, points=line.points,
+            promotions=tuple(dict.fromkeys(pid for _, pid in credited)),
+        ))
+    return tuple(results)
+
+
 def price_receipt(
     receipt: Receipt,
     *,
@@ -500,100 +590,30 @@ def price_receipt(
 
     for step in steps:
         _discount_step(step, lines, customer)
-
-    # Redemption: a payment spread over the lines that may be paid with points (§3.5).
-    redeem_max = 0
-    redeem = 0
+    redeem = redeem_max = 0
     if customer is not None:
-        payable = [line for line in lines.all if not line.no_redeem]
-        cap = sum(line.amount for line in payable) * 99 // 100
-        redeem_max = max(0, min(customer.balance, cap))
-        if redeem_limit is not None:
-            redeem_max = max(0, min(redeem_max, redeem_limit))
-        redeem = min(receipt.points_to_redeem, redeem_max)
-        if redeem:
-            shares = allocate(redeem, [(line.n, line.amount) for line in payable])
-            for line in payable:
-                line.redeemed = shares[line.n]
-
-    if customer is not None:
-        point_steps = [step for step in steps
-                       if any(outcome.promotion.reward.is_points for outcome in step)]
-        for step in point_steps:
-            _percent_points_step(step, lines, customer)
-        for step in point_steps:
-            _multiplier_step(step, lines, customer)
-        for step in point_steps:
-            _fixed_points_step(step, lines, customer)
-        for line in lines.all:
-            line.points = _multiplied(line.percent_points, line.factors)
+        redeem, redeem_max = _redeem(lines, customer, receipt.points_to_redeem, redeem_limit)
+        _accrue(steps, lines, customer)
 
     outcomes = [outcome for step in steps for outcome in step]
     applied = [o for o in outcomes if o.discount > 0 or o.points > 0]
-    # A `none` reward "applies" for its coupon: the code is spent when it was eligible.
-    coupon_users = applied + [o for o in outcomes if o.promotion.reward.type == "none"]
-
-    balance = customer.balance if customer is not None else None
-    messages: list[Message] = []
-    if customer is not None:
-        messages.append(customer_line(customer, balance))
-    elif receipt.customer is not None:
-        messages.append(Message("cashier", CUSTOMER_NOT_FOUND))
-    messages.extend(Message("cashier", spent_coupon_text(code)) for code in spent_here)
-    for outcome in applied:
-        promotion = outcome.promotion
-        if not promotion.messages:
-            continue
-        values = {
-            "name": customer.name if customer is not None else "",
-            "balance": format_money(balance) if balance is not None else "",
-            "accrue": format_money(outcome.points),
-            "discount": format_money(outcome.discount),
-            "valid_to": last_valid_day(promotion.active, tz),
-        }
-        messages.extend(Message(m.target, render(m.text, values), m.barcode)
-                        for m in promotion.messages)
-
-    counters: dict[str, int] = {}
-    if customer is not None:
-        for outcome in outcomes:
-            for delta in outcome.promotion.counters:
-                counters[delta.name] = counters.get(delta.name, 0) + delta.add
-    spent: list[str] = []
-    for outcome in coupon_users:
-        if outcome.coupon is not None and outcome.coupon not in spent:
-            spent.append(outcome.coupon)
-    spent.sort(key=receipt.coupons.index)
-
-    results = []
-    for request_line in receipt.lines:
-        line = lines.by_n[request_line.n]
-        credited = sorted(set(line.credits))
-        results.append(LineResult(
-            n=line.n, discount=line.original - line.amount, amount=line.amount,
-            redeemed=line.redeemed, points=line.points,
-            promotions=tuple(dict.fromkeys(pid for _, pid in credited)),
-        ))
+    results = _line_results(receipt, lines)
     discount = sum(result.discount for result in results)
     fixed = sum(o.points for o in outcomes if o.promotion.reward.type == "points_fixed")
-    accrue = sum(result.points for result in results) + fixed
-    control_sorted = sorted(control, key=lambda p: (-p.priority, p.id))
+    balance = customer.balance if customer is not None else None
     return Calculation(
         receipt_id=receipt.id,
         customer=(CustomerSummary(customer.id, customer.name, customer.tier, balance, redeem_max)
                   if customer is not None else None),
-        lines=tuple(results),
+        lines=results,
         total=total,
         discount=discount,
         due=total - discount,
-        points=PointsSummary(accrue=accrue, redeem=redeem, redeem_max=redeem_max,
-                             balance=balance),
+        points=PointsSummary(accrue=sum(result.points for result in results) + fixed,
+                             redeem=redeem, redeem_max=redeem_max, balance=balance),
         promotions=tuple(AppliedPromotion(o.promotion.id, o.promotion.name) for o in applied),
-        control=tuple(p.id for p in control_sorted),
-        messages=tuple(messages),
-        effects=Effects(
-            counters=tuple(CounterDelta(name, add) for name, add in counters.items()),
-            coupons=tuple(spent),
-        ),
+        control=tuple(p.id for p in sorted(control, key=lambda p: (-p.priority, p.id))),
+        messages=tuple(_messages(receipt, customer, applied, spent_here, tz)),
+        effects=_effects(receipt, customer, outcomes, applied),
         mode=mode,
     )
