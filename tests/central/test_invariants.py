@@ -113,3 +113,20 @@ def test_stop_lets_an_in_flight_call_finish(server: CentralServer) -> None:
     assert first.snapshot
     assert len(rest) == 21 + 3 + 6 - 1
     assert rest[-1].last
+
+
+def test_simultaneous_confirms_of_one_receipt_apply_once(server: CentralServer) -> None:
+    with grpc.insecure_channel(server.address) as channel:
+        stub = pb_grpc.ProcessingStub(channel)
+        calc = stub.Calculate(pb.CalculateRequest(context=ctx(), receipt=oil_receipt("SIM")))
+        futures = [
+            stub.Confirm.future(pb.ConfirmRequest(context=ctx(), receipt_id="SIM",
+                                                  due=calc.calculation.due, fiscal=fiscal()))
+            for _ in range(10)
+        ]
+        replies = [future.result(timeout=30) for future in futures]
+    assert all(reply == replies[0] for reply in replies)
+    assert not replies[0].HasField("error")
+    view = admin.customer_view(server.repository, "C1")
+    assert view["balance"] == 340000 + calc.calculation.points.accrue
+    assert view["purchases"] == 1
