@@ -77,3 +77,16 @@ def test_health_reflection_and_graceful_sigterm(tmp_path: Path) -> None:
     log = (tmp_path / "central.log").read_text(encoding="utf-8")
     assert "central_stopped" in log
     assert CARD not in log  # never a full card number in the logs
+
+
+def test_serve_stores_lifetime_flags_and_checks_tls_flags(tmp_path: Path) -> None:
+    db = tmp_path / "central.db"
+    server = CentralProcess(db, tmp_path / "central.log", "--points-activation-days", "7",
+                            "--points-validity-days", "365")
+    assert server.terminate() == 0
+    shown = _cli("settings", "--db", str(db)).stdout
+    assert "points.activation_days = 7" in shown
+    assert "points.validity_days = 365" in shown
+    partial = _cli("serve", "--db", str(db), "--tls-ca", "ca.pem")
+    assert partial.returncode == 2
+    assert partial.stderr.strip() == "error: --tls-ca, --tls-cert and --tls-key go together"
