@@ -252,3 +252,48 @@ def test_parsers_raise_only_document_errors(doc: object) -> None:
     for parse in (parse_promotion, parse_customer, parse_catalog_item):
         with contextlib.suppress(DocumentError):
             parse(doc)
+
+
+NAMES = st.text(alphabet="abcxyz-0123", min_size=1, max_size=6)
+
+
+@given(st.lists(st.tuples(st.sampled_from(["status.tier", "status.club", "segment",
+                                           "favorite.fav", "gender", "name", "phone",
+                                           "balance"]), NAMES), max_size=12))
+@settings(max_examples=100)
+def test_csv_rows_build_a_valid_customer(rows: list[tuple[str, str]]) -> None:
+    doc: dict[str, Any] = {"id": "C1"}
+    expected_segments: set[str] = set()
+    expected_favorites: set[str] = set()
+    statuses: dict[str, str] = {}
+    for attribute, text in rows:
+        value = str(len(text)) if attribute == "balance" else text
+        doc = apply_customer_attribute(doc, attribute, value)
+        if attribute == "segment":
+            expected_segments.add(value)
+        elif attribute == "favorite.fav":
+            expected_favorites.add(value)
+        elif attribute.startswith("status."):
+            statuses[attribute[len("status."):]] = value
+    customer = parse_customer(doc)
+    assert customer.segments == expected_segments
+    assert customer.favorites.get("fav", frozenset()) == expected_favorites
+    assert customer.statuses == statuses
+
+
+PERCENT_TEXT = st.decimals(min_value="0.001", max_value="100", places=3).map(str)
+
+
+@given(st.sampled_from(["percent_off", "points_percent"]), PERCENT_TEXT,
+       st.integers(-5, 500), st.lists(NAMES, max_size=3), st.booleans())
+@settings(max_examples=100)
+def test_valid_promotions_parse_to_what_they_say(kind: str, percent: str, priority: int,
+                                                 groups: list[str], exclusive: bool) -> None:
+    promotion = parse_promotion({"id": "p", "name": "P", "priority": priority,
+                                 "exclusive": exclusive,
+                                 "reward": {"type": kind, "percent": percent,
+                                            "on": {"groups": groups}}})
+    assert promotion.reward.type == kind
+    assert promotion.reward.percent == Fraction(percent)
+    assert promotion.reward.on.groups == frozenset(groups)
+    assert (promotion.priority, promotion.exclusive) == (priority, exclusive)
