@@ -334,11 +334,14 @@ class SQLiteRepository:
         self._write_lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
-        conn = self._connection()
         try:
-            migrate(conn)
+            migrate(self._connection())
         except sqlite3.Error as exc:
+            self.close()
             raise StorageError(f"{self.path}: cannot open the central database: {exc}") from exc
+        except StorageError:
+            self.close()
+            raise
 
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,11 +17,12 @@ from central.storage import SQLiteRepository
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> SQLiteRepository:
+def repo(tmp_path: Path) -> Iterator[SQLiteRepository]:
     repository = SQLiteRepository(tmp_path / "c.db")
     for path in DEMO_FILES:
         import_file(repository, path, now())
-    return repository
+    yield repository
+    repository.close()
 
 
 def _head(repo: SQLiteRepository) -> int:

@@ -63,6 +63,7 @@ def test_savepoint_undoes_only_its_block(tmp_path: Path) -> None:
     with repo.read() as tx:
         assert tx.setting("a") == "1"
         assert tx.setting("b") is None
+    repo.close()
 
 
 @settings(max_examples=30, deadline=None)
