@@ -350,10 +350,14 @@ class SQLiteRepository:
                 conn = sqlite3.connect(
                     self.path, isolation_level=None, check_same_thread=False, timeout=30.0
                 )
+            except sqlite3.Error as exc:
+                raise StorageError(f"{self.path}: cannot open the central database: {exc}") from exc
+            try:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute("PRAGMA foreign_keys=ON")
             except sqlite3.Error as exc:
+                conn.close()
                 raise StorageError(f"{self.path}: cannot open the central database: {exc}") from exc
             self._local.conn = conn
             with self._connections_lock:
