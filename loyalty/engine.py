@@ -526,11 +526,11 @@ def _line_results(receipt: Receipt, lines: _Lines) -> tuple[LineResult, ...]:
     results = []
     for request_line in receipt.lines:
         line = lines.by_n[request_line.n]
-        credits = line.credits
-        if len(credits) > 1:  # step order, each promotion once
-            promotion_ids = tuple(dict.fromkeys(pid for _, pid in sorted(credits)))
+        credited = line.credits
+        if len(credited) > 1:  # step order, each promotion once
+            promotion_ids = tuple(dict.fromkeys(pid for _, pid in sorted(credited)))
         else:
-            promotion_ids = tuple(pid for _, pid in credits)
+            promotion_ids = tuple(pid for _, pid in credited)
         results.append(LineResult(
             n=line.n, discount=line.original - line.amount, amount=line.amount,
             redeemed=line.redeemed, points=line.points, promotions=promotion_ids,
