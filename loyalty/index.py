@@ -15,11 +15,12 @@ most selective first:
 3. the audience: any of its segments, or the allowed values of its first status system;
 4. otherwise the promotion is receipt-wide.
 
-Keys are further split by ISO week (UTC) of the ``active`` window so that a receipt only
-meets promotions whose window touches its week; windows longer than
-:data:`MAX_BUCKETED_WEEKS` or open-ended go to an "any time" bucket. Looking up a receipt
-costs one dict probe per (line key, week) pair and returns each candidate once; the engine
-still checks every candidate fully, so the index may over-approximate but never misses.
+Tables are split by ISO week (UTC) of the ``active`` window so that a receipt only meets
+promotions whose window touches its week, and only probes the small tables of that week;
+windows longer than :data:`MAX_BUCKETED_WEEKS` or open-ended go to an "any week" table.
+Looking up a receipt costs two dict probes per receipt key and returns each candidate
+once; the engine still checks every candidate fully, so the index may over-approximate
+but never misses.
 """
 
 from __future__ import annotations
@@ -101,14 +102,16 @@ class PromotionIndex:
         self._by_id: dict[str, Promotion] = {}
         for promotion in promotions:
             self._by_id[promotion.id] = promotion  # a later document with the same id wins
-        # kind → value → week → promotions. Most receipt keys (skus) hit nothing, so a
-        # lookup is one probe per key, with no key tuples built per receipt.
-        self._tables: dict[str, dict[str, dict[int, list[Promotion]]]] = {}
+        # (kind, week) → value → promotions: a receipt only touches the tables of its own week
+        # (and "any week"), which hold the promotions live around then — small, cache-warm
+        # dicts however many promotions are defined.
+        self._tables: dict[tuple[str, int], dict[str, list[Promotion]]] = {}
         for promotion in self._by_id.values():
+            weeks = _weeks(promotion)
             for kind, value in trigger_keys(promotion):
-                weeks = self._tables.setdefault(kind, {}).setdefault(value, {})
-                for week in _weeks(promotion):
-                    weeks.setdefault(week, []).append(promotion)
+                for week in weeks:
+                    self._tables.setdefault((kind, week), {}).setdefault(value, []).append(
+                        promotion)
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -148,15 +151,14 @@ class PromotionIndex:
             ]
         week = _week(now)
         found: dict[str, Promotion] = {}
+        tables = self._tables
         for kind, values in probes:
-            table = self._tables.get(kind)
-            if not table:
-                continue
-            for value in values:
-                weeks = table.get(value)
-                if weeks is None:
+            for bucket_week in (week, _ANY_WEEK):
+                table = tables.get((kind, bucket_week))
+                if not table:
                     continue
-                for bucket in (weeks.get(week), weeks.get(_ANY_WEEK)):
+                for value in values:
+                    bucket = table.get(value)
                     if bucket:
                         for promotion in bucket:
                             found[promotion.id] = promotion
