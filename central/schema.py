@@ -163,8 +163,15 @@ CREATE INDEX ledger_consumable ON ledger (customer_id, expires_at IS NULL, expir
     WHERE remaining > 0 AND activated = 1;
 """
 
+_STEP_4 = """
+-- The sync version current when a store last saw a customer: a delta pull with a customer
+-- filter also sends customers that came into the store's scope after its checkpoint.
+ALTER TABLE customer_seen ADD COLUMN seen_version INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX customer_seen_by_version ON customer_seen (store, seen_version);
+"""
+
 #: Ordered migration steps; step i brings the schema to version i.
-MIGRATIONS: Sequence[str] = (_STEP_1, _STEP_2, _STEP_3)
+MIGRATIONS: Sequence[str] = (_STEP_1, _STEP_2, _STEP_3, _STEP_4)
 
 #: The schema version this code expects.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -196,6 +196,10 @@ class Transaction(Protocol):
         """Customers a store saw at or after ``since``."""
         ...
 
+    def seen_after_version(self, store: str, version: int, since: str) -> set[str]:
+        """Customers a store saw (at or after ``since``) while the head was ``version`` or later."""
+        ...
+
     def add_purchased_item(self, customer_id: str, sku: str, month: str, quantity: int) -> None:
         """Add bought quantity (thousandths) to a customer's month."""
         ...
@@ -584,10 +588,19 @@ class SQLiteTransaction:
 
     def mark_seen(self, store: str, customer_id: str, at: str) -> None:
         self._conn.execute(
-            "INSERT INTO customer_seen (store, customer_id, last_seen) VALUES (?, ?, ?) "
-            "ON CONFLICT (store, customer_id) DO UPDATE SET last_seen = excluded.last_seen",
-            (store, customer_id, at),
+            "INSERT INTO customer_seen (store, customer_id, last_seen, seen_version) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (store, customer_id) DO UPDATE SET "
+            "last_seen = excluded.last_seen, seen_version = excluded.seen_version",
+            (store, customer_id, at, self.head_version()),
         )
+
+    def seen_after_version(self, store: str, version: int, since: str) -> set[str]:
+        rows = self._all(
+            "SELECT customer_id FROM customer_seen WHERE store = ? AND seen_version >= ? "
+            "AND last_seen >= ?",
+            (store, version, since),
+        )
+        return {str(row[0]) for row in rows}
 
     def seen_since(self, store: str, since: str) -> set[str]:
         rows = self._all(

@@ -12,8 +12,8 @@ floor, or 0, or one ahead of central, gets a full snapshot of live documents ins
 
 Customer filter: ``all_customers``, or the listed ``customer_ids`` plus the customers seen
 in the store (calculate, identify, confirm) within ``seen_days``. Tombstones always pass.
-A customer that becomes "seen" later is not re-sent until its document changes again or a
-snapshot is taken; the edge can list it in ``customer_ids`` to be sure.
+A delta also carries, on its last page, the customers the store saw after the checkpoint
+whose documents did not change since (they just came into the store's scope).
 """
 
 from __future__ import annotations
@@ -80,11 +80,14 @@ def pull(
         head = tx.head_version()
         snapshot = request.since == 0 or request.since < floor or request.since > head
         allowed: set[str] | None = None
+        entered: set[str] = set()
         if not request.all_customers:
             allowed = set(request.customer_ids)
             if request.seen_days:
                 since = clock.to_text(now - timedelta(days=request.seen_days))
                 allowed |= tx.seen_since(request.store, since)
+                if not snapshot:
+                    entered = tx.seen_after_version(request.store, request.since, since)
         cursor = 0 if snapshot else request.since
         while True:
             batch = (tx.live_after if snapshot else tx.changes_after)(cursor, size)
@@ -94,7 +97,15 @@ def pull(
                 for doc in batch
                 if doc.deleted or doc.kind != "customer" or allowed is None or doc.id in allowed
             ]
+            entered -= {doc.id for doc in batch if doc.kind == "customer"}
             cursor = batch[-1].version if batch else cursor
+            if last:
+                # Customers that came into scope after the checkpoint but whose documents
+                # did not change: the edge has not had them yet.
+                for customer_id in sorted(entered):
+                    stored = tx.document("customer", customer_id)
+                    if stored is not None and not stored.deleted:
+                        documents.append(_document(stored))
             if documents or last:
                 yield pb.SyncPage(
                     version=head if last else cursor,

@@ -141,3 +141,20 @@ def test_activation_reaches_the_feed(
     delta = _docs(_pull(sync_stub, checkpoint))
     assert [(d.kind, d.id) for d in delta] == [("customer", "C1")]
     assert json.loads(delta[0].json)["balance"] == 340000 + confirm.points.accrued
+
+
+def test_customer_seen_after_the_checkpoint_comes_with_the_next_delta(
+    sync_stub: pb_grpc.SyncStub, stub: pb_grpc.ProcessingStub
+) -> None:
+    pages = _pull(sync_stub, 0, all_customers=False, seen_days=30)
+    assert not [d for d in _docs(pages) if d.kind == "customer"]
+    checkpoint = pages[-1].version
+    seen = stub.Identify(pb.IdentifyRequest(context=ctx(),
+                                            customer=pb.CustomerRef(card="7700002345678")))
+    assert seen.customer.id == "C2"
+    delta = _pull(sync_stub, checkpoint, all_customers=False, seen_days=30)
+    assert [(d.kind, d.id) for d in _docs(delta)] == [("customer", "C2")]
+    assert delta[-1].last
+    # another store's edge does not get it
+    other = list(sync_stub.Pull(pb.PullRequest(store="S002", since=checkpoint, seen_days=30)))
+    assert not _docs(other)
