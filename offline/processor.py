@@ -480,9 +480,7 @@ class OfflineProcessor:
                     )
                 )
             except ValidationError as exc:
-                return pb.RefundReply(
-                    error=_error("invalid", field=exc.under("lines").field, message=exc.message)
-                )
+                return pb.RefundReply(error=_error("invalid", field=exc.field, message=exc.message))
             for line in effects.lines:
                 refunded[line.n] = refunded.get(line.n, 0) + line.quantity
             reply = pb.RefundReply(

@@ -330,3 +330,18 @@ def test_purge_forgets_finished_receipts_but_not_pending_ones(
     _ack_all(edge)
     assert edge.purge() == 2
     assert edge.confirm(confirm_request("R1", calc.due)).error.code == "not_found"
+
+
+def test_refund_of_an_unknown_line_names_it(edge: OfflineProcessor) -> None:
+    calc = edge.calculate(calculate_request()).calculation
+    edge.confirm(confirm_request("R1", calc.due))
+    reply = edge.refund(
+        pb.RefundRequest(
+            context=context(),
+            refund_id="F1",
+            receipt_id="R1",
+            lines=[pb.RefundLine(n=9, quantity_milli=1000)],
+        )
+    )
+    assert reply.error.code == "invalid"
+    assert reply.error.field == "lines[0].n"
