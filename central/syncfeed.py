@@ -31,6 +31,8 @@ from protos.sync import content_hash as hash_documents
 DEFAULT_PAGE_SIZE = 500
 #: Largest page served, whatever the request asks.
 MAX_PAGE_SIZE = 5000
+#: A page stays under this many bytes of documents (gRPC's default message limit is 4 MiB).
+MAX_PAGE_BYTES = 2 * 1024 * 1024
 HORIZON_SETTING = "sync.horizon_days"
 DEFAULT_HORIZON = timedelta(days=30)
 
@@ -106,15 +108,34 @@ def pull(
                     stored = tx.document("customer", customer_id)
                     if stored is not None and not stored.deleted:
                         documents.append(_document(stored))
-            if documents or last:
-                yield pb.SyncPage(
-                    version=head if last else cursor,
-                    snapshot=snapshot,
-                    last=last,
-                    documents=documents,
-                )
+            chunks = _by_size(documents)
+            for index, chunk in enumerate(chunks):
+                final = index == len(chunks) - 1
+                if not final:
+                    yield pb.SyncPage(version=chunk[-1].version, snapshot=snapshot,
+                                      documents=chunk)
+                elif chunk or last:
+                    # the checkpoint after a filtered batch is the batch's end, not its last
+                    # sent document: the filtered-out rest needs no second look
+                    yield pb.SyncPage(version=head if last else cursor, snapshot=snapshot,
+                                      last=last, documents=chunk)
             if last:
                 return
+
+
+def _by_size(documents: list[pb.Document]) -> list[list[pb.Document]]:
+    """Split a page's documents so that no page exceeds :data:`MAX_PAGE_BYTES` (a single
+    larger document travels alone). Always at least one (maybe empty) chunk."""
+    chunks: list[list[pb.Document]] = [[]]
+    size = 0
+    for document in documents:
+        length = document.ByteSize()
+        if chunks[-1] and size + length > MAX_PAGE_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(document)
+        size += length
+    return chunks
 
 
 def live_documents(repository: Repository) -> list[tuple[str, str, bytes]]:

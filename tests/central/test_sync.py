@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from central import syncfeed
 from central.clock import NOW_ENV
 from central.clock import now as central_now
 from central.importer import import_file
@@ -158,3 +159,18 @@ def test_customer_seen_after_the_checkpoint_comes_with_the_next_delta(
     # another store's edge does not get it
     other = list(sync_stub.Pull(pb.PullRequest(store="S002", since=checkpoint, seen_days=30)))
     assert not _docs(other)
+
+
+def test_pages_stay_under_the_byte_budget(
+    sync_stub: pb_grpc.SyncStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(syncfeed, "MAX_PAGE_BYTES", 3000)
+    pages = _pull(sync_stub, 0)
+    assert len(pages) > 1
+    for page in pages:
+        sizes = [doc.ByteSize() for doc in page.documents]
+        assert sum(sizes) <= 3000 or len(sizes) == 1
+    assert [page.last for page in pages] == [False] * (len(pages) - 1) + [True]
+    assert len(_docs(pages)) == DEMO_DOCUMENTS
+    versions = [page.version for page in pages]
+    assert versions == sorted(versions)
