@@ -250,8 +250,12 @@ def start_server(
     processing = Processing(repository)
     guard = _Guard(tls is not None)
     executor = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="central")
-    # No SO_REUSEPORT: a second central on the same port must fail, not share it.
-    server = grpc.server(executor, options=[("grpc.so_reuseport", 0)])
+    # No SO_REUSEPORT: a second central on the same port must fail, not share it. Uploads
+    # of a long offline journal may be large: accept up to 16 MiB per message.
+    server = grpc.server(
+        executor,
+        options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 * 1024 * 1024)],
+    )
     pb_grpc.add_ProcessingServicer_to_server(ProcessingServicer(processing, guard), server)
     pb_grpc.add_SyncServicer_to_server(SyncServicer(repository, guard), server)
     health_servicer = health.HealthServicer()
