@@ -123,6 +123,8 @@ def record_movement(
                 activated=available_at is None,
             )
         )
+        if available_at is None:
+            repay_debt(tx, customer_id)
         return
     tx.add_ledger(
         LedgerRow(
@@ -139,14 +141,26 @@ def record_movement(
     if kind == "refund":
         for lot in tx.receipt_lots(customer_id, store, receipt_id):
             owed = _consume(tx, lot, owed)
+    _consume_in_order(tx, customer_id, owed)
+
+
+def _consume_in_order(tx: Transaction, customer_id: str, owed: int) -> None:
     while owed > 0:
         lots = tx.consumable_lots(customer_id, 32)
         if not lots:
-            break  # the balance goes negative (allowed: spec promotions §5.16)
+            return  # the balance goes negative (allowed: spec promotions §5.16)
         for lot in lots:
             owed = _consume(tx, lot, owed)
             if owed == 0:
-                break
+                return
+
+
+def repay_debt(tx: Transaction, customer_id: str) -> None:
+    """A negative balance is a debt no lot backs; new spendable points pay it first, so that
+    they cannot expire a second time."""
+    debt = tx.lot_points(customer_id) - spendable_balance(tx, customer_id)
+    if debt > 0:
+        _consume_in_order(tx, customer_id, debt)
 
 
 def _consume(tx: Transaction, lot: LedgerRow, owed: int) -> int:
@@ -169,8 +183,11 @@ def settle(tx: Transaction, now: datetime, customer_id: str | None = None) -> se
     for lot in tx.lots_due(at, customer_id):
         if not lot.activated and lot.available_at is not None and lot.available_at <= at:
             tx.activate_lot(lot.id)
+            repay_debt(tx, lot.customer_id)
             changed.add(lot.customer_id)
-        if lot.remaining > 0 and lot.expires_at is not None and lot.expires_at <= at:
+    # Read again: activation may have used lots to repay a debt.
+    for lot in tx.lots_due(at, customer_id):
+        if lot.activated and lot.remaining > 0 and lot.expires_at is not None:
             tx.add_ledger(
                 LedgerRow(
                     customer_id=lot.customer_id,

@@ -247,6 +247,10 @@ class Transaction(Protocol):
         """Points in lots still waiting for activation."""
         ...
 
+    def lot_points(self, customer_id: str) -> int:
+        """Points left in active lots."""
+        ...
+
     def set_lot_remaining(self, row_id: int, remaining: int) -> None:
         """Set a lot's unconsumed points."""
         ...
@@ -734,6 +738,14 @@ class SQLiteTransaction:
         row = self._one(
             "SELECT COALESCE(SUM(remaining), 0) FROM ledger "
             "WHERE customer_id = ? AND activated = 0",
+            (customer_id,),
+        )
+        return int(row[0])
+
+    def lot_points(self, customer_id: str) -> int:
+        row = self._one(
+            "SELECT COALESCE(SUM(remaining), 0) FROM ledger "
+            "WHERE customer_id = ? AND activated = 1 AND remaining > 0",
             (customer_id,),
         )
         return int(row[0])

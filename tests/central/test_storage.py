@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from central.accounts import record_movement, spendable_balance
+from central.accounts import Lifetime, record_movement, settle, spendable_balance
 from central.clock import now
 from central.schema import MIGRATIONS, SCHEMA_VERSION, current_version, migrate
 from central.storage import LedgerKind, LedgerRow, SQLiteRepository
@@ -81,5 +82,25 @@ def test_balance_is_the_ledger_sum_and_lots_never_go_negative(
         rows: list[LedgerRow] = tx.ledger("C1")
         assert sum(row.points for row in rows) == sum(movements)
         assert all(row.remaining >= 0 for row in rows)
-        assert sum(row.remaining for row in rows) >= max(0, sum(movements))
+        # every spendable point sits in exactly one lot; a debt is backed by none
+        assert tx.lot_points("C1") == max(0, sum(movements))
+    repo.close()
+
+
+def test_new_points_repay_a_debt_before_they_can_expire(tmp_path: Path) -> None:
+    repo = SQLiteRepository(tmp_path / "c.db")
+    start = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    lifetime = Lifetime(validity=timedelta(days=10))
+    with repo.transaction() as tx:
+        record_movement(tx, "C1", "accrual", 1000, now=start, receipt_id="R1", lifetime=lifetime)
+        record_movement(tx, "C1", "redemption", -1000, now=start, receipt_id="R2")
+        # R1 refunded after its points were spent: a debt of 1000
+        record_movement(tx, "C1", "refund", -1000, now=start, receipt_id="R1")
+        assert spendable_balance(tx, "C1") == -1000
+        record_movement(tx, "C1", "accrual", 1500, now=start, receipt_id="R3", lifetime=lifetime)
+        assert spendable_balance(tx, "C1") == 500
+        settle(tx, start + timedelta(days=11))
+        expired = [row.points for row in tx.ledger("C1") if row.kind == "expiry"]
+        assert expired == [-500]  # only what the debt left of R3's points
+        assert spendable_balance(tx, "C1") == 0
     repo.close()
