@@ -102,6 +102,21 @@ class _KnownReceipt:
     refunded: dict[int, int]  #: line n → thousandths refunded so far
 
 
+_LINE_FIELDS = frozenset({"n", "sku", "quantity", "price", "amount", "barcode", "name"})
+
+
+def _locate_receipt_error(receipt: pb.Receipt, error: ValidationError) -> ValidationError:
+    """The error with its full path (``receipt.lines[2].amount``): a line's own check does
+    not know the line's index, so find the first line that fails it alone."""
+    if error.field in _LINE_FIELDS:
+        for index, line in enumerate(receipt.lines):
+            try:
+                convert.receipt_from_pb(pb.Receipt(id=receipt.id or "x", lines=[line]))
+            except ValidationError as line_error:
+                return line_error.under(f"receipt.lines[{index}]")
+    return error.under("receipt")
+
+
 class OfflineProcessor:
     """Answers Processing requests from the edge database (one instance per daemon)."""
 
@@ -278,8 +293,14 @@ class OfflineProcessor:
             tz = self._tz(request.context)
             receipt = convert.receipt_from_pb(request.receipt)
         except ValidationError as exc:
-            field = exc.field if exc.field.startswith("context") else exc.under("receipt").field
-            return pb.CalculateReply(error=_error("invalid", field=field, message=exc.message))
+            located = (
+                exc
+                if exc.field.startswith("context")
+                else _locate_receipt_error(request.receipt, exc)
+            )
+            return pb.CalculateReply(
+                error=_error("invalid", field=located.field, message=located.message)
+            )
         except ValueError as exc:
             return pb.CalculateReply(error=_error("invalid", field="receipt", message=str(exc)))
         if receipt.opened_at is None:
