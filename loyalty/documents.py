@@ -505,7 +505,10 @@ def _percent(doc: _Doc, obj: Mapping[str, Any], key: str) -> Fraction:
     return percent
 
 
-def _reward(doc: _Doc, value: object, key: str, *, on_override: object = None) -> Reward:
+def _reward(doc: _Doc, value: object, key: str, *,
+            on_override: tuple[object, str] | None = None) -> Reward:
+    """The reward at ``key``; ``on_override`` is ``(on, its key)`` when ``on`` lives elsewhere
+    (a personal offer's top level)."""
     if value is None:
         raise doc.error(key, "is required")
     obj = doc.obj(value, key)
@@ -513,8 +516,8 @@ def _reward(doc: _Doc, value: object, key: str, *, on_override: object = None) -
     if kind not in REWARD_TYPES:
         raise doc.error(f"{key}.type", f"must be one of {', '.join(sorted(REWARD_TYPES))}")
     reward_type = cast("RewardType", kind)
-    on = _selector(doc, on_override if on_override is not None else obj.get("on"),
-                   "on" if on_override is not None else f"{key}.on")
+    on_value, on_key = on_override if on_override is not None else (obj.get("on"), f"{key}.on")
+    on = _selector(doc, on_value, on_key)
     if reward_type in ("percent_off", "points_percent"):
         return Reward(reward_type, on, percent=_percent(doc, obj, f"{key}.percent"))
     if reward_type == "amount_off":
@@ -604,17 +607,17 @@ def parse_catalog_item(obj: object) -> CatalogItem:
 def _offer(doc: _Doc, value: object, key: str) -> PersonalOffer:
     obj = doc.obj(value, key)
     offer_id = doc.string(obj, "id", f"{key}.id", required=True)
-    on = obj.get("on")
-    reward_obj = doc.obj(obj.get("reward"), f"{key}.reward") if obj.get("reward") else None
-    if reward_obj is None:
+    if obj.get("reward") is None:
         raise doc.error(f"{key}.reward", "is required")
-    if on is None:
-        on = reward_obj.get("on")
+    reward_obj = doc.obj(obj["reward"], f"{key}.reward")
+    # Spec §5.12: an offer's `on` is at its top level; a reward-level `on` is accepted too.
+    on: tuple[object, str] = (obj.get("on"), f"{key}.on")
+    if on[0] is None:
+        on = (reward_obj.get("on"), f"{key}.reward.on")
     return PersonalOffer(
         id=offer_id,
         name=doc.string(obj, "name", f"{key}.name"),
-        reward=_reward(doc, reward_obj, f"{key}.reward", on_override=on if on is not None
-                       else {}),
+        reward=_reward(doc, reward_obj, f"{key}.reward", on_override=on),
         valid=_window(doc, obj, "valid", f"{key}.valid"),
         messages=_messages(doc, obj, f"{key}.messages"),
         accepted=doc.boolean(obj, "accepted", f"{key}.accepted", default=True),

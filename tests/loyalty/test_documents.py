@@ -297,3 +297,16 @@ def test_valid_promotions_parse_to_what_they_say(kind: str, percent: str, priori
     assert promotion.reward.percent == Fraction(percent)
     assert promotion.reward.on.groups == frozenset(groups)
     assert (promotion.priority, promotion.exclusive) == (priority, exclusive)
+
+
+def test_offer_selector_errors_name_the_offer() -> None:
+    bad = json.loads(json.dumps(SPEC_CUSTOMER))
+    bad["personal_offers"][0]["on"] = {"skus": "4600789"}
+    with pytest.raises(DocumentError) as caught:
+        parse_customer(bad)
+    assert caught.value.key == "personal_offers[0].on.skus"
+    reward_level = json.loads(json.dumps(SPEC_CUSTOMER))
+    del reward_level["personal_offers"][0]["on"]
+    reward_level["personal_offers"][0]["reward"]["on"] = {"groups": ["coffee"]}
+    offer = parse_customer(reward_level).personal_offers[0]
+    assert offer.reward.on.groups == frozenset({"coffee"})
