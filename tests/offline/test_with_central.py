@@ -24,8 +24,9 @@ from offline.processor import OfflineProcessor
 from offline.sync import CustomerSelection, SyncClient, SyncResult
 from offline.uploader import Uploader
 from protos import tillgate_pb2 as pb
+from protos import tillgate_pb2_grpc as pb_grpc
 from tests.faultproxy import FaultProxy
-from tests.offline.data import catalog_item
+from tests.offline.data import catalog_item, customer
 from tests.offline.edge import (
     ANNA,
     DEFAULT_DOCS,
@@ -194,3 +195,37 @@ def test_delta_sync_crashed_mid_stream_resumes_from_its_checkpoint(
     assert resumed.documents == first + 1000 - checkpoint, "only what was not applied yet"
     assert cache.version() == first + 1000
     assert cache.content_hash() == central.content_hash()
+
+
+def test_seen_selection_brings_customers_identified_at_the_store(
+    central: CentralServer, tmp_path: Path
+) -> None:
+    _import(central, tmp_path, "more-customers.jsonl", [customer(i) for i in range(2, 6)])
+    db = EdgeDatabase(tmp_path / "cache.db")
+    cache = EdgeCache(db)
+    edge = OfflineProcessor(db, store=STORE)
+
+    def sync() -> SyncResult:
+        async def main() -> SyncResult:
+            client = SyncClient(cache, store=STORE, selection=CustomerSelection(seen_days=30))
+            async with grpc.aio.insecure_channel(central.address) as channel:
+                return await client.sync_once(channel)
+
+        return asyncio.run(main())
+
+    sync()
+    assert cache.count("customer") == 0, "nobody was seen in this store yet"
+    with grpc.insecure_channel(central.address) as channel:
+        reply = pb_grpc.ProcessingStub(channel).Identify(
+            pb.IdentifyRequest(
+                context=context("id-1"), customer=pb.CustomerRef(card=customer(3)["cards"][0])
+            ),
+            timeout=10,
+        )
+    assert reply.customer.id == "C3"
+    edge.record_online_identify(reply)
+    result = sync()
+    assert not result.snapshot
+    assert cache.customer_by_id("C3") is not None
+    assert cache.count("customer") == 1
+    assert list(SyncClient(cache, store=STORE).pull_request().customer_ids) == ["C3"]
