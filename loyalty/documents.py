@@ -847,8 +847,9 @@ def apply_customer_attribute(doc: Mapping[str, Any], attribute: str, value: str)
         try:
             _offer(err, offer_json, attribute)
         except DocumentError as exc:
-            raise err.error(attribute, exc.message if not exc.key else
-                            f"{exc.key}: {exc.message}") from None
+            inner = exc.key.removeprefix("offer").lstrip(".")
+            raise err.error(attribute, f"{inner}: {exc.message}" if inner else exc.message
+                            ) from None
         offers = [o for o in (result.get("personal_offers") or [])
                   if not (isinstance(o, Mapping) and o.get("id") == offer_json["id"])]
         offers.append(offer_json)
