@@ -105,6 +105,7 @@ def record_movement(
         return
     at = to_text(now)
     if points > 0:
+        before = spendable_balance(tx, customer_id)
         available_at = now + lifetime.activation if lifetime.activation else None
         expires_from = available_at or now
         expires_at = expires_from + lifetime.validity if lifetime.validity else None
@@ -124,7 +125,7 @@ def record_movement(
             )
         )
         if available_at is None:
-            repay_debt(tx, customer_id)
+            repay_debt(tx, customer_id, before, points)
         return
     tx.add_ledger(
         LedgerRow(
@@ -155,12 +156,12 @@ def _consume_in_order(tx: Transaction, customer_id: str, owed: int) -> None:
                 return
 
 
-def repay_debt(tx: Transaction, customer_id: str) -> None:
-    """A negative balance is a debt no lot backs; new spendable points pay it first, so that
-    they cannot expire a second time."""
-    debt = tx.lot_points(customer_id) - spendable_balance(tx, customer_id)
-    if debt > 0:
-        _consume_in_order(tx, customer_id, debt)
+def repay_debt(tx: Transaction, customer_id: str, balance_before: int, added: int) -> None:
+    """A negative spendable balance is a debt no lot backs (lots always hold exactly
+    max(0, balance)); ``added`` new spendable points pay it first, so that they cannot
+    expire a second time."""
+    if balance_before < 0:
+        _consume_in_order(tx, customer_id, min(added, -balance_before))
 
 
 def _consume(tx: Transaction, lot: LedgerRow, owed: int) -> int:
@@ -182,8 +183,9 @@ def settle(tx: Transaction, now: datetime, customer_id: str | None = None) -> se
     at = to_text(now)
     for lot in tx.lots_due(at, customer_id):
         if not lot.activated and lot.available_at is not None and lot.available_at <= at:
+            before = spendable_balance(tx, lot.customer_id)
             tx.activate_lot(lot.id)
-            repay_debt(tx, lot.customer_id)
+            repay_debt(tx, lot.customer_id, before, lot.remaining)
             changed.add(lot.customer_id)
     # Read again: activation may have used lots to repay a debt.
     for lot in tx.lots_due(at, customer_id):

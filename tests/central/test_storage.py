@@ -67,23 +67,36 @@ def test_savepoint_undoes_only_its_block(tmp_path: Path) -> None:
     repo.close()
 
 
-@settings(max_examples=30, deadline=None)
-@given(st.lists(st.integers(min_value=-5000, max_value=5000), max_size=25))
-def test_balance_is_the_ledger_sum_and_lots_never_go_negative(
-    tmp_path_factory: pytest.TempPathFactory, movements: list[int]
+movements = st.lists(
+    st.tuples(st.sampled_from(["accrual", "redemption", "refund", "adjustment"]),
+              st.integers(min_value=1, max_value=5000), st.integers(min_value=0, max_value=5)),
+    max_size=25,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(movements)
+def test_balance_is_the_ledger_sum_and_lots_hold_exactly_the_spendable_points(
+    tmp_path_factory: pytest.TempPathFactory, moves: list[tuple[str, int, int]]
 ) -> None:
     repo = SQLiteRepository(tmp_path_factory.mktemp("ledger") / "c.db")
     moment = now()
+    total = 0
     with repo.transaction() as tx:
-        for index, points in enumerate(movements):
-            kind: LedgerKind = "accrual" if points > 0 else "redemption"
-            record_movement(tx, "C1", kind, points, now=moment, receipt_id=f"R{index}")
-        assert spendable_balance(tx, "C1") == sum(movements)
-        rows: list[LedgerRow] = tx.ledger("C1")
-        assert sum(row.points for row in rows) == sum(movements)
-        assert all(row.remaining >= 0 for row in rows)
-        # every spendable point sits in exactly one lot; a debt is backed by none
-        assert tx.lot_points("C1") == max(0, sum(movements))
+        for kind, amount, receipt in moves:
+            points = amount if kind in ("accrual", "adjustment") else -amount
+            ledger_kind: LedgerKind = (
+                "accrual" if kind == "accrual" else "redemption" if kind == "redemption"
+                else "refund" if kind == "refund" else "adjustment"
+            )
+            record_movement(tx, "C1", ledger_kind, points, now=moment, receipt_id=f"R{receipt}")
+            total += points
+            assert spendable_balance(tx, "C1") == total
+            rows: list[LedgerRow] = tx.ledger("C1")
+            assert sum(row.points for row in rows) == total
+            assert all(row.remaining >= 0 for row in rows)
+            # every spendable point sits in exactly one lot; a debt is backed by none
+            assert tx.lot_points("C1") == max(0, total)
     repo.close()
 
 
