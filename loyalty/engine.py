@@ -581,6 +581,8 @@ def price_receipt(
     eligible: list[tuple[Promotion, str | None]] = []
     control: list[Promotion] = []
     for promotion in candidates:
+        if customer is None and promotion.reward.is_points:
+            continue  # accrues nothing without a customer: no effect, no listing (§5.7)
         ok, code = _eligible(promotion, now=now, tz=tz, store=store, customer=customer,
                              total=total, lines=lines, usable_coupons=usable_coupons)
         if not ok:
