@@ -51,20 +51,23 @@ class ImportResult:
 
 
 @dataclass(frozen=True, slots=True)
-class _Located:
+class Located:
+    """A JSON value and the line it starts on."""
+
     line: int
     obj: Any
 
 
-def _json_array_items(text: str, file: str) -> list[_Located]:
-    """The elements of a JSON array with the line each starts on."""
+def json_array_items(text: str, file: str) -> list[Located]:
+    """The elements of a JSON array with the line each starts on (for errors that cite
+    ``file:line``); raises DocumentError naming the line of a syntax error."""
     decoder = json.JSONDecoder()
     pos = _skip_ws(text, 0)
     if pos >= len(text) or text[pos] != "[":
         raise DocumentError("a .json file must hold one JSON array of documents", file=file,
                             line=_line(text, pos))
     pos = _skip_ws(text, pos + 1)
-    items: list[_Located] = []
+    items: list[Located] = []
     if pos < len(text) and text[pos] == "]":
         return items
     while True:
@@ -72,7 +75,7 @@ def _json_array_items(text: str, file: str) -> list[_Located]:
             value, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             raise DocumentError(f"not valid JSON: {exc.msg}", file=file, line=exc.lineno) from None
-        items.append(_Located(_line(text, pos), value))
+        items.append(Located(_line(text, pos), value))
         pos = _skip_ws(text, end)
         if pos < len(text) and text[pos] == ",":
             pos = _skip_ws(text, pos + 1)
@@ -94,13 +97,13 @@ def _line(text: str, pos: int) -> int:
     return text.count("\n", 0, pos) + 1
 
 
-def _jsonl_items(text: str, file: str, errors: list[DocumentError]) -> list[_Located]:
-    items: list[_Located] = []
+def _jsonl_items(text: str, file: str, errors: list[DocumentError]) -> list[Located]:
+    items: list[Located] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            items.append(_Located(number, json.loads(line)))
+            items.append(Located(number, json.loads(line)))
         except json.JSONDecodeError as exc:
             errors.append(DocumentError(f"not valid JSON: {exc.msg}", file=file, line=number))
     return items
@@ -128,7 +131,7 @@ def _plan_documents(
     text = _read_text(path)
     errors: list[DocumentError] = []
     if path.suffix.lower() == ".json":
-        items = _json_array_items(text, file)
+        items = json_array_items(text, file)
     else:
         items = _jsonl_items(text, file, errors)
     kinds = {kind for item in items if isinstance(item.obj, Mapping)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from central.clock import now
 from central.demo import DEMO_FILES
-from central.importer import ImportRejectedError, _json_array_items, import_file
+from central.importer import ImportRejectedError, import_file, json_array_items
 from central.storage import SQLiteRepository
 
 
@@ -184,7 +184,7 @@ def test_json_array_scanner_finds_every_element_and_its_line(
     docs: list[dict[str, object]], indent: int | None
 ) -> None:
     text = json.dumps(docs, indent=indent, ensure_ascii=False)
-    items = _json_array_items(text, "f.json")
+    items = json_array_items(text, "f.json")
     assert [item.obj for item in items] == docs
     lines = text.splitlines()
     for item in items:
