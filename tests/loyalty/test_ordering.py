@@ -80,3 +80,41 @@ def test_exclusive_that_yields_nothing_takes_nothing() -> None:
     calc = price(receipt(line(1, "a", "1", 10000)), [exclusive, later], ITEMS)
     assert calc.discount == 2000
     assert [p.id for p in calc.promotions] == ["later"]
+
+
+def test_group_line_wins_one_discount_and_one_accrual() -> None:
+    off = promo("off", {"type": "percent_off", "percent": "10"}, group="g")
+    pts = promo("pts", {"type": "points_percent", "percent": "5"}, group="g")
+    calc = price(receipt(line(1, "a", "1", 10000), card="1"), [off, pts], ITEMS, customer())
+    assert (calc.lines[0].discount, calc.lines[0].points) == (1000, 450)
+    assert calc.lines[0].promotions == ("off", "pts")
+
+
+def test_group_amount_off_share_lost_where_another_member_wins() -> None:
+    spread = promo("spread", {"type": "amount_off", "amount": 2000}, group="g", priority=2)
+    half_a = promo("half-a", {"type": "percent_off", "percent": "50", "on": {"skus": ["a"]}},
+                   group="g", priority=1)
+    calc = price(receipt(line(1, "a", "1", 10000), line(2, "b", "1", 10000)), [spread, half_a],
+                 ITEMS)
+    lines = by_n(calc)
+    # spread offers 10.00 / 10.00; half-a offers 50.00 on a and wins it; b keeps 10.00.
+    assert (lines[1].discount, lines[2].discount) == (5000, 1000)
+    assert calc.discount == 6000
+
+
+def test_group_points_fixed_most_points_wins() -> None:
+    small = promo("small", {"type": "points_fixed", "points": 100}, group="bonus", priority=5)
+    big = promo("big", {"type": "points_fixed", "points": 300}, group="bonus", priority=1)
+    calc = price(receipt(line(1, "a", "1", 10000), card="1"), [small, big], ITEMS, customer())
+    assert calc.points.accrue == 300
+    assert [p.id for p in calc.promotions] == ["big"]
+
+
+def test_flagged_lines_are_not_units() -> None:
+    items = catalog(item("x", groups=["g"]), item("cig", groups=["g"], flags=["no_discount"]))
+    third = promo("third", {"type": "nth_percent_off", "every": 3, "percent": "100",
+                            "on": {"groups": ["g"]}})
+    calc = price(receipt(line(1, "x", "2", 1000), line(2, "cig", "1", 500)), [third], items)
+    assert calc.discount == 0  # only 2 countable units
+    calc = price(receipt(line(1, "x", "3", 1000), line(2, "cig", "1", 500)), [third], items)
+    assert by_n(calc)[1].discount == 1000
