@@ -345,3 +345,14 @@ def test_refund_of_an_unknown_line_names_it(edge: OfflineProcessor) -> None:
     )
     assert reply.error.code == "invalid"
     assert reply.error.field == "lines[0].n"
+
+
+def test_receipt_without_opened_at_is_priced_and_journaled_at_the_edge_clock(
+    edge: OfflineProcessor,
+) -> None:
+    request = calculate_request(opened_at="")
+    reply = edge.calculate(request)
+    assert not reply.HasField("error")
+    [entry] = _journal(edge)
+    assert entry.calculate.request.receipt.opened_at == "2026-11-23T10:15:00+03:00"
+    assert entry.calculate.given == reply.calculation
