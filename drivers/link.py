@@ -509,6 +509,11 @@ class Link:
             return
         for unit in self._decoder.feed(data, now):
             self._on_unit(unit, now)
+        # A transport that only calls handle_timer when the line is quiet would never repeat
+        # a frame on a line that keeps bringing noise: let due timers act here too.
+        deadline = self.next_deadline()
+        if deadline is not None and now >= deadline:
+            self.handle_timer(now)
 
     def next_event(self) -> FramingEvent | None:
         """The next message, oversize report or link notice."""

@@ -299,6 +299,15 @@ def test_nak_triggers_an_immediate_repeat() -> None:
     assert link.next_deadline() is None
 
 
+def test_repeat_is_due_even_if_the_line_never_goes_quiet() -> None:
+    link = Link()
+    link.send_payload(b"x", 0.0)
+    frame = link.data_to_send()
+    for i in range(1, 12):  # noise every 100 ms; handle_timer is never called
+        link.receive_data(b"\xff", i * 0.1)
+    assert link.data_to_send() == frame
+
+
 def test_stray_ack_does_not_acknowledge() -> None:
     link = Link()
     link.send_payload(b"x", 0.0)
