@@ -64,7 +64,6 @@ class Daemon:
             open_channel(target, cfg.central), deadline_ms=cfg.central.deadline_ms
         )
         self._journal = AnswerJournal(cfg.journal_db, cfg.store)
-        self._journal.purge()
         breaker = CircuitBreaker(
             failure_threshold=cfg.offline.breaker_failures,
             cooldown_s=cfg.offline.breaker_cooldown_ms / 1000,
@@ -100,6 +99,7 @@ class Daemon:
             metrics=self.metrics,
         )
         self._tasks.append(asyncio.create_task(self._probe_central(), name="central probe"))
+        self._tasks.append(asyncio.create_task(self._purge_answers(), name="answer purge"))
         for listener in cfg.listeners:
             host, port = parse_address(listener.address)
             server = await serve_tcp(
@@ -187,6 +187,15 @@ class Daemon:
             else:
                 self.router.central_back()
                 log.info("central_back", breaker=breaker.state.value)
+
+    async def _purge_answers(self) -> None:
+        """Answers older than 48 hours are never returned; forget them at start and daily."""
+        assert self._journal is not None
+        while True:
+            forgotten = self._journal.purge()
+            if forgotten:
+                log.info("answers_purged", answers=forgotten)
+            await asyncio.sleep(24 * 3600)
 
     async def _serial_lane(self, lane_id: str, url: str, baud: int, framing: str) -> None:
         from drivers.serial import open_serial_channel  # noqa: PLC0415 - pyserial only for serial lanes

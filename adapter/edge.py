@@ -34,6 +34,7 @@ from offline.uploader import Uploader
 log = structlog.get_logger("tillgate.edge")
 
 STATE_INTERVAL_S = 0.2
+HOUSEKEEPING_INTERVAL_S = 24 * 3600.0
 
 
 def policy_of(config: Config) -> OfflinePolicy:
@@ -98,6 +99,16 @@ class EdgeRuntime:
         self.tasks.append(
             asyncio.create_task(self._publish_state(mode, breaker), name="edge state")
         )
+        self.tasks.append(asyncio.create_task(self._housekeeping(), name="edge housekeeping"))
+
+    async def _housekeeping(self) -> None:
+        """Once at start and then daily: forget receipts no register can act on any more."""
+        while not self.stop_event.is_set():
+            forgotten = self.processor.purge()
+            if forgotten:
+                log.info("edge_purged", receipts=forgotten)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), HOUSEKEEPING_INTERVAL_S)
 
     async def _publish_state(self, mode: CurrentMode, breaker: CircuitBreaker) -> None:
         """Keep mode and breaker in the edge database, for ``tillgate status`` from outside."""
@@ -105,7 +116,9 @@ class EdgeRuntime:
         while not self.stop_event.is_set():
             current = (mode.value(), breaker.state.value)
             if current != last:
-                write_runtime_state(self.db, current[0], current[1])  # type: ignore[arg-type]  # values come from closed enums
+                write_runtime_state(
+                    self.db, "online" if current[0] == "online" else "offline", breaker.state.value
+                )
                 last = current
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), STATE_INTERVAL_S)
