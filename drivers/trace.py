@@ -140,7 +140,7 @@ class TraceHub:
         self.socket_path = Path(socket_path)
         self.wall_offset = time.time() - time.monotonic()
         self._subscribers: set[_Subscriber] = set()
-        self._taps: list[Tap] = []
+        self._taps: dict[str, Tap] = {}
         self._server: asyncio.AbstractServer | None = None
         self._clients: set[asyncio.StreamWriter] = set()
 
@@ -149,16 +149,22 @@ class TraceHub:
         """True while at least one sniff client is connected."""
         return bool(self._subscribers)
 
-    def tap(self, peer: str, framing: str, lane: str = "") -> Tap:
-        """Callbacks for one connection; pass ``tap.trace`` and ``tap.on_notice`` on."""
-        tap = Tap(self, peer, framing, lane)
-        self._taps.append(tap)
+    def tap(self, peer: str, framing: str = "", lane: str = "") -> Tap:
+        """The callbacks for connection ``peer`` (the same tap on every call for one peer).
+
+        Pass ``tap.trace`` and ``tap.on_notice`` to the channel; a non-empty ``framing`` or
+        ``lane`` given later (say once ``hello`` names the lane) updates the tap.
+        """
+        tap = self._taps.get(peer)
+        if tap is None:
+            tap = self._taps[peer] = Tap(self, peer, framing, lane)
+        tap.framing = framing or tap.framing
+        tap.lane = lane or tap.lane
         return tap
 
-    def forget(self, tap: Tap) -> None:
-        """The connection behind ``tap`` is gone."""
-        with contextlib.suppress(ValueError):
-            self._taps.remove(tap)
+    def forget(self, peer: str) -> None:
+        """The connection ``peer`` is gone."""
+        self._taps.pop(peer, None)
 
     def publish(self, tap: Tap, record: TraceRecord) -> None:
         """Hand ``record`` to every subscriber of ``tap``'s lane."""
@@ -193,7 +199,7 @@ class TraceHub:
 
     def lanes(self) -> list[str]:
         """Names of the taps currently known."""
-        return sorted({tap.name for tap in self._taps})
+        return sorted({tap.name for tap in self._taps.values()})
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         subscriber: _Subscriber | None = None

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.base import FramingEvent, LinkNotice, PayloadReceived, PayloadTooLarge
+from drivers.base import Framing, FramingEvent, LinkNotice, PayloadReceived, PayloadTooLarge
 from drivers.link import (
     ACK,
     ENQ,
@@ -50,6 +50,11 @@ def msg(i: int, size: int = 40) -> bytes:
 
 
 # --- wire format ----------------------------------------------------------------------------
+
+
+def test_link_is_a_framing() -> None:
+    framing: Framing = Link()  # checked by mypy against the Protocol
+    assert framing.name == "link"
 
 
 def test_crc_check_value() -> None:

@@ -68,6 +68,16 @@ def test_hub_serves_only_the_subscribed_lane(tmp_path: Path) -> None:
     assert got[1]["kind"] == "repeat_sent"
 
 
+def test_one_tap_per_peer_named_by_hello_later(tmp_path: Path) -> None:
+    hub = TraceHub(tmp_path / "t.sock")
+    tap = hub.tap("tcp:127.0.0.1:5000", "lines")
+    assert hub.tap("tcp:127.0.0.1:5000", lane="05") is tap
+    assert (tap.framing, tap.name) == ("lines", "05")
+    assert hub.lanes() == ["05"]
+    hub.forget("tcp:127.0.0.1:5000")
+    assert hub.lanes() == []
+
+
 def test_hub_rejects_a_bad_request(tmp_path: Path) -> None:
     async def scenario() -> bytes:
         hub = TraceHub(tmp_path / "t.sock")
