@@ -48,7 +48,7 @@ def _start(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     with log.open("wb") as stderr:
         proc = subprocess.Popen(
             [sys.executable, "-m", "central", "serve", "--db", str(folder / "central.db"),
-             "--listen", "127.0.0.1:0", "--demo", "--workers", "64"],
+             "--listen", "127.0.0.1:0", "--demo", "--workers", "16"],
             stdout=subprocess.DEVNULL, stderr=stderr, env=env)
     for _ in range(600):
         found = re.findall(r"central listening on (\S+)", log.read_text(errors="replace"))
