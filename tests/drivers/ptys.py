@@ -126,10 +126,13 @@ class NoisyRelay:
                 await writer.drain()
                 continue
             # Pace in ~10 ms pieces so a frame never arrives with a long hole in the middle.
+            # Deadlines are absolute (from when the bytes arrived), so sleep overshoot does not
+            # add up across pieces.
+            arrived = time.monotonic()
             piece = max(1, self.baud // 1000)
             for start in range(0, len(out), piece):
                 chunk = bytes(out[start : start + piece])
-                line_free = max(line_free, time.monotonic()) + len(chunk) * 10 / self.baud
+                line_free = max(line_free, arrived) + len(chunk) * 10 / self.baud
                 await asyncio.sleep(max(0.0, line_free - time.monotonic()))
                 writer.write(chunk)
                 await writer.drain()
