@@ -171,3 +171,30 @@ def test_noisy_relay_every_message_arrives_once_or_fails_cleanly() -> None:
 
     delivered = run(scenario())
     assert sum(delivered) > 0
+
+
+def test_large_writes_are_flow_controlled_and_arrive_whole() -> None:
+    blob = bytes(range(256)) * 1200  # 300 KiB: more than the transport's high-water mark
+
+    async def scenario() -> bytes:
+        with pty_pair() as pty:
+            _, writer = await open_serial_connection(pty.path, 115200)
+            reader, master_writer = await master_streams(pty.master_fd)
+            writer.write(blob)
+            drained = asyncio.create_task(writer.drain())
+            received = await reader.readexactly(len(blob))
+            await drained
+            writer.close()
+            master_writer.close()
+            await writer.wait_closed()
+            return received
+
+    assert run(scenario()) == blob
+
+
+def test_unreachable_socket_url_is_a_device_error() -> None:
+    async def scenario() -> None:
+        with pytest.raises(DeviceError, match=r"serial port socket://127\.0\.0\.1:1: cannot open"):
+            await open_serial_channel("socket://127.0.0.1:1", 9600, Link())
+
+    run(scenario())
