@@ -22,6 +22,7 @@ __all__ = [
     "control_bucket",
     "held_out",
     "in_window",
+    "in_window_local",
     "last_valid_day",
     "selects",
 ]
@@ -36,18 +37,21 @@ def in_window(window: ActiveWindow, now: datetime, tz: tzinfo) -> bool:
     range whose ``from`` is later than its ``to`` wraps over midnight, equal bounds select
     no minute at all.
     """
+    local = now.astimezone(tz)
+    return in_window_local(window, now, local.isoweekday(), local.hour * 60 + local.minute)
+
+
+def in_window_local(window: ActiveWindow, now: datetime, weekday: int, minute: int) -> bool:
+    """:func:`in_window` with the store-local ISO weekday and minute of the day of ``now``
+    already computed (the engine reads the clock once per receipt)."""
     if window.start is not None and now < window.start:
         return False
     if window.end is not None and now >= window.end:
         return False
-    if not window.weekdays and window.hours is None:
-        return True
-    local = now.astimezone(tz)
-    if window.weekdays and local.isoweekday() not in window.weekdays:
+    if window.weekdays and weekday not in window.weekdays:
         return False
     if window.hours is not None:
         start, end = window.hours
-        minute = local.hour * 60 + local.minute
         if start <= end:
             return start <= minute < end
         return minute >= start or minute < end

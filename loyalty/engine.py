@@ -41,7 +41,14 @@ from loyalty.arithmetic import (
     round_half_up,
 )
 from loyalty.documents import CatalogItem, Customer, Promotion, Reward, Selector
-from loyalty.eligibility import audience_matches, held_out, in_window, last_valid_day, selects
+from loyalty.eligibility import (
+    audience_matches,
+    held_out,
+    in_window,
+    in_window_local,
+    last_valid_day,
+    selects,
+)
 from loyalty.index import PromotionIndex
 from loyalty.messages import CUSTOMER_NOT_FOUND, customer_line, render, spent_coupon_text
 from loyalty.values import (
@@ -176,20 +183,27 @@ def _make_lines(receipt: Receipt, catalog: Mapping[str, CatalogItem]) -> list[_L
 # --------------------------------------------------------------------------- eligibility
 
 
-def _eligible(
-    promotion: Promotion,
-    *,
-    now: datetime,
-    tz: tzinfo,
-    store: str,
-    customer: Customer | None,
-    total: int,
-    lines: _Lines,
-    usable_coupons: Sequence[str],
-) -> tuple[bool, str | None]:
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What eligibility reads about this receipt, computed once."""
+
+    now: datetime
+    weekday: int  #: store-local ISO weekday of ``now``
+    minute: int  #: store-local minute of the day of ``now``
+    store: str
+    customer: Customer | None
+    total: int
+    lines: _Lines
+    usable_coupons: Sequence[str]
+
+
+def _eligible(promotion: Promotion, context: _Context) -> tuple[bool, str | None]:
     """(eligible before the control group, the coupon code that unlocked it)."""
-    if not in_window(promotion.active, now, tz):
+    if not in_window_local(promotion.active, context.now, context.weekday, context.minute):
         return False, None
+    store, customer, total, lines = (context.store, context.customer, context.total,
+                                     context.lines)
+    usable_coupons = context.usable_coupons
     if promotion.stores and store not in promotion.stores:
         return False, None
     if not audience_matches(promotion.audience, customer):
@@ -578,13 +592,15 @@ def price_receipt(
         candidates.extend(offer.as_promotion() for offer in customer.personal_offers
                           if offer.accepted and in_window(offer.valid, now, tz))
 
+    local = now.astimezone(tz)
+    context = _Context(now, local.isoweekday(), local.hour * 60 + local.minute, store,
+                       customer, total, lines, usable_coupons)
     eligible: list[tuple[Promotion, str | None]] = []
     control: list[Promotion] = []
     for promotion in candidates:
         if customer is None and promotion.reward.is_points:
             continue  # accrues nothing without a customer: no effect, no listing (§5.7)
-        ok, code = _eligible(promotion, now=now, tz=tz, store=store, customer=customer,
-                             total=total, lines=lines, usable_coupons=usable_coupons)
+        ok, code = _eligible(promotion, context)
         if not ok:
             continue
         if held_out(promotion.id, promotion.audience.control, customer):
