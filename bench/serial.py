@@ -146,7 +146,7 @@ def main() -> int:
     plan = [(9600, 1 if args.smoke else 3), (115200, 1 if args.smoke else 10)]
     print("link round trip of a calculate over a pty relay paced at the baud rate")
     print("(ptys do not throttle by themselves: the relay emulates the 8N1 line timing)")
-    print(f"receipt lines: {lines}")
+    print(f"receipt lines: {lines}; line min = all bytes both ways (frames + ACKs) x 10 / baud")
     print(f"{'baud':>7} {'payload B':>10} {'wire B':>8} {'line min s':>11} "
           f"{'median s':>9} {'best s':>8} {'overhead':>9}")  # fmt: skip
     for baud, rounds in plan:
