@@ -479,3 +479,55 @@ def test_noisy_line_delivers_each_message_once_or_reports_it(seed: int, rate: fl
         failed = failed_messages(sender.notices)
         for number, m in enumerate(sent, start=1):
             assert m in receiver.received or number in failed, f"message {number} vanished"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.binary(min_size=1, max_size=2500), min_size=1, max_size=4),
+    st.data(),
+)
+def test_link_random_splits_deliver_the_same_messages(
+    messages: list[bytes], data: st.DataObject
+) -> None:
+    sender = Link()
+    for m in messages:
+        sender.send_payload(m, 0.0)
+    # Acknowledge each frame as it goes so the sender releases the next one.
+    receiver = Link()
+    stream = bytearray()
+    delivered: list[bytes] = []
+    now = 0.0
+    while wire := sender.data_to_send():
+        stream += wire
+        cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=5)))
+        last = 0
+        for cut in [*cuts, len(wire)]:
+            if cut > last:
+                now += 0.01
+                receiver.receive_data(wire[last:cut], now)
+                last = cut
+        delivered += payloads(receiver)
+        sender.receive_data(receiver.data_to_send(), now)
+    assert delivered == messages
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 10_000), st.integers(0, 7))
+def test_a_flipped_bit_never_delivers_a_wrong_payload(position: int, bit: int) -> None:
+    message = json.dumps({"v": 1, "type": "ping", "id": "flip"}).encode()
+    flipped: list[int] = []
+
+    def flip_once(wire: bytes) -> bytes:
+        if flipped or not wire:
+            return wire
+        out = bytearray(wire)
+        index = position % len(out)
+        out[index] ^= 1 << bit
+        flipped.append(index)
+        return bytes(out)
+
+    wire = Wire(mangle_ab=flip_once)
+    wire.a.link.send_payload(message, 0.0)
+    wire.run(until=10.0)
+    assert wire.b.received == [message]
+    assert not failed_messages(wire.a.notices)
