@@ -86,6 +86,9 @@ class PrintItem:
 def _printer(codepage: str, profile: str | None) -> Dummy:
     try:
         printer = Dummy(profile=profile) if profile else Dummy()
+    except (EscposError, ValueError, KeyError) as exc:
+        raise ConfigError(f"unknown printer profile {profile!r}", key="profile") from exc
+    try:
         printer.hw("INIT")  # ESC @ first: it resets the code table, so select ours after it
         printer.charcode(codepage.upper())
     except (EscposError, ValueError, KeyError) as exc:

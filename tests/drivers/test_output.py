@@ -139,8 +139,10 @@ def test_unreachable_printer_is_a_device_error_naming_it() -> None:
 def test_bad_configuration_and_barcodes() -> None:
     with pytest.raises(ConfigError, match="width"):
         ReceiptPrinter("tcp://127.0.0.1:9100", width=40)
-    with pytest.raises(ConfigError, match="codepage"):
+    with pytest.raises(ConfigError, match="codepage 'klingon' is not available"):
         ReceiptPrinter("tcp://127.0.0.1:9100", codepage="klingon")
+    with pytest.raises(ConfigError, match="profile: unknown printer profile 'nope'"):
+        ReceiptPrinter("tcp://127.0.0.1:9100", profile="nope")
     with pytest.raises(ValidationError, match="check digit"):
         BarcodeSpec("ean13", "4600000000012")
     with pytest.raises(ValidationError, match=r"barcode\.data"):
