@@ -1,5 +1,8 @@
 """Real pseudo-terminals for serial tests: pty pairs, master-end streams, a noisy relay.
 
+``link_register(pty)`` gives a register simulator on the master end: the ``link`` core (the
+register role is the same state machine) in a FramedChannel, sending and receiving messages.
+
 A pty pair is a real serial-like device: the slave end has a path (``/dev/pts/N``) that the
 serial transport opens like ``/dev/ttyUSB0``; the master end is a descriptor a test (a register
 simulator, a relay) reads and writes. ptys do not throttle to a baud rate: :class:`NoisyRelay`
@@ -16,6 +19,9 @@ import time
 import tty
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+
+from drivers.channel import FramedChannel
+from drivers.link import Link
 
 
 @dataclass
@@ -55,6 +61,12 @@ async def master_streams(fd: int) -> tuple[asyncio.StreamReader, asyncio.StreamW
     )
     writer = asyncio.StreamWriter(write_transport, write_protocol, reader, loop)
     return reader, writer
+
+
+async def link_register(master_fd: int, *, baud: int | None = None) -> FramedChannel:
+    """A register simulator speaking ``link`` on a pty's master end (close it when done)."""
+    reader, writer = await master_streams(master_fd)
+    return FramedChannel(reader, writer, Link(baud=baud), peer="register", transport="serial")
 
 
 @dataclass

@@ -13,7 +13,7 @@ from drivers.channel import FramedChannel
 from drivers.link import Link
 from drivers.serial import open_serial_channel, open_serial_connection
 from tests.drivers.linksim import failed_messages
-from tests.drivers.ptys import NoisyRelay, master_streams, pty_pair
+from tests.drivers.ptys import NoisyRelay, link_register, master_streams, pty_pair
 from tillgate.errors import DeviceError
 
 TIMEOUT = 20.0
@@ -27,16 +27,10 @@ def ping(i: int) -> dict[str, Any]:
     return {"v": 1, "type": "ping", "id": f"r-{i}"}
 
 
-async def register_on_master(fd: int) -> FramedChannel:
-    """A register simulator: the same link core, over the pty's master end."""
-    reader, writer = await master_streams(fd)
-    return FramedChannel(reader, writer, Link(), peer="register", transport="serial")
-
-
 def test_link_messages_both_ways_over_a_pty() -> None:
     async def scenario() -> None:
         with pty_pair() as pty:
-            register = await register_on_master(pty.master_fd)
+            register = await link_register(pty.master_fd)
             lane = await open_serial_channel(pty.path, 115200, Link(baud=115200))
             assert lane.peer == f"serial:{pty.path}"
             assert lane.transport == "serial"
