@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from drivers.registry import framing_names, output_names
 from tillgate.errors import ConfigError
 
 BAUD_RATES = (9600, 19200, 38400, 57600, 115200)
-FRAMINGS = ("lines", "link")
 REDEEM_POLICIES = ("deny", "limited")
 DEFAULT_ADDRESS = "127.0.0.1:7171"
 
@@ -68,10 +68,11 @@ class LaneConfig:
     baud: int = 115200
     framing: str = "link"
     printer: str | None = None  #: ESC/POS printer URL for the lane's receipt messages
+    printer_driver: str = "escpos"  #: output driver name in the registry
     printer_width: int = 42
     printer_codepage: str = "cp866"
     display: str | None = None  #: customer pole display URL
-    display_model: str = "cd5220"
+    display_model: str = "cd5220"  #: output driver name: cd5220 or epson_display
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +218,7 @@ def _path(base: Path, text: str) -> Path:
 def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
     """Validate a parsed TOML document; raises one ConfigError holding every problem."""
     r = _Reader(file)
+    framings = tuple(framing_names())
     r.unknown(
         doc,
         {
@@ -298,7 +300,7 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
         )
         if not _address_ok(address):
             r.problem(f"listener[{i}].address", f"must be HOST:PORT, not {address!r}")
-        framing = r.choice(item, "framing", f"listener[{i}].framing", "lines", FRAMINGS)
+        framing = r.choice(item, "framing", f"listener[{i}].framing", "lines", framings)
         listeners.append(ListenerConfig(address, framing))
     if "listener" not in doc:
         listeners.append(ListenerConfig())
@@ -313,13 +315,21 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
         "baud",
         "framing",
         "printer",
+        "printer_driver",
         "printer_width",
         "printer_codepage",
         "display",
         "display_model",
     }
+    outputs = tuple(output_names())
     for i, item in enumerate(r.tables(doc, "lane")):
         r.unknown(item, lane_keys, f"lane[{i}]")
+        codepage = r.string(item, "printer_codepage", f"lane[{i}].printer_codepage", "cp866")
+        try:
+            "".encode(codepage or "cp866")
+        except LookupError:
+            r.problem(f"lane[{i}].printer_codepage", f"unknown codepage {codepage!r}", hint="cp866")
+            codepage = "cp866"
         lane_id = r.string(item, "id", f"lane[{i}].id")
         if not lane_id:
             r.problem(f"lane[{i}].id", "is required")
@@ -347,17 +357,18 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
                 serial=serial,
                 baud=baud,
                 framing=r.choice(
-                    item, "framing", f"lane[{i}].framing", "link" if serial else "lines", FRAMINGS
+                    item, "framing", f"lane[{i}].framing", "link" if serial else "lines", framings
                 ),
                 printer=r.string(item, "printer", f"lane[{i}].printer"),
                 printer_width=width,
-                printer_codepage=r.string(
-                    item, "printer_codepage", f"lane[{i}].printer_codepage", "cp866"
-                )
-                or "cp866",
+                printer_driver=r.choice(
+                    item, "printer_driver", f"lane[{i}].printer_driver", "escpos", outputs
+                ),
+                printer_codepage=codepage or "cp866",
                 display=r.string(item, "display", f"lane[{i}].display"),
-                display_model=r.string(item, "display_model", f"lane[{i}].display_model", "cd5220")
-                or "cd5220",
+                display_model=r.choice(
+                    item, "display_model", f"lane[{i}].display_model", "cd5220", outputs
+                ),
             )
         )
 

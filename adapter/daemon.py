@@ -24,10 +24,13 @@ from adapter.edge import CurrentMode, EdgeRuntime
 from adapter.journal import AnswerJournal
 from adapter.lanes import LanePolicy, Lanes
 from adapter.metrics import DaemonMetrics, Readings
+from adapter.outputs import LaneOutputs
 from adapter.router import EdgeBackend, Router
 from adapter.upstream import CentralClient, open_channel
 from drivers.base import Channel
+from drivers.channel import NoticeCallback, TraceCallback
 from drivers.tcp import parse_address, serve_tcp
+from drivers.trace import SOCKET_NAME, TraceError, TraceHub
 from offline.breaker import BreakerState, CircuitBreaker
 from tillgate.errors import DeviceError, TillgateError
 
@@ -53,6 +56,8 @@ class Daemon:
         self.router: Router | None = None
         self.lanes: Lanes | None = None
         self.metrics: DaemonMetrics | None = None
+        self.outputs: LaneOutputs | None = None
+        self.trace: TraceHub | None = None
         self._stop = asyncio.Event()
 
     async def start(self) -> None:
@@ -91,19 +96,28 @@ class Daemon:
             serial_lanes=frozenset(lane.id for lane in cfg.lanes if lane.serial is not None),
         )
         self.metrics = self._start_metrics()
+        self.outputs = LaneOutputs(cfg.lanes)
+        self.trace = await self._start_trace()
+        trace = self.trace
         self.lanes = Lanes(
             store=cfg.store,
             router=self.router,
             journal=self._journal,
             policy=policy,
             metrics=self.metrics,
+            after_answer=self.outputs.after_answer if self.outputs else None,
+            on_lane_named=(lambda peer, lane: trace.tap(peer, lane=lane)) if trace else None,
         )
         self._tasks.append(asyncio.create_task(self._probe_central(), name="central probe"))
         self._tasks.append(asyncio.create_task(self._purge_answers(), name="answer purge"))
         for listener in cfg.listeners:
             host, port = parse_address(listener.address)
             server = await serve_tcp(
-                host, port, _framing_factory(listener.framing), self.lanes.serve
+                host,
+                port,
+                _framing_factory(listener.framing),
+                self.lanes.serve,
+                **self._trace_callbacks(listener.framing),
             )
             self._servers.append(server)
             for sock in server.sockets:
@@ -188,6 +202,30 @@ class Daemon:
                 self.router.central_back()
                 log.info("central_back", breaker=breaker.state.value)
 
+    def _trace_callbacks(self, framing: str) -> dict[str, Any]:
+        """``serve_tcp``'s per-connection trace callbacks, when the trace hub runs."""
+        hub = self.trace
+        if hub is None:
+            return {}
+
+        def trace_for(peer: str) -> TraceCallback:
+            return hub.tap(peer, framing).trace
+
+        def notice_for(peer: str) -> NoticeCallback:
+            return hub.tap(peer, framing).on_notice
+
+        return {"trace_for": trace_for, "notice_for": notice_for}
+
+    async def _start_trace(self) -> TraceHub | None:
+        """The trace socket ``tillgate sniff`` reads; the daemon runs without it if it cannot."""
+        hub = TraceHub(self.config.data_dir / SOCKET_NAME)
+        try:
+            await hub.start()
+        except TraceError as exc:
+            log.warning("trace_unavailable", error=str(exc))
+            return None
+        return hub
+
     async def _purge_answers(self) -> None:
         """Answers older than 48 hours are never returned; forget them at start and daily."""
         assert self._journal is not None
@@ -203,7 +241,14 @@ class Daemon:
         assert self.lanes is not None
         while True:
             try:
-                channel: Channel = await open_serial_channel(url, baud, _framing_factory(framing)())
+                tap = self.trace.tap(f"serial:{url}", framing, lane_id) if self.trace else None
+                channel: Channel = await open_serial_channel(
+                    url,
+                    baud,
+                    _framing_factory(framing)(),
+                    trace=tap.trace if tap else None,
+                    on_notice=tap.on_notice if tap else None,
+                )
             except (DeviceError, OSError) as exc:
                 log.warning("serial_open_failed", lane=lane_id, port=url, error=str(exc))
                 await asyncio.sleep(SERIAL_REOPEN_S)
@@ -237,6 +282,10 @@ class Daemon:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.outputs is not None:
+            await self.outputs.drain()
+        if self.trace is not None:
+            await self.trace.close()
         if self.edge_runtime is not None:
             await self.edge_runtime.stop()
         if self._client is not None:

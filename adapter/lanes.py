@@ -92,6 +92,7 @@ class Lanes:
         idle_timeout_s: float = IDLE_TIMEOUT_S,
         after_answer: AnswerHook | None = None,
         metrics: DaemonMetrics | None = None,
+        on_lane_named: Callable[[str, str], object] | None = None,
     ) -> None:
         self.store = store
         self.router = router
@@ -100,6 +101,7 @@ class Lanes:
         self.idle_timeout_s = idle_timeout_s
         self.after_answer = after_answer
         self.metrics = metrics
+        self.on_lane_named = on_lane_named
         self.holders: dict[str, LaneSession] = {}
         #: request id → (request digest, future answer) while the first attempt runs
         self.in_flight: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
@@ -314,6 +316,8 @@ class LaneSession:
             if self.lane is None:
                 await self.lanes.claim(self, request.lane)
                 self.lane = request.lane
+                if self.lanes.on_lane_named is not None:
+                    self.lanes.on_lane_named(self.channel.peer, request.lane)
                 log.info(
                     "lane_hello",
                     lane=request.lane,

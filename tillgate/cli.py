@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 from tillgate._version import __version__
 
@@ -30,8 +31,18 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name != name:
                 raise
             continue  # a room that ships no commands in this build
-        module.add_commands(subparsers)
+        if name == "drivers.cli":
+            # sniff finds the daemon's trace socket in the data directory the config names
+            module.add_commands(subparsers, data_dir_for_config=_data_dir_for_config)
+        else:
+            module.add_commands(subparsers)
     return parser
+
+
+def _data_dir_for_config(path: Path | None) -> Path:
+    from adapter.config import load_config  # noqa: PLC0415 - only sniff needs the config
+
+    return load_config(path).data_dir
 
 
 def main(argv: list[str] | None = None) -> int:
