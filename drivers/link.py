@@ -497,15 +497,15 @@ class Link:
         self._partial = bytearray()
         self._partial_frames = 0
         self._discarding = False
-        self._closed = False
 
     # -- Framing protocol ---------------------------------------------------------------------
 
     def receive_data(self, data: bytes, now: float) -> None:
-        """Feed bytes read from the line; ``b""`` means the port closed."""
+        """Feed bytes read from the line; ``b""`` means the port closed (partial input dropped)."""
         self._advance(now)
         if not data:
-            self._closed = True
+            self._decoder = FrameDecoder()
+            self._reset_partial()
             return
         for unit in self._decoder.feed(data, now):
             self._on_unit(unit, now)
