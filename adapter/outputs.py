@@ -1,11 +1,12 @@
 """A lane's own output devices: its receipt messages printed, its display messages shown.
 
 For registers that cannot print loyalty messages or drive the customer display themselves, a
-lane may name a printer and a display in the configuration. After ``confirm`` the answer's
-``receipt`` messages are printed (with their barcodes) and cut; after ``calculate`` and
-``confirm`` the ``display`` messages are shown. Output never delays or fails the register's
-answer: it runs after the answer is sent, one job at a time per lane, and a device failure is
-logged.
+lane may name a printer and a display in the configuration. After ``confirm`` the receipt tail
+is printed and cut: the ``receipt`` messages of the receipt's last calculation (the applied
+promotions' texts) followed by the confirm's own (balance line, offers), barcodes included.
+After ``calculate`` and ``confirm`` the first ``display`` message is shown. Output never
+delays or fails the register's answer: it runs as its own task, one job at a time per lane,
+and a device failure is logged.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class LaneOutputs:
         self._displays: dict[str, Any] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._jobs: set[asyncio.Task[None]] = set()
+        #: lane → (receipt id, receipt messages of its last calculation), printed on confirm
+        self._pending_tail: dict[str, tuple[str, list[dict[str, Any]]]] = {}
         for lane in lanes:
             if lane.printer:
                 self._printers[lane.id] = make_output(
@@ -76,7 +79,14 @@ class LaneOutputs:
         """Queue the lane's output for this answer; returns at once."""
         if lane not in self._printers and lane not in self._displays:
             return
-        if answer.get("type") not in ("calculate.result", "confirm.result"):
+        if answer.get("type") == "calculate.result":
+            tail = [m for m in answer.get("messages") or [] if m.get("target") == "receipt"]
+            self._pending_tail[lane] = (str(answer.get("receipt_id")), tail)
+        elif answer.get("type") == "confirm.result":
+            receipt_id, tail = self._pending_tail.pop(lane, ("", []))
+            if receipt_id == answer.get("receipt_id"):
+                answer = {**answer, "messages": tail + list(answer.get("messages") or [])}
+        else:
             return
         job = asyncio.create_task(self._run(lane, kind, answer), name=f"output {lane}")
         self._jobs.add(job)

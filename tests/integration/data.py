@@ -30,6 +30,15 @@ CUSTOMERS = [
         "name": "Анна К.",
         "statuses": {"tier": "gold"},
         "balance": 340000,
+        "personal_offers": [
+            {
+                "id": "po-coffee",
+                "on": {"skus": ["4600099"]},
+                "reward": {"type": "percent_off", "percent": "20"},
+                "valid": {"from": "2026-01-01T00:00:00+03:00", "to": "2028-01-01T00:00:00+03:00"},
+                "messages": {"receipt": "Ваш кофе со скидкой 20%"},
+            }
+        ],
     },
     {
         "id": "C2",
