@@ -4,11 +4,15 @@ set -e
 
 if [ "$1" = "configure" ]; then
     if ! getent passwd tillgate >/dev/null; then
+        # The home is the state directory; made first (owned below) so adduser finds it.
+        install -d -m 0750 /var/lib/tillgate
         adduser --system --group --home /var/lib/tillgate --no-create-home \
             --gecos "tillgate store daemon" tillgate
     fi
     # Serial lanes, printers and displays are /dev/tty* devices of group dialout.
-    adduser tillgate dialout >/dev/null
+    if ! id -nG tillgate | tr ' ' '\n' | grep -qx dialout; then
+        adduser tillgate dialout >/dev/null
+    fi
 
     install -d -o tillgate -g tillgate -m 0750 /var/lib/tillgate
     install -d -o root -g tillgate -m 0750 /etc/tillgate/tls
