@@ -163,15 +163,15 @@ class Daemon:
         metrics = DaemonMetrics()
         edge = self.edge_runtime
         assert edge is not None
-        outbox = edge.processor.outbox
+        figures = edge.figures
         metrics.bind(
             Readings(
                 mode=lambda: router.mode,
                 breaker=lambda: router.breaker.state.value,
-                outbox_depth=lambda: float(outbox.depth()),
-                outbox_oldest_age_s=lambda: float(outbox.oldest_age_s() or 0.0),
-                cache_version=lambda: float(edge.processor.cache.version() or 0),
-                cache_age_s=edge.cache_age_s,
+                outbox_depth=lambda: figures.get("outbox_depth", 0.0),
+                outbox_oldest_age_s=lambda: figures.get("outbox_oldest_age_s", 0.0),
+                cache_version=lambda: figures.get("cache_version", 0.0),
+                cache_age_s=lambda: figures.get("cache_age_s", 0.0),
             )
         )
         host, port = parse_address(cfg.metrics.address)

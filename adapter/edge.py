@@ -61,6 +61,9 @@ class EdgeRuntime:
     sync: SyncClient
     uploader: Uploader
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
+    #: outbox and cache figures refreshed by the state task; the metrics thread reads only
+    #: these numbers, never the database (an SQLite connection belongs to the loop's thread)
+    figures: dict[str, float] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -114,6 +117,13 @@ class EdgeRuntime:
         """Keep mode and breaker in the edge database, for ``tillgate status`` from outside."""
         last: tuple[str, str] | None = None
         while not self.stop_event.is_set():
+            outbox = self.processor.outbox
+            self.figures.update(
+                outbox_depth=float(outbox.depth()),
+                outbox_oldest_age_s=float(outbox.oldest_age_s() or 0.0),
+                cache_version=float(self.processor.cache.version() or 0),
+                cache_age_s=self.cache_age_s(),
+            )
             current = (mode.value(), breaker.state.value)
             if current != last:
                 write_runtime_state(
