@@ -17,8 +17,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -253,3 +257,59 @@ def test_unpacked_tillgate_runs(unpacked: Unpacked, how: str, tmp_path: Path) ->
     )
     assert refused.returncode == 2
     assert "central.deadline_ms" in refused.stderr
+
+
+def _notify_messages(sock: socket.socket, until: str, deadline_s: float) -> list[str]:
+    """Datagrams on the notify socket until one equals ``until`` (or the deadline passes)."""
+    messages: list[str] = []
+    deadline = time.monotonic() + deadline_s
+    while until not in messages and time.monotonic() < deadline:
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            messages.extend(sock.recv(4096).decode().split("\n"))
+        except TimeoutError:
+            break
+    return messages
+
+
+def test_unpacked_daemon_speaks_sd_notify(unpacked: Unpacked) -> None:
+    """What Type=notify and WatchdogSec rely on, from the packaged entry script: READY=1 once
+    listening, WATCHDOG=1 at half the watchdog interval, STOPPING=1 on SIGTERM."""
+    python, env = _command(unpacked, "relocated venv" if _target_python_reason() is None else "")
+    short = Path(tempfile.mkdtemp(prefix="tg-notify-"))  # AF_UNIX paths are short
+    try:
+        config = short / "tillgate.toml"
+        shipped = (unpacked.root / "etc" / "tillgate" / "tillgate.toml").read_text()
+        config.write_text(
+            shipped.replace('"/var/lib/tillgate', f'"{short}')
+            .replace("127.0.0.1:7171", "127.0.0.1:0")
+            .replace("127.0.0.1:9464", "127.0.0.1:0"),
+            encoding="utf-8",
+        )
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.bind(str(short / "notify"))
+            env["NOTIFY_SOCKET"] = str(short / "notify")
+            env["WATCHDOG_USEC"] = "1000000"  # WatchdogSec=1: a ping every 0.5 s
+            process = subprocess.Popen(
+                [*python, str(unpacked.venv / "bin" / "tillgate"), "run", "--config", str(config)],
+                env=env,
+                cwd=short,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                started = _notify_messages(sock, "WATCHDOG=1", 60.0)
+                process.send_signal(signal.SIGTERM)
+                stopping = _notify_messages(sock, "STOPPING=1", 30.0)
+                assert process.wait(30) == 0
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait(10)
+                output = process.stdout.read().decode() if process.stdout else ""
+        assert "READY=1" in started, output
+        assert started.index("READY=1") < started.index("WATCHDOG=1"), started
+        assert "STOPPING=1" in stopping, output
+        assert (short / "edge.db").is_file()  # data went to data_dir, as configured
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
