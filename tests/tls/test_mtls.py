@@ -2,8 +2,8 @@
 
 Central (in this process, :func:`central.server.start_server` with :class:`ServerTLS`) requires a
 client certificate signed by the chain's CA and takes the store id from its subject CN. A daemon
-with a valid certificate works online; a daemon whose certificate a foreign CA signed, or whose
-CN names another store, is refused, and then everything it does stays local: it never syncs,
+with a valid certificate works online; a daemon whose certificate a foreign CA signed, whose
+CN names another store, or that has no certificate at all (plain ``grpc://``), is refused, and then everything it does stays local: it never syncs,
 answers the register from the edge (not online), and central records nothing from it. Direct
 gRPC channels show what central answers each kind of caller.
 """
@@ -74,20 +74,26 @@ def central(tmp_path: Path, pki: PKI) -> Iterator[tuple[CentralServer, Path]]:
         server.stop(1.0)
 
 
-def store_config(folder: Path, *, central_address: str, client: Pair, ca: Path, port: int) -> Path:
+def store_config(
+    folder: Path, *, central_address: str, client: Pair | None, ca: Path, port: int
+) -> Path:
+    """A store daemon's configuration: grpcs:// with ``client``, or plain grpc:// without."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "tillgate.toml"
+    central = (
+        f'url = "grpcs://{central_address}"\n'
+        f'tls_ca = "{ca}"\ntls_cert = "{client.cert}"\ntls_key = "{client.key}"'
+        if client
+        else f'url = "grpc://{central_address}"'
+    )
     path.write_text(
         f"""
 store = "S001"
 timezone = "Europe/Moscow"
 data_dir = "data"
 [central]
-url = "grpcs://{central_address}"
 deadline_ms = 1000
-tls_ca = "{ca}"
-tls_cert = "{client.cert}"
-tls_key = "{client.key}"
+{central}
 [[listener]]
 address = "127.0.0.1:{port}"
 framing = "lines"
@@ -99,7 +105,7 @@ interval_s = 1
     return path
 
 
-def start_store(folder: Path, address: str, client: Pair, ca: Path) -> DaemonProcess:
+def start_store(folder: Path, address: str, client: Pair | None, ca: Path) -> DaemonProcess:
     port = free_port()
     config = store_config(folder, central_address=address, client=client, ca=ca, port=port)
     return DaemonProcess(config, port, folder / "daemon.log").start()
@@ -159,13 +165,15 @@ def log_events(daemon: DaemonProcess) -> list[dict[str, Any]]:
     [
         ("foreign", "UNAVAILABLE"),  # a foreign CA's certificate: the TLS handshake fails
         ("other_store", "PERMISSION_DENIED"),  # CN=S002 asking for S001: central's guard
+        (None, "UNAVAILABLE"),  # no certificate at all: plain grpc:// to the TLS port
     ],
 )
 def test_refused_store_never_reaches_central(
-    tmp_path: Path, pki: PKI, central: tuple[CentralServer, Path], client: str, refusal: str
+    tmp_path: Path, pki: PKI, central: tuple[CentralServer, Path], client: str | None, refusal: str
 ) -> None:
     server, db = central
-    daemon = start_store(tmp_path / "store", server.address, getattr(pki, client), pki.ca.cert)
+    pair = getattr(pki, client) if client else None
+    daemon = start_store(tmp_path / "store", server.address, pair, pki.ca.cert)
     edge_db = tmp_path / "store" / "data" / "edge.db"
     try:
         wait_until(
