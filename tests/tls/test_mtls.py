@@ -2,10 +2,11 @@
 
 Central (in this process, :func:`central.server.start_server` with :class:`ServerTLS`) requires a
 client certificate signed by the chain's CA and takes the store id from its subject CN. A daemon
-with a valid certificate works online; a daemon whose certificate a foreign CA signed, whose
-CN names another store, or that has no certificate at all (plain ``grpc://``), is refused, and then everything it does stays local: it never syncs,
-answers the register from the edge (not online), and central records nothing from it. Direct
-gRPC channels show what central answers each kind of caller.
+with a valid certificate works online. A daemon whose certificate a foreign CA signed, whose CN
+names another store, or that has no certificate at all (plain ``grpc://``) is refused, and then
+everything it does stays local: it never syncs, answers the register from the edge (not
+online), and central records nothing from it. Direct gRPC channels show what central answers
+each kind of caller.
 """
 
 from __future__ import annotations
