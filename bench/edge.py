@@ -420,6 +420,13 @@ def main() -> None:
         finally:
             central.stop(1)
 
+    # What a register waits through a stalled central, measured on the whole daemon.
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from failover import run as failover  # noqa: PLC0415 - a sibling script, found on sys.path
+
+    for line in failover(args.smoke):
+        print(line)
+
 
 if __name__ == "__main__":
     main()
