@@ -79,7 +79,7 @@ src="$work/src"
 mkdir -p "$src"
 if git -C "$repo" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     (cd "$repo" && git ls-files -z --cached --others --exclude-standard \
-        | while IFS= read -r -d '' f; do [[ -e "$f" ]] && printf '%s\0' "$f"; done \
+        | while IFS= read -r -d '' f; do if [[ -e "$f" ]]; then printf '%s\0' "$f"; fi; done \
         | tar --null -T - -cf -) | tar -xf - -C "$src"
 else
     tar -C "$repo" --exclude=.venv --exclude=packaging/out --exclude=.git -cf - . \
