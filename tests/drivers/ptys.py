@@ -76,10 +76,11 @@ class RelayStats:
 
 
 class NoisyRelay:
-    """Two pty pairs bridged by an asyncio task that corrupts about ``rate`` of the bytes.
+    """Two pty pairs bridged by asyncio tasks that damage about ``rate`` of the bytes.
 
     Open ``a_path`` at one end and ``b_path`` at the other: what one writes reaches the other,
-    damaged now and then (a byte XORed with a random non-zero value). With ``baud`` set, bytes
+    damaged now and then (one bit of the byte flipped, as line noise does; see
+    ``tests.drivers.linksim.bit_flipper`` for why not random bytes). With ``baud`` set, bytes
     are paced at ``baud / 10`` per second per direction, like a real 8N1 line.
     """
 
@@ -130,7 +131,7 @@ class NoisyRelay:
             out = bytearray(data)
             for i in range(len(out)):
                 if self._rng.random() < self.rate:
-                    out[i] ^= self._rng.randrange(1, 256)
+                    out[i] ^= 1 << self._rng.randrange(8)
                     stats.corrupted += 1
             stats.bytes += len(out)
             if not self.baud:

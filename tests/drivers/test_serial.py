@@ -120,6 +120,8 @@ def test_socket_url_port_carries_a_link_channel() -> None:
 
 @pytest.mark.slow
 def test_noisy_relay_every_message_arrives_once_or_fails_cleanly() -> None:
+    # The relay flips one bit in ~1% of the bytes. (Under harsher random-byte damage a NAK can
+    # turn into an ACK; tests/drivers/test_link.py accounts for those on a fake clock.)
     count = 40
 
     async def scenario() -> tuple[int, int]:
