@@ -1,0 +1,68 @@
+"""The daemon's commands as an engineer runs them: exit codes, one line per problem, JSON shapes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.integration.data import import_chain
+from tests.integration.harness import central_server
+
+
+def tillgate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tillgate", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_version() -> None:
+    result = tillgate("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("tillgate ")
+
+
+def test_check_config_reports_every_problem_and_exits_non_zero(tmp_path: Path) -> None:
+    config = tmp_path / "tillgate.toml"
+    config.write_text('[[lane]]\nid = "01"\nbaud = 7\n[[lane]]\nid = "02"\nframing = "morse"\n')
+    result = tillgate("check-config", "--config", str(config))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("tillgate.toml: lane[0].baud: must be one of 9600")
+    assert lines[1].startswith("tillgate.toml: lane[1].framing: must be one of ")
+    assert "link" in lines[1]
+    assert "'morse'" in lines[1]
+    assert "Traceback" not in result.stderr
+
+
+def test_check_config_ok(tmp_path: Path) -> None:
+    config = tmp_path / "tillgate.toml"
+    config.write_text('store = "S777"\n')
+    result = tillgate("check-config", "--config", str(config))
+    assert result.returncode == 0
+    assert "store S777" in result.stdout
+
+
+def test_status_json_without_a_daemon_and_sync_on_demand(tmp_path: Path) -> None:
+    db = tmp_path / "central.db"
+    import_chain(db, tmp_path / "chain")
+    with central_server(db, demo=False) as central:
+        config = tmp_path / "tillgate.toml"
+        config.write_text(f'data_dir = "data"\n[central]\nurl = "grpc://{central.address}"\n')
+        before = json.loads(tillgate("status", "--config", str(config), "--json").stdout)
+        assert before["mode"] in ("online", "offline")
+        assert before["breaker"] in ("closed", "open", "half_open")
+        assert before["cache"]["version"] is None
+        assert before["outbox"]["depth"] == 0
+        synced = tillgate("sync", "--config", str(config))
+        assert synced.returncode == 0, synced.stderr
+        assert "synced" in synced.stdout
+        after = json.loads(tillgate("status", "--config", str(config), "--json").stdout)
+        assert after["cache"]["version"] > 0
+        assert after["cache"]["age_s"] >= 0
+        assert after["outbox"] == {"depth": 0, "oldest_age_s": None, "rejected": 0}
