@@ -29,6 +29,20 @@ def free_port() -> int:
         return port
 
 
+def wait_listening(process: subprocess.Popen[bytes], port: int, log: Path, what: str) -> None:
+    """Return once ``process`` accepts connections on ``port``; fail with its log if it dies."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on {port}:\n{log.read_text()}")
+
+
 @contextmanager
 def central_server(db: Path, *, demo: bool = True) -> Iterator[Any]:
     """A real central processing server on loopback, in this process."""
@@ -97,18 +111,8 @@ class DaemonProcess:
                 stderr=subprocess.STDOUT,
                 env=env,
             )
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"tillgate exited with {self.process.returncode}:\n{self.log.read_text()}"
-                )
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"tillgate did not listen on {self.port}:\n{self.log.read_text()}")
+        wait_listening(self.process, self.port, self.log, "tillgate")
+        return self
 
     def stop(self) -> int:
         assert self.process is not None
@@ -168,16 +172,8 @@ class CentralProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"central exited: {self.log.read_text()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"central did not listen: {self.log.read_text()}")
+        wait_listening(self.process, self.port, self.log, "central")
+        return self
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
