@@ -12,6 +12,7 @@ import contextlib
 import signal
 import time
 import zoneinfo
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -27,12 +28,13 @@ from adapter.metrics import DaemonMetrics, Readings
 from adapter.outputs import LaneOutputs
 from adapter.router import EdgeBackend, Router
 from adapter.upstream import CentralClient, open_channel
-from drivers.base import Channel
+from drivers.base import Channel, Framing
 from drivers.channel import NoticeCallback, TraceCallback
+from drivers.registry import make_framing
 from drivers.tcp import parse_address, serve_tcp
 from drivers.trace import SOCKET_NAME, TraceError, TraceHub
 from offline.breaker import BreakerState, CircuitBreaker
-from tillgate.errors import DeviceError, TillgateError
+from tillgate.errors import DeviceError
 
 log = structlog.get_logger("tillgate.daemon")
 
@@ -245,7 +247,7 @@ class Daemon:
                 channel: Channel = await open_serial_channel(
                     url,
                     baud,
-                    _framing_factory(framing)(),
+                    _framing_factory(framing, baud=baud)(),
                     trace=tap.trace if tap else None,
                     on_notice=tap.on_notice if tap else None,
                 )
@@ -299,15 +301,11 @@ class Daemon:
         log.info("stopped")
 
 
-def _framing_factory(name: str) -> Any:
-    from drivers.lines import LinesFraming  # noqa: PLC0415
-
-    if name == "lines":
-        return LinesFraming
-    try:
-        from drivers.registry import make_framing  # noqa: PLC0415 - the registry finds link and plug-ins
-    except ImportError as exc:
-        raise TillgateError(f"framing {name!r} is not available") from exc
+def _framing_factory(name: str, *, baud: int | None = None) -> Callable[[], Framing]:
+    """New framing cores by registry name. On a serial line ``link`` is told the baud rate, so
+    its repeat timer starts when a frame has left the wire, not when it was queued."""
+    if name == "link" and baud is not None:
+        return lambda: make_framing(name, baud=baud)
     return lambda: make_framing(name)
 
 

@@ -144,7 +144,7 @@ class FramedChannel:
                 try:
                     data = await asyncio.wait_for(self._reader.read(READ_CHUNK), timeout)
                 except TimeoutError:
-                    self.framing.handle_timer(self._clock())
+                    pass
                 else:
                     if data and self._trace is not None:
                         self._trace("in", data, self._clock())
@@ -152,6 +152,10 @@ class FramedChannel:
                     if not data:
                         self._drain_events()
                         break
+                # Timers fire on time even on a line that never goes quiet (constant noise).
+                deadline = self.framing.next_deadline()
+                if deadline is not None and self._clock() >= deadline:
+                    self.framing.handle_timer(self._clock())
                 self._drain_events()
                 await self._flush()
         except (OSError, ConnectionError):

@@ -11,33 +11,13 @@ import pytest
 from drivers.display import PoleDisplay, encode_show
 from drivers.escpos_printer import BarcodeSpec, PrintItem, ReceiptPrinter, encode_receipt
 from drivers.escpos_reader import BarcodePrinted, Cut, QrPrinted, TextLine, read_all
+from tests.capture import CaptureServer
 from tests.drivers.ptys import pty_pair
 from tillgate.errors import ConfigError, DeviceError, ValidationError
 
 
 def run(coro: Any) -> Any:
     return asyncio.run(asyncio.wait_for(coro, 20.0))
-
-
-class CaptureServer:
-    """A TCP "printer" on 127.0.0.1: records every connection's bytes."""
-
-    def __init__(self) -> None:
-        self.jobs: list[bytes] = []
-        self.done = asyncio.Event()
-
-    async def start(self) -> str:
-        self.server = await asyncio.start_server(self._job, "127.0.0.1", 0)
-        return f"tcp://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
-
-    async def _job(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.jobs.append(await reader.read())
-        writer.close()
-        self.done.set()
-
-    async def stop(self) -> None:
-        self.server.close()
-        await self.server.wait_closed()
 
 
 COUPON = [

@@ -3,8 +3,9 @@
 The register speaks the ``link`` framing on the pty's master end; the daemon opens the slave
 path as the lane's serial port, exactly as it opens ``/dev/ttyUSB0``. The lane's printer is a
 TCP 9100 capture server whose bytes are read back with the ESC/POS reader. A noisy relay then
-corrupts about 1% of the bytes: every request is still answered correctly or repeated by the
-register under the same id, and no receipt is processed twice.
+flips a bit in a share of the bytes (what line noise does to RS-232): every request is still
+answered correctly or repeated by the register under the same id, and no receipt is processed
+twice.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from drivers.channel import FramedChannel
 from drivers.escpos_reader import Cut, TextLine, read_all
 from drivers.link import Link
 from drivers.serial import open_serial_channel
+from tests.capture import CaptureServer
 from tests.drivers.ptys import NoisyRelay, link_register, pty_pair
 from tests.integration.data import import_chain, oil_receipt
 from tests.integration.harness import (
@@ -32,27 +34,6 @@ from tests.integration.harness import (
 )
 
 FISCAL = {"document": "1", "at": "2026-11-23T10:20:00+03:00"}
-
-
-class CaptureServer:
-    """A TCP "printer" on 127.0.0.1:<port>: keeps each connection's bytes."""
-
-    def __init__(self) -> None:
-        self.jobs: list[bytes] = []
-        self.arrived = asyncio.Event()
-
-    async def start(self) -> str:
-        self.server = await asyncio.start_server(self._job, "127.0.0.1", 0)
-        return f"tcp://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
-
-    async def _job(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.jobs.append(await reader.read())
-        writer.close()
-        self.arrived.set()
-
-    async def stop(self) -> None:
-        self.server.close()
-        await self.server.wait_closed()
 
 
 async def ask(
@@ -146,7 +127,7 @@ def test_serial_lane_full_lifecycle_and_printed_receipt(tmp_path: Path) -> None:
                         },
                     )
                     assert refund["points"]["reversed"] == confirm["points"]["accrued"]
-                    await asyncio.wait_for(capture.arrived.wait(), 10)
+                    await asyncio.wait_for(capture.done.wait(), 10)
                 finally:
                     await register.close()
                     await asyncio.to_thread(daemon.stop)
@@ -168,8 +149,9 @@ def test_serial_lane_full_lifecycle_and_printed_receipt(tmp_path: Path) -> None:
 def test_noisy_serial_line_answers_correctly_or_fails_cleanly_and_counts_each_receipt_once(
     tmp_path: Path, rate: float, receipts: int, must_finish: bool
 ) -> None:
-    """At 0.2% corrupted bytes every receipt completes; at 1% a 600-byte frame rarely survives,
-    so requests may fail, but only cleanly: no wrong answer, nothing counted twice."""
+    """With 0.2% of bytes damaged every receipt completes; at 1% a 600-byte frame rarely gets
+    through whole, so requests may fail, but only cleanly: no wrong answer, nothing counted
+    twice."""
     db = tmp_path / "central.db"
     import_chain(db, tmp_path / "chain")
     central = CentralProcess(db, free_port(), tmp_path / "central.log").start()
