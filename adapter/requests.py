@@ -31,7 +31,9 @@ REQUEST_TYPES = (
     "hello", "ping", "identify", "calculate", "confirm", "cancel", "refund", "balance",
 )  # fmt: skip
 PAYMENT_KINDS = frozenset({"cash", "card", "sbp", "gift_card", "other"})
-_ID_RE = re.compile(r"^[\x21-\x7e]{1,64}$")
+def _is_id(value: object) -> bool:
+    """1..64 printable characters (``str.isprintable``: letters, digits, punctuation, space)."""
+    return isinstance(value, str) and 1 <= len(value) <= 64 and value.isprintable()
 _PHONE_RE = re.compile(r"^\+?[0-9][0-9 ()-]{5,20}$")
 
 RequestType = Literal[
@@ -59,7 +61,7 @@ class Envelope:
 def message_id(message: dict[str, Any]) -> str | None:
     """The request's ``id`` when it is a valid one (to echo in errors), else None."""
     value = message.get("id")
-    return value if isinstance(value, str) and _ID_RE.match(value) else None
+    return value if isinstance(value, str) and _is_id(value) else None
 
 
 def read_envelope(message: dict[str, Any]) -> Envelope:
@@ -79,7 +81,7 @@ def read_envelope(message: dict[str, Any]) -> Envelope:
     raw_id = message.get("id")
     if raw_id is None:
         raise ValidationError("id", "is required")
-    if not isinstance(raw_id, str) or not _ID_RE.match(raw_id):
+    if not isinstance(raw_id, str) or not _is_id(raw_id):
         raise ValidationError("id", "must be a string of 1..64 printable characters")
     rest = {k: v for k, v in message.items() if k != "id"}
     digest = hashlib.sha256(
@@ -112,7 +114,7 @@ def _string(
 
 def _id(obj: dict[str, Any], key: str, path: str) -> str:
     value = _get(obj, key, path)
-    if not isinstance(value, str) or not _ID_RE.match(value):
+    if not isinstance(value, str) or not _is_id(value):
         raise ValidationError(path, "must be a string of 1..64 printable characters")
     return value
 
