@@ -19,7 +19,6 @@ import grpc
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from adapter import systemd
 from adapter.config import Config
 from adapter.edge import CurrentMode, EdgeRuntime
 from adapter.journal import AnswerJournal
@@ -34,6 +33,7 @@ from drivers.registry import make_framing
 from drivers.tcp import parse_address, serve_tcp
 from drivers.trace import SOCKET_NAME, TraceError, TraceHub
 from offline.breaker import BreakerState, CircuitBreaker
+from tillgate import systemd
 from tillgate.errors import DeviceError
 
 log = structlog.get_logger("tillgate.daemon")

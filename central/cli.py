@@ -26,6 +26,7 @@ from central.importer import ImportRejectedError, import_file
 from central.server import ServerTLS, start_server
 from central.storage import SQLiteRepository
 from central.syncfeed import HORIZON_SETTING
+from tillgate import systemd
 from tillgate.errors import TillgateError
 
 #: Settings the ``settings`` command may change.
@@ -97,8 +98,12 @@ def _serve(args: argparse.Namespace) -> int:
             repository.close()
     server = start_server(args.db, args.listen, tls=tls, demo=args.demo, workers=args.workers)
     print(f"central listening on {server.address}", file=sys.stderr, flush=True)
-    while not done.wait(1.0):
-        pass
+    systemd.notify("READY=1")
+    watchdog = systemd.watchdog_interval_s()
+    while not done.wait(min(1.0, watchdog or 1.0)):
+        if watchdog:
+            systemd.notify("WATCHDOG=1")
+    systemd.notify("STOPPING=1")
     server.stop(args.grace)
     return 0
 

@@ -148,8 +148,8 @@ def test_daemon_unit_is_notify_with_watchdog_and_sandbox(unpacked: Unpacked) -> 
 
 def test_central_unit(unpacked: Unpacked) -> None:
     unit = unit_settings(unpacked.root / "lib" / "systemd" / "system" / "tillgate-central.service")
-    # `tillgate central serve` sends no sd_notify yet; Type=notify would time out every start.
-    assert unit["Type"] == ["exec"]
+    assert unit["Type"] == ["notify"]
+    assert unit["WatchdogSec"] == ["30"]
     assert unit["EnvironmentFile"] == ["/etc/tillgate/central.env"]
     assert unit["ExecStart"][0].startswith("/opt/tillgate/bin/tillgate central serve --db ")
     assert unit["StateDirectory"] == ["tillgate-central"]
