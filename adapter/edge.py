@@ -21,7 +21,7 @@ from offline.breaker import CircuitBreaker
 from offline.db import EdgeDatabase
 from offline.policy import OfflinePolicy
 from offline.processor import OfflineProcessor
-from offline.status import write_runtime_state
+from offline.status import clear_runtime_state, write_runtime_state
 from offline.sync import (
     META_LAST_SYNC_AT,
     CustomerSelection,
@@ -35,6 +35,7 @@ log = structlog.get_logger("tillgate.edge")
 
 STATE_INTERVAL_S = 0.2
 HOUSEKEEPING_INTERVAL_S = 24 * 3600.0
+HEARTBEAT_S = 2.0
 
 
 def policy_of(config: Config) -> OfflinePolicy:
@@ -116,6 +117,7 @@ class EdgeRuntime:
     async def _publish_state(self, mode: CurrentMode, breaker: CircuitBreaker) -> None:
         """Keep mode and breaker in the edge database, for ``tillgate status`` from outside."""
         last: tuple[str, str] | None = None
+        written_at = 0.0
         while not self.stop_event.is_set():
             outbox = self.processor.outbox
             self.figures.update(
@@ -125,16 +127,18 @@ class EdgeRuntime:
                 cache_age_s=self.cache_age_s(),
             )
             current = (mode.value(), breaker.state.value)
-            if current != last:
+            # Written on every change and as a heartbeat, so status can tell a stopped daemon.
+            if current != last or time.monotonic() - written_at >= HEARTBEAT_S:
                 write_runtime_state(
                     self.db, "online" if current[0] == "online" else "offline", breaker.state.value
                 )
-                last = current
+                last, written_at = current, time.monotonic()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), STATE_INTERVAL_S)
 
     async def stop(self) -> None:
         self.stop_event.set()
+        clear_runtime_state(self.db)
         # Cancelling is safe: every database write is one synchronous transaction, so a task
         # can only be cancelled between transactions, never inside one.
         for task in self.tasks:

@@ -19,7 +19,10 @@ from offline.db import EdgeDatabase
 from offline.outbox import META_OUTBOX_PENDING
 from offline.sync import META_LAST_SYNC_AT, META_LAST_SYNC_DURATION_S
 
-__all__ = ["read_status", "write_runtime_state"]
+__all__ = ["RUNNING_WITHIN_S", "clear_runtime_state", "read_status", "write_runtime_state"]
+
+#: a daemon that wrote its state within this many seconds counts as running (it writes every 2 s)
+RUNNING_WITHIN_S = 10.0
 
 _META_MODE = "runtime_mode"
 _META_BREAKER = "runtime_breaker"
@@ -42,6 +45,12 @@ def write_runtime_state(
         db.set_meta(_META_RUNTIME_AT, repr(time.time()))
 
 
+def clear_runtime_state(db: EdgeDatabase) -> None:
+    """The daemon is stopping: status shall not report it running."""
+    with db.transaction():
+        db.conn.execute("DELETE FROM meta WHERE key = ?", (_META_RUNTIME_AT,))
+
+
 def _float(value: str | None) -> float | None:
     return float(value) if value is not None else None
 
@@ -56,6 +65,7 @@ def read_status(cache_db_path: Path | str) -> dict[str, Any]:
         "mode": "offline",
         "breaker": "closed",
         "runtime_at": None,
+        "running": False,
         "cache": {"version": None, "age_s": None, "last_sync_duration_s": None},
         "outbox": {"depth": 0, "oldest_age_s": None, "rejected": 0},
     }
@@ -66,9 +76,13 @@ def read_status(cache_db_path: Path | str) -> dict[str, Any]:
     try:
         meta = {row["key"]: row["value"] for row in db.query("SELECT key, value FROM meta")}
         now = time.time()
-        status["mode"] = meta.get(_META_MODE, "offline")
+        runtime_at = _float(meta.get(_META_RUNTIME_AT))
+        running = runtime_at is not None and now - runtime_at <= RUNNING_WITHIN_S
+        status["running"] = running
+        # A daemon that is not running answers nobody: its mode is offline whatever it last was.
+        status["mode"] = meta.get(_META_MODE, "offline") if running else "offline"
         status["breaker"] = meta.get(_META_BREAKER, "closed")
-        status["runtime_at"] = _float(meta.get(_META_RUNTIME_AT))
+        status["runtime_at"] = runtime_at
         version = meta.get(META_SYNC_VERSION)
         last_sync = _float(meta.get(META_LAST_SYNC_AT))
         status["cache"] = {

@@ -58,6 +58,7 @@ def test_status_json_without_a_daemon_and_sync_on_demand(tmp_path: Path) -> None
         assert before["mode"] in ("online", "offline")
         assert before["breaker"] in ("closed", "open", "half_open")
         assert before["cache"]["version"] is None
+        assert before["running"] is False
         assert before["outbox"]["depth"] == 0
         synced = tillgate("sync", "--config", str(config))
         assert synced.returncode == 0, synced.stderr

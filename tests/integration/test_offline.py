@@ -100,6 +100,7 @@ def test_central_killed_then_back_every_answer_offline_then_uploaded_once(tmp_pa
             lambda: read_status(edge_db)["breaker"] != "closed", 5.0, "breaker state published"
         )
         status = read_status(edge_db)
+        assert status["running"] is True
         assert status["breaker"] in ("open", "half_open")
         assert status["mode"] == "offline"
         assert status["outbox"]["depth"] >= 3
@@ -125,6 +126,9 @@ def test_central_killed_then_back_every_answer_offline_then_uploaded_once(tmp_pa
     finally:
         daemon.stop()
         central.stop()
+    stopped = read_status(edge_db)
+    assert stopped["running"] is False
+    assert stopped["mode"] == "offline"
 
     receipts = {r["receipt_id"]: r for r in central_json(db, "receipts")}
     assert receipts["R-off-1"]["state"] == "confirmed"

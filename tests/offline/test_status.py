@@ -22,6 +22,7 @@ def test_a_missing_database_reports_defaults(tmp_path: Path) -> None:
         "mode": "offline",
         "breaker": "closed",
         "runtime_at": None,
+        "running": False,
         "cache": {"version": None, "age_s": None, "last_sync_duration_s": None},
         "outbox": {"depth": 0, "oldest_age_s": None, "rejected": 0},
     }
