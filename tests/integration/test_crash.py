@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from offline.status import read_status
 from tests.faultproxy import FaultProxy
 from tests.integration.data import import_chain, oil_receipt
@@ -143,6 +145,7 @@ async def sell(register: Register, ledger: Ledger, stop: asyncio.Event) -> None:
             ledger.unexpected.append(confirm)
 
 
+@pytest.mark.timeout(3600 if FULL else 600)
 def test_sigkill_daemon_while_lanes_sell_and_central_flaps(tmp_path: Path) -> None:
     db = tmp_path / "central.db"
     import_chain(db, tmp_path / "chain")
