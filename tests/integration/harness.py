@@ -83,39 +83,34 @@ framing = "lines"
     return path
 
 
-class DaemonProcess:
-    """``tillgate run`` in a child process, its output kept in a log file."""
+class ChildProcess:
+    """A server in a child process on a known port, its output kept in a log file."""
 
-    def __init__(self, config: Path, port: int, log: Path) -> None:
-        self.config = config
+    #: what the process is called in failure messages
+    what = "process"
+
+    def __init__(self, port: int, log: Path) -> None:
         self.port = port
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> DaemonProcess:
-        env = dict(os.environ)
-        env["PYTHONUNBUFFERED"] = "1"
+    def argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def _spawn(self) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "tillgate",
-                    "run",
-                    "--config",
-                    str(self.config),
-                    "--log-format",
-                    "json",
-                ],
+                self.argv(),
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=env,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
-        wait_listening(self.process, self.port, self.log, "tillgate")
-        return self
+        wait_listening(self.process, self.port, self.log, self.what)
 
-    def stop(self) -> int:
-        assert self.process is not None
+    def stop(self) -> int | None:
+        """SIGTERM and wait (SIGKILL after 15 s); the exit code, None if never started."""
+        if self.process is None:
+            return None
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -126,12 +121,31 @@ class DaemonProcess:
         return self.process.returncode
 
     def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(10)
+        """SIGKILL: no chance to clean up, as after a power cut of the process."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
 
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+class DaemonProcess(ChildProcess):
+    """``tillgate run --config ...`` in a child process."""
+
+    what = "tillgate"
+
+    def __init__(self, config: Path, port: int, log: Path) -> None:
+        super().__init__(port, log)
+        self.config = config
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "tillgate", "run", "--config", str(self.config),
+                "--log-format", "json"]  # fmt: skip
+
+    def start(self) -> DaemonProcess:
+        self._spawn()
+        return self
 
 
 @contextmanager
@@ -143,51 +157,26 @@ def running_daemon(config: Path, port: int, log: Path) -> Iterator[DaemonProcess
         daemon.stop()
 
 
-class CentralProcess:
+class CentralProcess(ChildProcess):
     """``python -m central serve`` in a child process, so tests can SIGKILL central."""
 
+    what = "central"
+
     def __init__(self, db: Path, port: int, log: Path) -> None:
+        super().__init__(port, log)
         self.db = db
-        self.port = port
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "central", "serve", "--db", str(self.db), "--listen",
+                self.address]  # fmt: skip
+
     def start(self) -> CentralProcess:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "central",
-                    "serve",
-                    "--db",
-                    str(self.db),
-                    "--listen",
-                    self.address,
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        wait_listening(self.process, self.port, self.log, "central")
+        self._spawn()
         return self
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
 
 
 def central_json(db: Path, *args: str) -> Any:
