@@ -58,6 +58,7 @@ class CacheConfig:
 class ListenerConfig:
     address: str = DEFAULT_ADDRESS
     framing: str = "lines"
+    idle_timeout_s: int = 120  #: a TCP connection without traffic this long is closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,14 +295,15 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
 
     listeners: list[ListenerConfig] = []
     for i, item in enumerate(r.tables(doc, "listener")):
-        r.unknown(item, {"address", "framing"}, f"listener[{i}]")
+        r.unknown(item, {"address", "framing", "idle_timeout_s"}, f"listener[{i}]")
         address = (
             r.string(item, "address", f"listener[{i}].address", DEFAULT_ADDRESS) or DEFAULT_ADDRESS
         )
         if not _address_ok(address):
             r.problem(f"listener[{i}].address", f"must be HOST:PORT, not {address!r}")
         framing = r.choice(item, "framing", f"listener[{i}].framing", "lines", framings)
-        listeners.append(ListenerConfig(address, framing))
+        idle = r.integer(item, "idle_timeout_s", f"listener[{i}].idle_timeout_s", 120, 1, 86_400)
+        listeners.append(ListenerConfig(address, framing, idle))
     if "listener" not in doc:
         listeners.append(ListenerConfig())
 

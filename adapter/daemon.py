@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 import time
 import zoneinfo
@@ -118,7 +119,7 @@ class Daemon:
                 host,
                 port,
                 _framing_factory(listener.framing),
-                self.lanes.serve,
+                functools.partial(self.lanes.serve, idle_timeout_s=listener.idle_timeout_s),
                 **self._trace_callbacks(listener.framing),
             )
             self._servers.append(server)

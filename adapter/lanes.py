@@ -107,8 +107,21 @@ class Lanes:
         self.in_flight: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
         self.sessions: set[LaneSession] = set()
 
-    async def serve(self, channel: Channel, *, fixed_lane: str | None = None) -> None:
-        session = LaneSession(self, channel, fixed_lane=fixed_lane)
+    async def serve(
+        self,
+        channel: Channel,
+        *,
+        fixed_lane: str | None = None,
+        idle_timeout_s: float | None = None,
+    ) -> None:
+        """Serve one connection until it closes; TCP connections idle for ``idle_timeout_s``
+        (default: the lanes' setting) are closed, serial lanes never."""
+        session = LaneSession(
+            self,
+            channel,
+            fixed_lane=fixed_lane,
+            idle_timeout_s=idle_timeout_s or self.idle_timeout_s,
+        )
         self.sessions.add(session)
         try:
             await session.run()
@@ -130,8 +143,16 @@ class Lanes:
 class LaneSession:
     """One connected register."""
 
-    def __init__(self, lanes: Lanes, channel: Channel, *, fixed_lane: str | None = None) -> None:
+    def __init__(
+        self,
+        lanes: Lanes,
+        channel: Channel,
+        *,
+        fixed_lane: str | None = None,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+    ) -> None:
         self.lanes = lanes
+        self.idle_timeout_s = idle_timeout_s
         self.channel = channel
         self.fixed_lane = fixed_lane
         self.lane: str | None = fixed_lane
@@ -156,7 +177,7 @@ class LaneSession:
                 await worker
 
     async def _read(self) -> None:
-        idle = self.lanes.idle_timeout_s if self.channel.transport == "tcp" else None
+        idle = self.idle_timeout_s if self.channel.transport == "tcp" else None
         while not self._stopping:
             try:
                 event = await asyncio.wait_for(self.channel.receive(), idle)

@@ -31,9 +31,13 @@ REQUEST_TYPES = (
     "hello", "ping", "identify", "calculate", "confirm", "cancel", "refund", "balance",
 )  # fmt: skip
 PAYMENT_KINDS = frozenset({"cash", "card", "sbp", "gift_card", "other"})
+
+
 def _is_id(value: object) -> bool:
     """1..64 printable characters (``str.isprintable``: letters, digits, punctuation, space)."""
     return isinstance(value, str) and 1 <= len(value) <= 64 and value.isprintable()
+
+
 _PHONE_RE = re.compile(r"^\+?[0-9][0-9 ()-]{5,20}$")
 
 RequestType = Literal[

@@ -58,6 +58,10 @@ class RegisterClient:
         answer: dict[str, Any] = json.loads(line)
         return answer
 
+    async def read_rest(self) -> bytes:
+        """Everything tillgate still sends until it closes the connection."""
+        return await self._reader.read()
+
     async def close(self) -> None:
         self._writer.close()
         with contextlib.suppress(OSError, ConnectionError):

@@ -284,3 +284,28 @@ def test_takeover_closes_the_older_connection(store: DaemonProcess) -> None:
     asyncio.run(scenario())
     assert "lane_takeover" in store.output()
     assert CARD not in store.output()
+
+
+def test_idle_tcp_connection_is_closed(tmp_path: Path) -> None:
+    """The rule is 120 s by default; the listener's ``idle_timeout_s`` makes it testable."""
+    db = tmp_path / "central.db"
+    import_chain(db, tmp_path / "chain")
+    with central_server(db, demo=False) as central:
+        port = free_port()
+        config = daemon_config(tmp_path, central_url=f"grpc://{central.address}", port=port)
+        config.write_text(
+            config.read_text().replace('framing = "lines"', 'framing = "lines"\nidle_timeout_s = 1')
+        )
+        daemon = DaemonProcess(config, port, tmp_path / "daemon.log").start()
+        try:
+
+            async def scenario() -> bytes:
+                client = await lane(daemon)
+                pong = await client.request("ping")
+                assert pong["type"] == "ping.result"
+                return await asyncio.wait_for(client.read_rest(), 10)
+
+            assert asyncio.run(scenario()) == b""
+        finally:
+            daemon.stop()
+    assert "lane_idle_closed" in daemon.output()
