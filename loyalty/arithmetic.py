@@ -51,6 +51,8 @@ def allocate(total: int, weights: Sequence[tuple[int, int]]) -> dict[int, int]:
     shares = {n: 0 for n, _ in weights}
     if weight_sum <= 0 or total == 0:
         return shares
+    # (-remainder, n): sorting these puts the largest fractional part first and, among
+    # equal parts, the lower n first.
     remainders: list[tuple[int, int]] = []
     given = 0
     for n, weight in weights:
@@ -59,9 +61,10 @@ def allocate(total: int, weights: Sequence[tuple[int, int]]) -> dict[int, int]:
         share, rest = divmod(total * weight, weight_sum)
         shares[n] += share
         given += share
-        remainders.append((rest, n))
-    # Largest fractional part first; equal parts go to the lower n.
-    remainders.sort(key=lambda pair: (-pair[0], pair[1]))
-    for _, n in remainders[: total - given]:
-        shares[n] += 1
+        remainders.append((-rest, n))
+    left = total - given
+    if left:
+        remainders.sort()
+        for _, n in remainders[:left]:
+            shares[n] += 1
     return shares

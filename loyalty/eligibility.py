@@ -12,7 +12,7 @@ so central and the edge hold out exactly the same customers.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from fractions import Fraction
 
 from loyalty.documents import ActiveWindow, Audience, CatalogItem, Customer, Selector
@@ -23,11 +23,17 @@ __all__ = [
     "held_out",
     "in_window",
     "in_window_local",
+    "instant",
     "last_valid_day",
+    "on_the_clock",
     "selects",
+    "window_span",
 ]
 
 _DAY_MINUTES = 24 * 60
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_OPEN_START, _OPEN_END = -(2**62), 2**62
 
 
 def in_window(window: ActiveWindow, now: datetime, tz: tzinfo) -> bool:
@@ -48,6 +54,25 @@ def in_window_local(window: ActiveWindow, now: datetime, weekday: int, minute: i
         return False
     if window.end is not None and now >= window.end:
         return False
+    return on_the_clock(window, weekday, minute)
+
+
+def instant(moment: datetime) -> int:
+    """An aware datetime as integer microseconds since 1970-01-01 UTC (exact)."""
+    return (moment - _UNIX_EPOCH) // _MICROSECOND
+
+
+def window_span(window: ActiveWindow) -> tuple[int, int]:
+    """``(from, to)`` of the window as :func:`instant` values; an open end is ±2^62 µs,
+    beyond any datetime. For a ``now`` with a fixed UTC offset, ``from <= now < to`` on
+    these integers is exactly the instant test of :func:`in_window_local`, ~20 times
+    cheaper than comparing aware datetimes of different zones."""
+    return (instant(window.start) if window.start is not None else _OPEN_START,
+            instant(window.end) if window.end is not None else _OPEN_END)
+
+
+def on_the_clock(window: ActiveWindow, weekday: int, minute: int) -> bool:
+    """The store-local part of the window test: ISO weekday and minute of the day."""
     if window.weekdays and weekday not in window.weekdays:
         return False
     if window.hours is not None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import datetime, timezone, tzinfo
 from fractions import Fraction
 from typing import Literal
 
@@ -46,7 +46,9 @@ from loyalty.eligibility import (
     held_out,
     in_window,
     in_window_local,
+    instant,
     last_valid_day,
+    on_the_clock,
     selects,
 )
 from loyalty.index import PromotionIndex
@@ -89,12 +91,20 @@ class _Line:
     redeemed: int = 0
     percent_points: int = 0
     points: int = 0
-    factors: list[Fraction] = field(default_factory=list)
-    credits: list[tuple[int, str]] = field(default_factory=list)  #: (order, promotion id)
+    #: the product of the multipliers applied to the percent points, as an exact ratio
+    factor_numerator: int = 1
+    factor_denominator: int = 1
+    #: the listing order (see _Outcome.order) of every promotion that changed this line
+    credits: list[int] = field(default_factory=list)
 
     @property
     def capacity(self) -> int:
         return max(0, self.amount - self.floor)
+
+    @property
+    def multiplied(self) -> int:
+        """The percent points times every multiplier applied, rounded down (§3.6)."""
+        return self.percent_points * self.factor_numerator // self.factor_denominator
 
 
 class _Lines:
@@ -188,6 +198,10 @@ class _Context:
     """What eligibility reads about this receipt, computed once."""
 
     now: datetime
+    #: ``now`` as an :func:`~loyalty.eligibility.instant` when its UTC offset is fixed, else
+    #: None: then two datetimes of one zone may compare by wall clock (a DST fold), and
+    #: windows are tested on the datetimes themselves
+    now_instant: int | None
     weekday: int  #: store-local ISO weekday of ``now``
     minute: int  #: store-local minute of the day of ``now``
     store: str
@@ -197,9 +211,19 @@ class _Context:
     usable_coupons: Sequence[str]
 
 
-def _eligible(promotion: Promotion, context: _Context) -> tuple[bool, str | None]:
-    """(eligible before the control group, the coupon code that unlocked it)."""
-    if not in_window_local(promotion.active, context.now, context.weekday, context.minute):
+def _eligible(promotion: Promotion, span: tuple[int, int],
+              context: _Context) -> tuple[bool, str | None]:
+    """(eligible before the control group, the coupon code that unlocked it).
+
+    ``span`` is the promotion's window as :func:`~loyalty.eligibility.window_span`.
+    """
+    # The window first: it is the cheapest test and the one most candidates fail.
+    now = context.now_instant
+    if now is not None:
+        if not (span[0] <= now < span[1]
+                and on_the_clock(promotion.active, context.weekday, context.minute)):
+            return False, None
+    elif not in_window_local(promotion.active, context.now, context.weekday, context.minute):
         return False, None
     store, customer, total, lines = (context.store, context.customer, context.total,
                                      context.lines)
@@ -264,73 +288,68 @@ def _cheapest_units(reward: Reward, lines: Sequence[_Line]) -> dict[int, int]:
     return taken
 
 
-def _discounts(reward: Reward, lines: Sequence[_Line]) -> dict[int, int]:
-    """Each selected line's discount from ``reward`` on the current amounts, capped."""
+def _discounts(reward: Reward, lines: Sequence[_Line]) -> list[tuple[_Line, int]]:
+    """Each selected line's discount from ``reward`` on the current amounts, capped.
+
+    Pairs in the order of ``lines``; a unit reward leaves out the lines it does not reach.
+    """
     kind = reward.type
-    result: dict[int, int] = {}
     if kind == "percent_off":
-        for line in lines:
-            result[line.n] = min(line.capacity, percent_of_half_up(line.amount, reward.percent))
-    elif kind == "amount_off":
+        percent = reward.percent
+        return [(line, min(line.capacity, percent_of_half_up(line.amount, percent)))
+                for line in lines]
+    if kind == "amount_off":
         spread = allocate(min(reward.amount, sum(line.amount for line in lines)),
                           [(line.n, line.amount) for line in lines])
-        for line in lines:
-            result[line.n] = min(line.capacity, spread[line.n])
-    elif kind == "fixed_price":
-        for line in lines:
-            target = round_half_up(reward.price * line.quantity, QUANTITY_SCALE)
-            result[line.n] = min(line.capacity, max(0, line.amount - target))
-    elif kind in ("nth_percent_off", "buy_x_get_y"):
+        return [(line, min(line.capacity, spread[line.n])) for line in lines]
+    if kind == "fixed_price":
+        price = reward.price
+        return [(line, min(line.capacity, max(0, line.amount - round_half_up(
+            price * line.quantity, QUANTITY_SCALE)))) for line in lines]
+    if kind in ("nth_percent_off", "buy_x_get_y"):
         percent = reward.percent if kind == "nth_percent_off" else Fraction(100)
+        numerator, denominator = percent.numerator, percent.denominator * 100
         by_n = {line.n: line for line in lines}
+        result = []
         for n, take in _cheapest_units(reward, lines).items():
             line = by_n[n]
-            share = round_half_up(line.amount * take * percent.numerator,
-                                  (line.units or 1) * percent.denominator * 100)
-            result[n] = min(line.capacity, share)
-    return result
+            share = round_half_up(line.amount * take * numerator,
+                                  (line.units or 1) * denominator)
+            result.append((line, min(line.capacity, share)))
+        return result
+    return []
 
 
 def _discount_step(step: Sequence[_Outcome], lines: _Lines,
                    customer: Customer | None) -> None:
-    members = [outcome for outcome in step if outcome.promotion.reward.is_discount]
-    if not members:
-        return
-    if len(members) == 1:  # the common case: no competition, apply as computed
-        outcome = members[0]
-        reward = outcome.promotion.reward
-        credit = (outcome.order, outcome.promotion.id)
-        exclusive = outcome.promotion.exclusive
-        for n, value in _discounts(reward, _selected(reward, lines, customer,
-                                                     for_discount=True)).items():
+    if len(step) == 1:  # the common case: no competition, apply as computed
+        outcome = step[0]
+        promotion = outcome.promotion
+        reward = promotion.reward
+        credit, exclusive = outcome.order, promotion.exclusive
+        for line, value in _discounts(reward, _selected(reward, lines, customer,
+                                                        for_discount=True)):
             if value > 0:
-                line = lines.by_n[n]
                 line.amount -= value
                 outcome.discount += value
                 line.credits.append(credit)
                 if exclusive:
                     line.taken = True
         return
-    offers = [_discounts(outcome.promotion.reward,
-                         _selected(outcome.promotion.reward, lines, customer, for_discount=True))
-              for outcome in members]
-    targets: dict[int, _Line] = {}
-    for offer in offers:
-        for n in offer:
-            targets[n] = lines.by_n[n]
-    for n in sorted(targets):
-        best, winner = 0, -1
-        for index, offer in enumerate(offers):
-            value = offer.get(n, 0)
-            if value > best:
-                best, winner = value, index
-        if winner < 0:
-            continue
-        line = targets[n]
-        outcome = members[winner]
-        line.amount -= best
-        outcome.discount += best
-        line.credits.append((outcome.order, outcome.promotion.id))
+    # A group: every member is computed on the same amounts; each line keeps the largest
+    # discount, ties to the earlier member.
+    best: dict[int, tuple[int, _Outcome, _Line]] = {}
+    for outcome in step:
+        reward = outcome.promotion.reward
+        for line, value in _discounts(reward, _selected(reward, lines, customer,
+                                                        for_discount=True)):
+            if value > 0 and (line.n not in best or value > best[line.n][0]):
+                best[line.n] = (value, outcome, line)
+    for n in sorted(best):
+        value, outcome, line = best[n]
+        line.amount -= value
+        outcome.discount += value
+        line.credits.append(outcome.order)
         if outcome.promotion.exclusive:
             line.taken = True
 
@@ -342,16 +361,13 @@ def _accrual_base(line: _Line) -> int:
     return 0 if line.no_accrual else line.amount - line.redeemed
 
 
-def _percent_points_step(step: Sequence[_Outcome], lines: _Lines,
+def _percent_points_step(members: Sequence[_Outcome], lines: _Lines,
                          customer: Customer | None) -> None:
-    members = [o for o in step if o.promotion.reward.type == "points_percent"]
-    if not members:
-        return
     if len(members) == 1:  # the common case: no competition
         outcome = members[0]
         reward = outcome.promotion.reward
         numerator, denominator = reward.percent.numerator, reward.percent.denominator * 100
-        credit = (outcome.order, outcome.promotion.id)
+        credit = outcome.order
         for line in _selected(reward, lines, customer, for_discount=False):
             if line.no_accrual:
                 continue
@@ -361,69 +377,50 @@ def _percent_points_step(step: Sequence[_Outcome], lines: _Lines,
                 line.percent_points += points
                 line.credits.append(credit)
         return
-    offers: list[dict[int, int]] = []
+    # A group: each line takes the largest accrual offered, ties to the earlier member.
+    best: dict[int, tuple[int, _Outcome, _Line]] = {}
     for outcome in members:
         reward = outcome.promotion.reward
-        offers.append({line.n: percent_of_down(_accrual_base(line), reward.percent)
-                       for line in _selected(reward, lines, customer, for_discount=False)})
-    targets = sorted({n for offer in offers for n in offer})
-    for n in targets:
-        best, winner = 0, -1
-        for index, offer in enumerate(offers):
-            value = offer.get(n, 0)
-            if value > best:
-                best, winner = value, index
-        if winner >= 0:
-            line = lines.by_n[n]
-            members[winner].points += best
-            line.percent_points += best
-            line.credits.append((members[winner].order, members[winner].promotion.id))
+        for line in _selected(reward, lines, customer, for_discount=False):
+            value = percent_of_down(_accrual_base(line), reward.percent)
+            if value > 0 and (line.n not in best or value > best[line.n][0]):
+                best[line.n] = (value, outcome, line)
+    for n in sorted(best):
+        value, outcome, line = best[n]
+        outcome.points += value
+        line.percent_points += value
+        line.credits.append(outcome.order)
 
 
-def _multiplier_step(step: Sequence[_Outcome], lines: _Lines,
+def _multiplier_step(members: Sequence[_Outcome], lines: _Lines,
                      customer: Customer | None) -> None:
-    members = [o for o in step if o.promotion.reward.type == "points_multiplier"]
-    if not members:
-        return
-    selections = [{line.n: line for line in _selected(o.promotion.reward, lines, customer,
-                                                      for_discount=False)} for o in members]
-    targets = sorted({n for selection in selections for n in selection})
-    for n in targets:
-        line = lines.by_n[n]
-        if line.percent_points <= 0:
+    # Each line with percent points takes the largest factor offered (ties to the earlier
+    # member); a factor of 1 changes nothing and is not offered.
+    best: dict[int, tuple[Fraction, _Outcome, _Line]] = {}
+    for outcome in members:
+        reward = outcome.promotion.reward
+        factor = reward.factor
+        if factor == 1:
             continue
-        best: Fraction | None = None
-        winner = -1
-        for index, outcome in enumerate(members):
-            factor = outcome.promotion.reward.factor
-            if n in selections[index] and factor != 1 and (best is None or factor > best):
-                best, winner = factor, index
-        if best is None:
-            continue
-        before = _multiplied(line.percent_points, line.factors)
-        line.factors.append(best)
-        after = _multiplied(line.percent_points, line.factors)
+        for line in _selected(reward, lines, customer, for_discount=False):
+            if line.percent_points > 0 and (line.n not in best or factor > best[line.n][0]):
+                best[line.n] = (factor, outcome, line)
+    for n in sorted(best):
+        factor, outcome, line = best[n]
+        before = line.multiplied
+        line.factor_numerator *= factor.numerator
+        line.factor_denominator *= factor.denominator
+        after = line.multiplied
         if after != before:
-            members[winner].points += after - before
-            line.credits.append((members[winner].order, members[winner].promotion.id))
+            outcome.points += after - before
+            line.credits.append(outcome.order)
 
 
-def _multiplied(points: int, factors: Sequence[Fraction]) -> int:
-    if not factors:
-        return points
-    product = Fraction(points)
-    for factor in factors:
-        product *= factor
-    return product.numerator // product.denominator
-
-
-def _fixed_points_step(step: Sequence[_Outcome], lines: _Lines,
+def _fixed_points_step(members: Sequence[_Outcome], lines: _Lines,
                        customer: Customer | None) -> None:
     best: _Outcome | None = None
-    for outcome in step:
+    for outcome in members:
         reward = outcome.promotion.reward
-        if reward.type != "points_fixed":
-            continue
         can_accrue = any(not line.no_accrual
                          for line in _selected(reward, lines, customer, for_discount=False))
         if can_accrue and (best is None or reward.points > best.promotion.reward.points):
@@ -477,16 +474,27 @@ def _redeem(lines: _Lines, customer: Customer, requested: int,
 
 def _accrue(steps: Sequence[Sequence[_Outcome]], lines: _Lines, customer: Customer) -> None:
     """Accrual (§3.6, §5.7): percent steps make the base, multipliers compound, fixed last."""
-    point_steps = [step for step in steps
-                   if any(outcome.promotion.reward.is_points for outcome in step)]
-    for step in point_steps:
-        _percent_points_step(step, lines, customer)
-    for step in point_steps:
-        _multiplier_step(step, lines, customer)
-    for step in point_steps:
-        _fixed_points_step(step, lines, customer)
+    # Each step's members of each points reward, in step order (most steps are one member).
+    stages: dict[str, list[Sequence[_Outcome]]] = {
+        "points_percent": [], "points_multiplier": [], "points_fixed": []}
+    for step in steps:
+        if len(step) == 1:
+            stage = stages.get(step[0].promotion.reward.type)
+            if stage is not None:
+                stage.append(step)
+            continue
+        for kind, stage in stages.items():
+            members = [outcome for outcome in step if outcome.promotion.reward.type == kind]
+            if members:
+                stage.append(members)
+    for percent in stages["points_percent"]:
+        _percent_points_step(percent, lines, customer)
+    for multipliers in stages["points_multiplier"]:
+        _multiplier_step(multipliers, lines, customer)
+    for fixed in stages["points_fixed"]:
+        _fixed_points_step(fixed, lines, customer)
     for line in lines.all:
-        line.points = _multiplied(line.percent_points, line.factors)
+        line.points = line.multiplied
 
 
 def _messages(receipt: Receipt, customer: Customer | None, applied: Sequence[_Outcome],
@@ -536,15 +544,17 @@ def _effects(receipt: Receipt, customer: Customer | None,
     )
 
 
-def _line_results(receipt: Receipt, lines: _Lines) -> tuple[LineResult, ...]:
+def _line_results(receipt: Receipt, lines: _Lines,
+                  outcomes: Sequence[_Outcome]) -> tuple[LineResult, ...]:
     results = []
     for request_line in receipt.lines:
         line = lines.by_n[request_line.n]
         credited = line.credits
         if len(credited) > 1:  # step order, each promotion once
-            promotion_ids = tuple(dict.fromkeys(pid for _, pid in sorted(credited)))
+            promotion_ids = tuple(dict.fromkeys([outcomes[order].promotion.id
+                                                 for order in sorted(credited)]))
         else:
-            promotion_ids = tuple(pid for _, pid in credited)
+            promotion_ids = tuple([outcomes[order].promotion.id for order in credited])
         results.append(LineResult(
             n=line.n, discount=line.original - line.amount, amount=line.amount,
             redeemed=line.redeemed, points=line.points, promotions=promotion_ids,
@@ -593,24 +603,30 @@ def price_receipt(
                           if offer.accepted and in_window(offer.valid, now, tz))
 
     local = now.astimezone(tz)
-    context = _Context(now, local.isoweekday(), local.hour * 60 + local.minute, store,
+    context = _Context(now, instant(now) if isinstance(now.tzinfo, timezone) else None,
+                       local.isoweekday(), local.hour * 60 + local.minute, store,
                        customer, total, lines, usable_coupons)
     eligible: list[tuple[Promotion, str | None]] = []
     control: list[Promotion] = []
+    span = promotions.span
     for promotion in candidates:
         if customer is None and promotion.reward.is_points:
             continue  # accrues nothing without a customer: no effect, no listing (§5.7)
-        ok, code = _eligible(promotion, context)
+        ok, code = _eligible(promotion, span(promotion), context)
         if not ok:
             continue
-        if held_out(promotion.id, promotion.audience.control, customer):
+        # Most promotions have no control group: skip hashing for them.
+        if promotion.audience.control and held_out(promotion.id, promotion.audience.control,
+                                                   customer):
             control.append(promotion)
         else:
             eligible.append((promotion, code))
     steps = _steps(eligible)
 
     for step in steps:
-        _discount_step(step, lines, customer)
+        members = [outcome for outcome in step if outcome.promotion.reward.is_discount]
+        if members:
+            _discount_step(members, lines, customer)
     redeem = redeem_max = 0
     if customer is not None:
         redeem, redeem_max = _redeem(lines, customer, receipt.points_to_redeem, redeem_limit)
@@ -618,7 +634,7 @@ def price_receipt(
 
     outcomes = [outcome for step in steps for outcome in step]
     applied = [o for o in outcomes if o.discount > 0 or o.points > 0]
-    results = _line_results(receipt, lines)
+    results = _line_results(receipt, lines, outcomes)
     discount = sum(result.discount for result in results)
     fixed = sum(o.points for o in outcomes if o.promotion.reward.type == "points_fixed")
     balance = customer.balance if customer is not None else None
