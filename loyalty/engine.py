@@ -37,7 +37,6 @@ from loyalty.arithmetic import (
     allocate,
     ceil_div,
     percent_of_down,
-    percent_of_half_up,
     round_half_up,
 )
 from loyalty.documents import CatalogItem, Customer, Promotion, Reward, Selector
@@ -295,8 +294,9 @@ def _discounts(reward: Reward, lines: Sequence[_Line]) -> list[tuple[_Line, int]
     """
     kind = reward.type
     if kind == "percent_off":
-        percent = reward.percent
-        return [(line, min(line.capacity, percent_of_half_up(line.amount, percent)))
+        # percent_of_half_up, with the percent's numerator and denominator read once
+        numerator, denominator = reward.percent.numerator, reward.percent.denominator * 100
+        return [(line, min(line.capacity, round_half_up(line.amount * numerator, denominator)))
                 for line in lines]
     if kind == "amount_off":
         spread = allocate(min(reward.amount, sum(line.amount for line in lines)),
@@ -367,15 +367,16 @@ def _percent_points_step(members: Sequence[_Outcome], lines: _Lines,
         outcome = members[0]
         reward = outcome.promotion.reward
         numerator, denominator = reward.percent.numerator, reward.percent.denominator * 100
-        credit = outcome.order
+        credit, accrued = outcome.order, 0
         for line in _selected(reward, lines, customer, for_discount=False):
             if line.no_accrual:
                 continue
             points = (line.amount - line.redeemed) * numerator // denominator
             if points > 0:
-                outcome.points += points
+                accrued += points
                 line.percent_points += points
                 line.credits.append(credit)
+        outcome.points += accrued
         return
     # A group: each line takes the largest accrual offered, ties to the earlier member.
     best: dict[int, tuple[int, _Outcome, _Line]] = {}
@@ -546,15 +547,15 @@ def _effects(receipt: Receipt, customer: Customer | None,
 
 def _line_results(receipt: Receipt, lines: _Lines,
                   outcomes: Sequence[_Outcome]) -> tuple[LineResult, ...]:
+    ids = [outcome.promotion.id for outcome in outcomes]  # by listing order
     results = []
     for request_line in receipt.lines:
         line = lines.by_n[request_line.n]
         credited = line.credits
         if len(credited) > 1:  # step order, each promotion once
-            promotion_ids = tuple(dict.fromkeys([outcomes[order].promotion.id
-                                                 for order in sorted(credited)]))
+            promotion_ids = tuple(dict.fromkeys([ids[order] for order in sorted(credited)]))
         else:
-            promotion_ids = tuple([outcomes[order].promotion.id for order in credited])
+            promotion_ids = tuple([ids[order] for order in credited])
         results.append(LineResult(
             n=line.n, discount=line.original - line.amount, amount=line.amount,
             redeemed=line.redeemed, points=line.points, promotions=promotion_ids,
