@@ -12,12 +12,22 @@ so central and the edge hold out exactly the same customers.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from fractions import Fraction
 
-from loyalty.documents import ActiveWindow, Audience, CatalogItem, Customer, Selector
+from loyalty.documents import (
+    ActiveWindow,
+    Audience,
+    CatalogItem,
+    Conditions,
+    Customer,
+    Promotion,
+    Selector,
+)
 
 __all__ = [
+    "Prepared",
     "audience_matches",
     "control_bucket",
     "held_out",
@@ -26,6 +36,7 @@ __all__ = [
     "instant",
     "last_valid_day",
     "on_the_clock",
+    "prepare",
     "selects",
     "window_span",
 ]
@@ -69,6 +80,38 @@ def window_span(window: ActiveWindow) -> tuple[int, int]:
     cheaper than comparing aware datetimes of different zones."""
     return (instant(window.start) if window.start is not None else _OPEN_START,
             instant(window.end) if window.end is not None else _OPEN_END)
+
+
+_NO_CONDITIONS = Conditions()
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # eq=False: hashed by identity, cheaply
+class Prepared:
+    """What eligibility reads first about a promotion, worked out once (when it is filed).
+
+    Most promotions have no rule but their dates; telling them apart up front spares the
+    engine reading a promotion's audience, stores and conditions on every receipt.
+    """
+
+    promotion: Promotion
+    start: int  #: ``active`` as :func:`window_span`
+    end: int
+    #: no weekdays, hours, stores, audience, control group or conditions: the promotion is
+    #: eligible exactly when ``start <= now < end``
+    dates_only: bool
+    accrues: bool  #: a points reward: it does nothing without a customer (§5.7)
+    controlled: bool  #: has a control group (most have none: no hashing for them)
+
+
+def prepare(promotion: Promotion) -> Prepared:
+    """:class:`Prepared` for ``promotion``."""
+    window, audience = promotion.active, promotion.audience
+    start, end = window_span(window)
+    dates_only = (not window.weekdays and window.hours is None and not promotion.stores
+                  and audience.unrestricted and not audience.control
+                  and promotion.conditions == _NO_CONDITIONS)
+    return Prepared(promotion, start, end, dates_only, promotion.reward.is_points,
+                    bool(audience.control))
 
 
 def on_the_clock(window: ActiveWindow, weekday: int, minute: int) -> bool:

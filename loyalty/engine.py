@@ -41,6 +41,7 @@ from loyalty.arithmetic import (
 )
 from loyalty.documents import CatalogItem, Customer, Promotion, Reward, Selector
 from loyalty.eligibility import (
+    Prepared,
     audience_matches,
     held_out,
     in_window,
@@ -210,17 +211,17 @@ class _Context:
     usable_coupons: Sequence[str]
 
 
-def _eligible(promotion: Promotion, span: tuple[int, int],
-              context: _Context) -> tuple[bool, str | None]:
-    """(eligible before the control group, the coupon code that unlocked it).
-
-    ``span`` is the promotion's window as :func:`~loyalty.eligibility.window_span`.
-    """
+def _eligible(prepared: Prepared, context: _Context) -> tuple[bool, str | None]:
+    """(eligible before the control group, the coupon code that unlocked it)."""
+    promotion = prepared.promotion
     # The window first: it is the cheapest test and the one most candidates fail.
     now = context.now_instant
     if now is not None:
-        if not (span[0] <= now < span[1]
-                and on_the_clock(promotion.active, context.weekday, context.minute)):
+        if not prepared.start <= now < prepared.end:
+            return False, None
+        if prepared.dates_only:  # most item promotions: nothing else to test
+            return True, None
+        if not on_the_clock(promotion.active, context.weekday, context.minute):
             return False, None
     elif not in_window_local(promotion.active, context.now, context.weekday, context.minute):
         return False, None
@@ -609,16 +610,16 @@ def price_receipt(
                        customer, total, lines, usable_coupons)
     eligible: list[tuple[Promotion, str | None]] = []
     control: list[Promotion] = []
-    span = promotions.span
+    prepared_of = promotions.prepared
     for promotion in candidates:
-        if customer is None and promotion.reward.is_points:
+        prepared = prepared_of(promotion)
+        if customer is None and prepared.accrues:
             continue  # accrues nothing without a customer: no effect, no listing (§5.7)
-        ok, code = _eligible(promotion, span(promotion), context)
+        ok, code = _eligible(prepared, context)
         if not ok:
             continue
-        # Most promotions have no control group: skip hashing for them.
-        if promotion.audience.control and held_out(promotion.id, promotion.audience.control,
-                                                   customer):
+        if prepared.controlled and held_out(promotion.id, promotion.audience.control,
+                                            customer):
             control.append(promotion)
         else:
             eligible.append((promotion, code))

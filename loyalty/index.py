@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timezone
 
 from loyalty.documents import CatalogItem, Customer, Promotion, Selector
-from loyalty.eligibility import instant, window_span
+from loyalty.eligibility import Prepared, instant, prepare
 
 __all__ = ["MAX_BUCKETED_WEEKS", "PromotionIndex"]
 
@@ -97,21 +97,6 @@ def _weeks(promotion: Promotion) -> list[int]:
     return list(range(first, last + 1))
 
 
-class _Filed:
-    """A promotion as filed, with its window as integer instants (see ``window_span``).
-
-    The same object goes into every table the promotion is filed in: hashed by identity,
-    it lets a lookup drop duplicates and promotions not running now without reading the
-    (cache-cold) promotion itself.
-    """
-
-    __slots__ = ("end", "promotion", "start")
-
-    def __init__(self, promotion: Promotion) -> None:
-        self.promotion = promotion
-        self.start, self.end = window_span(promotion.active)
-
-
 class PromotionIndex:
     """Promotions filed by trigger key and week; build once, reuse for many receipts."""
 
@@ -119,13 +104,16 @@ class PromotionIndex:
         self._by_id: dict[str, Promotion] = {}
         for promotion in promotions:
             self._by_id[promotion.id] = promotion  # a later document with the same id wins
-        self._filed = {promotion_id: _Filed(promotion)
-                       for promotion_id, promotion in self._by_id.items()}
+        # One Prepared per promotion, the same object in every table it is filed in: hashed
+        # by identity, it lets a lookup drop duplicates and promotions not running now
+        # without reading the (cache-cold) promotion itself.
+        self._prepared = {promotion_id: prepare(promotion)
+                          for promotion_id, promotion in self._by_id.items()}
         # (kind, week) → value → promotions: a receipt only touches the tables of its own week
         # (and "any week"), which hold the promotions live around then — small, cache-warm
         # dicts however many promotions are defined.
-        self._tables: dict[tuple[str, int], dict[str, list[_Filed]]] = {}
-        for filed in self._filed.values():
+        self._tables: dict[tuple[str, int], dict[str, list[Prepared]]] = {}
+        for filed in self._prepared.values():
             promotion = filed.promotion
             weeks = _weeks(promotion)
             for kind, value in trigger_keys(promotion):
@@ -143,13 +131,13 @@ class PromotionIndex:
         """The promotion with this id, if defined."""
         return self._by_id.get(promotion_id)
 
-    def span(self, promotion: Promotion) -> tuple[int, int]:
-        """:func:`~loyalty.eligibility.window_span` of the promotion's ``active`` window,
-        prepared at build for the promotions of this index."""
-        filed = self._filed.get(promotion.id)
+    def prepared(self, promotion: Promotion) -> Prepared:
+        """:func:`~loyalty.eligibility.prepare` of ``promotion``, done at build for the
+        promotions of this index."""
+        filed = self._prepared.get(promotion.id)
         if filed is not None and filed.promotion is promotion:
-            return filed.start, filed.end
-        return window_span(promotion.active)
+            return filed
+        return prepare(promotion)
 
     def candidates(
         self,
@@ -178,7 +166,7 @@ class PromotionIndex:
                 ("status", [f"{system}\x00{value}" for system, value in customer.statuses.items()]),
             ]
         week = _week(now)
-        found: dict[_Filed, None] = {}
+        found: dict[Prepared, None] = {}
         tables = self._tables
         for kind, values in probes:
             for bucket_week in (week, _ANY_WEEK):
