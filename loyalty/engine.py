@@ -11,6 +11,8 @@ is ``receipt.opened_at``. The passes are:
    now (priority 0, group ``personal``).
 2. **Eligibility** (§3.1, §5.8–5.10): window, store, audience, conditions, then the
    control group; held-out promotions are listed under ``control`` and do nothing else.
+   The index's :class:`~loyalty.eligibility.Prepared` of each candidate settles the
+   window on integers and spares reading the rules of promotions that have none.
 3. **Steps** (§3.2): eligible promotions by priority descending, id ascending; the members
    of a non-empty group form one step at the place of their first member.
 4. **Discounts** (§3.3–3.4, §5.2–5.6) step by step on the amounts left by earlier steps;
@@ -214,7 +216,8 @@ class _Context:
 def _eligible(prepared: Prepared, context: _Context) -> tuple[bool, str | None]:
     """(eligible before the control group, the coupon code that unlocked it)."""
     promotion = prepared.promotion
-    # The window first: it is the cheapest test and the one most candidates fail.
+    # The window first, the cheapest test (on integers when `now` allows): a dates-only
+    # promotion needs no other.
     now = context.now_instant
     if now is not None:
         if not prepared.start <= now < prepared.end:
