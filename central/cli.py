@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -69,14 +69,28 @@ def _configure_logging() -> None:
     )
 
 
+T = TypeVar("T")
+
+
+def _using(db: str, work: Callable[[SQLiteRepository], T]) -> T:
+    """Run ``work`` on the database at ``db`` and close it, whatever happens."""
+    repository = SQLiteRepository(db)
+    try:
+        return work(repository)
+    finally:
+        repository.close()
+
+
 def _serve(args: argparse.Namespace) -> int:
     tls_parts = (args.tls_ca, args.tls_cert, args.tls_key)
     if any(tls_parts) and not all(tls_parts):
         print("error: --tls-ca, --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
-    tls = ServerTLS(Path(args.tls_ca), Path(args.tls_cert), Path(args.tls_key)) if all(
-        tls_parts
-    ) else None
+    tls = (
+        ServerTLS(Path(args.tls_ca), Path(args.tls_cert), Path(args.tls_key))
+        if all(tls_parts)
+        else None
+    )
     _configure_logging()
     done = threading.Event()
 
@@ -85,8 +99,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    lifetime = {ACTIVATION_SETTING: args.points_activation_days,
-                VALIDITY_SETTING: args.points_validity_days}
+    lifetime = {
+        ACTIVATION_SETTING: args.points_activation_days,
+        VALIDITY_SETTING: args.points_validity_days,
+    }
     if any(value is not None for value in lifetime.values()):
         repository = SQLiteRepository(args.db)
         try:
@@ -134,21 +150,16 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _adjust(args: argparse.Namespace) -> int:
-    repository = SQLiteRepository(args.db)
-    try:
-        balance = admin.adjust(repository, args.customer_id, args.points, args.reason)
-    finally:
-        repository.close()
+    balance = _using(
+        args.db,
+        lambda repository: admin.adjust(repository, args.customer_id, args.points, args.reason),
+    )
     print(f"{args.customer_id}: adjusted by {args.points}, balance {balance}")
     return 0
 
 
 def _receipts(args: argparse.Namespace) -> int:
-    repository = SQLiteRepository(args.db)
-    try:
-        rows = admin.receipts_view(repository)
-    finally:
-        repository.close()
+    rows = _using(args.db, admin.receipts_view)
     if args.json:
         _print_json(rows)
         return 0
@@ -161,48 +172,44 @@ def _receipts(args: argparse.Namespace) -> int:
 
 
 def _customer(args: argparse.Namespace) -> int:
-    repository = SQLiteRepository(args.db)
-    try:
-        view = admin.customer_view(repository, args.customer_id)
-    finally:
-        repository.close()
+    view = _using(args.db, lambda repository: admin.customer_view(repository, args.customer_id))
     if args.json:
         _print_json(view)
         return 0
-    print(f"{view['id']} {view['name']}: balance {view['balance']} "
-          f"(spendable {view['available']})")
-    print(f"statuses: {view['statuses']}  counters: {view['counters']}  "
-          f"purchases: {view['purchases']}")
+    print(f"{view['id']} {view['name']}: balance {view['balance']} (spendable {view['available']})")
+    print(
+        f"statuses: {view['statuses']}  counters: {view['counters']}  "
+        f"purchases: {view['purchases']}"
+    )
     for row in view["ledger"]:
-        print(f"  {row['at']}  {row['kind']:<10} {row['points']:>10}  {row['receipt_id']}  "
-              f"{row['reason']}")
+        print(
+            f"  {row['at']}  {row['kind']:<10} {row['points']:>10}  {row['receipt_id']}  "
+            f"{row['reason']}"
+        )
     return 0
 
 
 def _journal(args: argparse.Namespace) -> int:
-    repository = SQLiteRepository(args.db)
-    try:
-        rows = admin.journal_view(repository, rejected_only=args.rejected)
-    finally:
-        repository.close()
+    rows = _using(
+        args.db, lambda repository: admin.journal_view(repository, rejected_only=args.rejected)
+    )
     if args.json:
         _print_json(rows)
         return 0
     for row in rows:
-        print(f"{row['store']:<8} {row['receipt_id']:<28} seq {row['seq']:<8} "
-              f"{row['operation'] or '-':<10} {row['status']:<9} {row['message']}")
+        print(
+            f"{row['store']:<8} {row['receipt_id']:<28} seq {row['seq']:<8} "
+            f"{row['operation'] or '-':<10} {row['status']:<9} {row['message']}"
+        )
     return 0
 
 
 def _statuses_recompute(args: argparse.Namespace) -> int:
-    repository = SQLiteRepository(args.db)
-    try:
-        changes = statuses.recompute(repository)
-    finally:
-        repository.close()
+    changes = _using(args.db, statuses.recompute)
     for change in changes:
-        print(f"{change.customer_id}: {change.system} {change.old} -> {change.new} "
-              f"({change.source})")
+        print(
+            f"{change.customer_id}: {change.system} {change.old} -> {change.new} ({change.source})"
+        )
     print(f"{len(changes)} status change(s)")
     return 0
 
@@ -221,11 +228,9 @@ def _statuses_set(args: argparse.Namespace) -> int:
 
 
 def _favorites_refresh(args: argparse.Namespace) -> int:
-    repository = SQLiteRepository(args.db)
-    try:
-        result = favorites.refresh(repository, month=args.month, fill=args.fill)
-    finally:
-        repository.close()
+    result = _using(
+        args.db, lambda repository: favorites.refresh(repository, month=args.month, fill=args.fill)
+    )
     print(
         f"candidates from {result.month}: {result.customers} customer(s) updated, "
         f"{result.filled} slot(s) filled"
@@ -243,8 +248,10 @@ def _settings(args: argparse.Namespace) -> int:
                         print(f"{key} = {value}")
             return 0
         if args.key not in KNOWN_SETTINGS:
-            print(f"error: unknown setting {args.key!r}: one of {', '.join(KNOWN_SETTINGS)}",
-                  file=sys.stderr)
+            print(
+                f"error: unknown setting {args.key!r}: one of {', '.join(KNOWN_SETTINGS)}",
+                file=sys.stderr,
+            )
             return 2
         with repository.transaction() as tx:
             if args.value is None:
@@ -274,12 +281,21 @@ def add_central_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     serve.add_argument("--tls-key", help="server private key (PEM)")
     serve.add_argument("--demo", action="store_true", help="load demo data into a new database")
     serve.add_argument("--workers", type=int, default=16, help="worker threads")
-    serve.add_argument("--grace", type=float, default=5.0,
-                       help="seconds in-flight calls get on stop")
-    serve.add_argument("--points-activation-days", type=int, metavar="DAYS",
-                       help="accrued points become spendable after DAYS (0: at once); stored")
-    serve.add_argument("--points-validity-days", type=int, metavar="DAYS",
-                       help="accrued points expire DAYS after activation (0: never); stored")
+    serve.add_argument(
+        "--grace", type=float, default=5.0, help="seconds in-flight calls get on stop"
+    )
+    serve.add_argument(
+        "--points-activation-days",
+        type=int,
+        metavar="DAYS",
+        help="accrued points become spendable after DAYS (0: at once); stored",
+    )
+    serve.add_argument(
+        "--points-validity-days",
+        type=int,
+        metavar="DAYS",
+        help="accrued points expire DAYS after activation (0: never); stored",
+    )
     serve.set_defaults(handler=_guarded(_serve))
 
     load = sub.add_parser("import", help="load catalog/customers/promotions (.json/.jsonl) or CSV")
