@@ -36,6 +36,7 @@ from loyalty import (
     Message,
     OverRefund,
     PointsSummary,
+    RefundEffects,
     confirm_effects,
     confirm_messages,
     customer_summary,
@@ -115,6 +116,23 @@ def _locate_receipt_error(receipt: pb.Receipt, error: ValidationError) -> Valida
             except ValidationError as line_error:
                 return line_error.under(f"receipt.lines[{index}]")
     return error.under("receipt")
+
+
+def _refund_of(
+    row: _KnownReceipt, request: pb.RefundRequest
+) -> tuple[RefundEffects, dict[int, int]]:
+    """The effects of ``request`` on a known receipt and the refunded quantities after it;
+    raises OverRefund / ValidationError like :func:`loyalty.refund_effects`."""
+    refunded = dict(row.refunded)
+    effects = refund_effects(
+        convert.receipt_from_pb(row.request.receipt),
+        convert.calculation_from_pb(row.calculation),
+        refunded_before=refunded,
+        lines=convert.refund_lines_from_pb(request.lines) or None,
+    )
+    for line in effects.lines:
+        refunded[line.n] = refunded.get(line.n, 0) + line.quantity
+    return effects, refunded
 
 
 class OfflineProcessor:
@@ -481,15 +499,8 @@ class OfflineProcessor:
             )
         else:
             assert row is not None
-            original, calc_pb = row.request, row.calculation
-            refunded = dict(row.refunded)
             try:
-                effects = refund_effects(
-                    convert.receipt_from_pb(original.receipt),
-                    convert.calculation_from_pb(calc_pb),
-                    refunded_before=refunded,
-                    lines=convert.refund_lines_from_pb(request.lines) or None,
-                )
+                effects, refunded = _refund_of(row, request)
             except OverRefund as exc:
                 return pb.RefundReply(
                     error=pb.Error(
@@ -502,8 +513,6 @@ class OfflineProcessor:
                 )
             except ValidationError as exc:
                 return pb.RefundReply(error=_error("invalid", field=exc.field, message=exc.message))
-            for line in effects.lines:
-                refunded[line.n] = refunded.get(line.n, 0) + line.quantity
             reply = pb.RefundReply(
                 refund_id=refund_id,
                 mode="offline",
@@ -640,20 +649,11 @@ class OfflineProcessor:
         state, row = self._receipt_row(request.receipt_id)
         if row is None or state is not ReceiptState.CONFIRMED:
             return
-        refunded = dict(row.refunded)
-        original, calc_pb = row.request, row.calculation
         try:
-            effects = refund_effects(
-                convert.receipt_from_pb(original.receipt),
-                convert.calculation_from_pb(calc_pb),
-                refunded_before=refunded,
-                lines=convert.refund_lines_from_pb(request.lines) or None,
-            )
+            _effects, refunded = _refund_of(row, request)
         except ValidationError as exc:
             log.warning("online_refund_not_mirrored", receipt_id=request.receipt_id, error=str(exc))
             return
-        for line in effects.lines:
-            refunded[line.n] = refunded.get(line.n, 0) + line.quantity
         now = self.clock()
         with self.db.transaction() as conn:
             conn.execute(
