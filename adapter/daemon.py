@@ -21,7 +21,7 @@ import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from adapter.config import Config
-from adapter.edge import CurrentMode, EdgeRuntime
+from adapter.edge import EdgeRuntime
 from adapter.journal import AnswerJournal
 from adapter.lanes import LanePolicy, Lanes
 from adapter.metrics import DaemonMetrics, Readings
@@ -90,7 +90,7 @@ class Daemon:
         self.edge_runtime.start(
             self._client.channel,
             interval_s=cfg.sync.interval_s,
-            mode=CurrentMode(lambda: router.mode),
+            mode=lambda: router.mode,
             breaker=breaker,
         )
         policy = LanePolicy(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import grpc.aio
@@ -18,6 +19,7 @@ import structlog
 from adapter.config import Config
 from adapter.upstream import open_channel
 from offline.breaker import CircuitBreaker
+from offline.cache import EdgeCache
 from offline.db import EdgeDatabase
 from offline.policy import OfflinePolicy
 from offline.processor import OfflineProcessor
@@ -88,7 +90,7 @@ class EdgeRuntime:
         channel: grpc.aio.Channel,
         *,
         interval_s: float,
-        mode: CurrentMode,
+        mode: Callable[[], str],
         breaker: CircuitBreaker,
     ) -> None:
         self.tasks.append(
@@ -114,7 +116,7 @@ class EdgeRuntime:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), HOUSEKEEPING_INTERVAL_S)
 
-    async def _publish_state(self, mode: CurrentMode, breaker: CircuitBreaker) -> None:
+    async def _publish_state(self, mode: Callable[[], str], breaker: CircuitBreaker) -> None:
         """Keep mode and breaker in the edge database, for ``tillgate status`` from outside."""
         last: tuple[str, str] | None = None
         written_at = 0.0
@@ -126,7 +128,7 @@ class EdgeRuntime:
                 cache_version=float(self.processor.cache.version() or 0),
                 cache_age_s=self.cache_age_s(),
             )
-            current = (mode.value(), breaker.state.value)
+            current = (mode(), breaker.state.value)
             # Written on every change and as a heartbeat, so status can tell a stopped daemon.
             if current != last or time.monotonic() - written_at >= HEARTBEAT_S:
                 write_runtime_state(
@@ -153,16 +155,6 @@ class EdgeRuntime:
         return max(0.0, time.time() - float(last)) if last else 0.0
 
 
-class CurrentMode:
-    """Reads the router's mode late, so the edge needs no reference to the router."""
-
-    def __init__(self, read: object) -> None:
-        self._read = read
-
-    def value(self) -> str:
-        return str(self._read() if callable(self._read) else self._read)
-
-
 async def sync_now(config: Config) -> str:
     """``tillgate sync``: one complete pull into the configured cache from central."""
     if config.central.embedded:
@@ -179,7 +171,7 @@ async def sync_now(config: Config) -> str:
     channel = open_channel(target, config.central)
     try:
         client = SyncClient(
-            OfflineProcessor(db, store=config.store).cache,
+            EdgeCache(db),
             store=config.store,
             selection=selection_of(config),
         )

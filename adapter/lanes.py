@@ -53,8 +53,6 @@ BUSY_RETRY_MS = 200
 UNKEPT_CODES = frozenset(
     {"malformed", "too_large", "busy", "unavailable", "internal", "unauthorized"}
 )
-#: Session-level requests are answered afresh every time.
-UNJOURNALED_TYPES = frozenset({"hello", "ping"})
 
 AnswerHook = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 
@@ -156,7 +154,6 @@ class LaneSession:
         self.channel = channel
         self.fixed_lane = fixed_lane
         self.lane: str | None = fixed_lane
-        self.token = ""
         self._queue: asyncio.Queue[Received | Rejected | None] = asyncio.Queue()
         self._outstanding = 0
         self._stopping = False

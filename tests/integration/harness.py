@@ -148,15 +148,6 @@ class DaemonProcess(ChildProcess):
         return self
 
 
-@contextmanager
-def running_daemon(config: Path, port: int, log: Path) -> Iterator[DaemonProcess]:
-    daemon = DaemonProcess(config, port, log).start()
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
-
-
 class CentralProcess(ChildProcess):
     """``python -m central serve`` in a child process, so tests can SIGKILL central."""
 
