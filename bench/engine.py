@@ -25,9 +25,10 @@ The data set (fixed seed, so runs are comparable):
 
 Times are per receipt, wall clock and the pricing thread's CPU time (the CPU figures are
 what the engine costs; wall p99 on a shared machine mostly measures the scheduler). Each
-receipt is priced ``--passes`` times (default 3, in separate passes over the batch) and
-keeps its best time: on a shared box the same code measured once per receipt moved by
-±40% from run to run, which made the ratios below mean little. The
+receipt is priced ``--passes`` times (default 3) and keeps its best time, and the promotion
+counts of one receipt size are measured in turns within each pass (the same receipts against
+every index): on this shared box the speed of the same code drifts by ±40% over minutes,
+which made ratios of cases measured minutes apart mean little. The
 ratios printed are of the 100 000-promotion case over the 100 case; a last table keeps the
 same 100 live promotions and adds 99 900 that are not running today, to show what merely
 *defined* promotions cost.
@@ -255,38 +256,41 @@ class Figures:
     applied: float  #: applied promotions per receipt
 
 
-def measure(world: World, customers: list[Customer], index: PromotionIndex, size: int,
-            receipts: int, passes: int) -> Figures:
-    """Price ``receipts`` random receipts of ``size`` lines and report their times, each
-    receipt's best of ``passes``."""
+def measure(world: World, customers: list[Customer], indexes: list[PromotionIndex], size: int,
+            receipts: int, passes: int) -> list[Figures]:
+    """Price ``receipts`` random receipts of ``size`` lines against each index and report
+    their times, each receipt's best of ``passes``; the indexes take turns in every pass."""
     case_rnd = random.Random(size)
     batch = []
     for number in range(receipts):
         with_card = case_rnd.random() < 0.7
         batch.append((build_receipt(case_rnd, world, size, number, with_card),
                       case_rnd.choice(customers) if with_card else None))
-    wall = [float("inf")] * len(batch)
-    cpu = [float("inf")] * len(batch)
-    applied = 0
-    for receipt, customer in batch[:10]:  # warm up: a running server is warm
-        price_receipt(receipt, catalog={line.sku: world.catalog[line.sku]
-                                        for line in receipt.lines},
-                      promotions=index, customer=customer, store="S001", tz=TZ)
+    walls = [[float("inf")] * len(batch) for _ in indexes]
+    cpus = [[float("inf")] * len(batch) for _ in indexes]
+    applied = [0] * len(indexes)
     # The batch itself (up to 80 000 lines) would otherwise be rescanned by every full
     # collection; a server holds one receipt at a time.
     _settle()
     for _ in range(passes):
-        applied = 0
-        for number, (receipt, customer) in enumerate(batch):
-            catalog = {line.sku: world.catalog[line.sku] for line in receipt.lines}
-            began, began_cpu = time.perf_counter_ns(), time.thread_time_ns()
-            calc = price_receipt(receipt, catalog=catalog, promotions=index,
-                                 customer=customer, store="S001", tz=TZ)
-            cpu[number] = min(cpu[number], (time.thread_time_ns() - began_cpu) / 1e6)
-            wall[number] = min(wall[number], (time.perf_counter_ns() - began) / 1e6)
-            applied += len(calc.promotions)
-    return Figures(statistics.median(wall), percentile(wall, 0.99), statistics.median(cpu),
-                   percentile(cpu, 0.99), applied / len(batch))
+        for turn, index in enumerate(indexes):
+            wall, cpu = walls[turn], cpus[turn]
+            for receipt, customer in batch[:10]:  # warm up: a running server is warm
+                price_receipt(receipt, catalog={line.sku: world.catalog[line.sku]
+                                                for line in receipt.lines},
+                              promotions=index, customer=customer, store="S001", tz=TZ)
+            applied[turn] = 0
+            for number, (receipt, customer) in enumerate(batch):
+                catalog = {line.sku: world.catalog[line.sku] for line in receipt.lines}
+                began, began_cpu = time.perf_counter_ns(), time.thread_time_ns()
+                calc = price_receipt(receipt, catalog=catalog, promotions=index,
+                                     customer=customer, store="S001", tz=TZ)
+                cpu[number] = min(cpu[number], (time.thread_time_ns() - began_cpu) / 1e6)
+                wall[number] = min(wall[number], (time.perf_counter_ns() - began) / 1e6)
+                applied[turn] += len(calc.promotions)
+    return [Figures(statistics.median(wall), percentile(wall, 0.99), statistics.median(cpu),
+                    percentile(cpu, 0.99), count / len(batch))
+            for wall, cpu, count in zip(walls, cpus, applied, strict=True)]
 
 
 def run(promotion_counts: list[int], sizes: list[int], receipts: int, passes: int) -> None:
@@ -295,20 +299,26 @@ def run(promotion_counts: list[int], sizes: list[int], receipts: int, passes: in
     world = build_catalog(rnd)
     print(f"catalog: {len(world.catalog)} skus built in {time.perf_counter() - started:.1f} s")
     customers = [build_customer(rnd, world, number) for number in range(200)]
-    results: dict[tuple[int, int], Figures] = {}
-    header = (f"  {'lines':>5} {'wall p50':>9} {'wall p99':>9} {'cpu p50':>8} {'cpu p99':>8}"
-              f" {'applied':>8}")
+    indexes = []
     for count in promotion_counts:
         promotions = build_promotions(random.Random(count), world, count)
         started = time.perf_counter()
-        index = PromotionIndex(promotions)
-        print(f"\n{count} promotions: index built in {time.perf_counter() - started:.2f} s; "
-              "ms per receipt, applied promotions per receipt")
-        _settle()
+        indexes.append(PromotionIndex(promotions))
+        print(f"{count} promotions: index built in {time.perf_counter() - started:.2f} s")
+    _settle()
+    results: dict[tuple[int, int], Figures] = {}
+    for size in sizes:
+        for count, figures in zip(promotion_counts,
+                                  measure(world, customers, indexes, size, receipts, passes),
+                                  strict=True):
+            results[(count, size)] = figures
+    header = (f"  {'lines':>5} {'wall p50':>9} {'wall p99':>9} {'cpu p50':>8} {'cpu p99':>8}"
+              f" {'applied':>8}")
+    for count in promotion_counts:
+        print(f"\n{count} promotions: ms per receipt, applied promotions per receipt")
         print(header)
         for size in sizes:
-            f = measure(world, customers, index, size, receipts, passes)
-            results[(count, size)] = f
+            f = results[(count, size)]
             print(f"  {size:>5} {f.wall50:>9.3f} {f.wall99:>9.3f} {f.cpu50:>8.3f} {f.cpu99:>8.3f}"
                   f" {f.applied:>8.1f}")
     low, high = min(promotion_counts), max(promotion_counts)
@@ -318,6 +328,7 @@ def run(promotion_counts: list[int], sizes: list[int], receipts: int, passes: in
         a, b = results[(low, size)], results[(high, size)]
         print(f"  {size:>3} lines: {b.wall50 / a.wall50:.2f}  {b.wall99 / a.wall99:.2f}  "
               f"{b.cpu50 / a.cpu50:.2f}  {b.cpu99 / a.cpu99:.2f}")
+    del indexes
 
     # The same live promotions in both cases; the big case adds an archive of promotions that
     # are not running today. This isolates what the count of *defined* promotions costs.
@@ -328,8 +339,7 @@ def run(promotion_counts: list[int], sizes: list[int], receipts: int, passes: in
     print(f"\nindex overhead: the same {low} live promotions alone vs. plus {high - low} "
           "archived/planned ones (cpu p50/p99 ms; ratio of big to small):")
     for size in sizes:
-        a = measure(world, customers, small, size, receipts, passes)
-        b = measure(world, customers, big, size, receipts, passes)
+        a, b = measure(world, customers, [small, big], size, receipts, passes)
         print(f"  {size:>3} lines: {a.cpu50:.3f}/{a.cpu99:.3f} vs {b.cpu50:.3f}/{b.cpu99:.3f};"
               f" ratio {b.cpu50 / a.cpu50:.2f} {b.cpu99 / a.cpu99:.2f};"
               f" applied {a.applied:.1f} / {b.applied:.1f}")

@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from fractions import Fraction
 
-__all__ = ["allocate", "ceil_div", "percent_of_down", "percent_of_half_up", "round_half_up"]
+__all__ = [
+    "allocate",
+    "allocate_in_order",
+    "ceil_div",
+    "percent_of_down",
+    "percent_of_half_up",
+    "round_half_up",
+]
 
 
 def round_half_up(numerator: int, denominator: int) -> int:
@@ -45,26 +52,29 @@ def allocate(total: int, weights: Sequence[tuple[int, int]]) -> dict[int, int]:
     to ``total`` unless every weight is zero, in which case nothing can be spread and every
     share is 0. ``total`` must be ≥ 0.
     """
-    if total < 0:
-        raise ValueError("total must be >= 0")
-    weight_sum = sum(weight for _, weight in weights)
-    shares = {n: 0 for n, _ in weights}
-    if weight_sum <= 0 or total == 0:
-        return shares
-    # (-remainder, n): sorting these puts the largest fractional part first and, among
-    # equal parts, the lower n first.
-    remainders: list[tuple[int, int]] = []
-    given = 0
     for n, weight in weights:
         if weight < 0:
             raise ValueError(f"weight of line {n} must be >= 0")
-        share, rest = divmod(total * weight, weight_sum)
-        shares[n] += share
-        given += share
-        remainders.append((-rest, n))
-    left = total - given
+    ordered = sorted(weights)
+    shares = allocate_in_order(total, [weight for _, weight in ordered])
+    return {n: share for (n, _), share in zip(ordered, shares, strict=True)}
+
+
+def allocate_in_order(total: int, weights: Sequence[int]) -> list[int]:
+    """:func:`allocate` over weights already in ``n`` order: the shares, in that order."""
+    if total < 0:
+        raise ValueError("total must be >= 0")
+    weight_sum = sum(weights)
+    if weight_sum <= 0 or total == 0:
+        return [0] * len(weights)
+    if min(weights) < 0:
+        raise ValueError("weights must be >= 0")
+    products = [total * weight for weight in weights]
+    shares = [product // weight_sum for product in products]
+    left = total - sum(shares)
     if left:
-        remainders.sort()
-        for _, n in remainders[:left]:
-            shares[n] += 1
+        rests = [product % weight_sum for product in products]
+        # A stable sort, largest fractional part first: equal parts keep the lower n first.
+        for position in sorted(range(len(rests)), key=rests.__getitem__, reverse=True)[:left]:
+            shares[position] += 1
     return shares

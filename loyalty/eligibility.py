@@ -29,6 +29,7 @@ from loyalty.documents import (
     Promotion,
     Selector,
 )
+from loyalty.values import AppliedPromotion
 
 __all__ = [
     "Prepared",
@@ -105,6 +106,9 @@ class Prepared:
     dates_only: bool
     accrues: bool  #: a points reward: it does nothing without a customer (§5.7)
     controlled: bool  #: has a control group (most have none: no hashing for them)
+    discounts: bool  #: a reward that discounts lines
+    rank: tuple[int, str]  #: the step order key of §3.2: priority descending, then id
+    listed: AppliedPromotion  #: how the promotion is listed when it applies
 
 
 def prepare(promotion: Promotion) -> Prepared:
@@ -115,7 +119,9 @@ def prepare(promotion: Promotion) -> Prepared:
                   and audience.unrestricted and not audience.control
                   and promotion.conditions == _NO_CONDITIONS)
     return Prepared(promotion, start, end, dates_only, promotion.reward.is_points,
-                    bool(audience.control))
+                    bool(audience.control), promotion.reward.is_discount,
+                    (-promotion.priority, promotion.id),
+                    AppliedPromotion(promotion.id, promotion.name))
 
 
 def on_the_clock(window: ActiveWindow, weekday: int, minute: int) -> bool:

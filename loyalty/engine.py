@@ -33,10 +33,12 @@ from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from fractions import Fraction
+from itertools import chain
+from operator import add
 from typing import Literal
 
 from loyalty.arithmetic import (
-    allocate,
+    allocate_in_order,
     ceil_div,
     percent_of_down,
     round_half_up,
@@ -51,6 +53,7 @@ from loyalty.eligibility import (
     instant,
     last_valid_day,
     on_the_clock,
+    prepare,
     selects,
 )
 from loyalty.index import PromotionIndex
@@ -112,10 +115,13 @@ class _Line:
 class _Lines:
     """The receipt's lines in ``n`` order, with lookups by sku, group and brand."""
 
-    __slots__ = ("all", "by_brand", "by_group", "by_n", "by_sku")
+    __slots__ = ("all", "by_brand", "by_group", "by_n", "by_sku", "credited_all")
 
     def __init__(self, lines: list[_Line]) -> None:
         self.all = lines
+        #: the listing orders of promotions that changed every line (receipt-wide accrual),
+        #: kept once here instead of in each line's ``credits``
+        self.credited_all: list[int] = []
         self.by_n = {line.n: line for line in lines}
         self.by_sku: dict[str, list[_Line]] = {}
         self.by_group: dict[str, list[_Line]] = {}
@@ -165,6 +171,7 @@ class _Outcome:
     """What one eligible promotion did on this receipt."""
 
     promotion: Promotion
+    listed: AppliedPromotion
     order: int  #: position in the listing order (step, then member)
     coupon: str | None
     discount: int = 0
@@ -281,7 +288,8 @@ def _cheapest_units(reward: Reward, lines: Sequence[_Line]) -> dict[int, int]:
     taken: dict[int, int] = {}
     if count <= 0:
         return taken
-    unit_lines.sort(key=lambda line: (Fraction(line.amount, line.units or 1), line.n))
+    if len(unit_lines) > 1:  # in n order already: a stable sort keeps lower n first on ties
+        unit_lines.sort(key=lambda line: Fraction(line.amount, line.units or 1))
     for line in unit_lines:
         if count <= 0:
             break
@@ -303,12 +311,13 @@ def _discounts(reward: Reward, lines: Sequence[_Line]) -> list[tuple[_Line, int]
         return [(line, min(line.capacity, round_half_up(line.amount * numerator, denominator)))
                 for line in lines]
     if kind == "amount_off":
-        spread = allocate(min(reward.amount, sum(line.amount for line in lines)),
-                          [(line.n, line.amount) for line in lines])
-        return [(line, min(line.capacity, spread[line.n])) for line in lines]
+        amounts = [line.amount for line in lines]
+        spread = allocate_in_order(min(reward.amount, sum(amounts)), amounts)
+        capacities = [amount - line.floor for amount, line in zip(amounts, lines, strict=True)]
+        return list(zip(lines, map(min, capacities, spread), strict=True))
     if kind == "fixed_price":
         price = reward.price
-        return [(line, min(line.capacity, max(0, line.amount - round_half_up(
+        return [(line, min(line.amount - line.floor, max(0, line.amount - round_half_up(
             price * line.quantity, QUANTITY_SCALE)))) for line in lines]
     if kind in ("nth_percent_off", "buy_x_get_y"):
         percent = reward.percent if kind == "nth_percent_off" else Fraction(100)
@@ -324,19 +333,54 @@ def _discounts(reward: Reward, lines: Sequence[_Line]) -> list[tuple[_Line, int]
     return []
 
 
+def _percent_off_alone(outcome: _Outcome, chosen: Sequence[_Line]) -> None:
+    """:func:`_discount_step` of a lone ``percent_off``: the most frequent step, inlined."""
+    percent = outcome.promotion.reward.percent
+    numerator, denominator = percent.numerator, percent.denominator * 100
+    credit, exclusive, given = outcome.order, outcome.promotion.exclusive, 0
+    for line in chosen:
+        if line.no_discount or line.taken:
+            continue
+        amount = line.amount
+        capacity = amount - line.floor
+        if capacity <= 0:
+            continue
+        value = (2 * amount * numerator + denominator) // (2 * denominator)  # half up
+        value = min(value, capacity)
+        if value > 0:
+            line.amount = amount - value
+            given += value
+            line.credits.append(credit)
+            if exclusive:
+                line.taken = True
+    outcome.discount += given
+
+
 def _discount_step(step: Sequence[_Outcome], lines: _Lines,
                    customer: Customer | None) -> None:
     if len(step) == 1:  # the common case: no competition, apply as computed
         outcome = step[0]
         promotion = outcome.promotion
         reward = promotion.reward
+        chosen = lines.select(reward.on, customer)
+        if not chosen:
+            return
+        if reward.type == "percent_off":
+            _percent_off_alone(outcome, chosen)
+            return
         credit, exclusive = outcome.order, promotion.exclusive
-        for line, value in _discounts(reward, _selected(reward, lines, customer,
-                                                        for_discount=True)):
+        open_lines = [line for line in chosen if not (line.no_discount or line.taken)]
+        discounts = _discounts(reward, open_lines)
+        if (discounts and len(discounts) == len(lines.all)
+                and min(value for _, value in discounts) > 0):
+            lines.credited_all.append(credit)  # a receipt-wide reward that changed every line
+            credit = -1
+        for line, value in discounts:
             if value > 0:
                 line.amount -= value
                 outcome.discount += value
-                line.credits.append(credit)
+                if credit >= 0:
+                    line.credits.append(credit)
                 if exclusive:
                     line.taken = True
         return
@@ -366,11 +410,15 @@ def _accrual_base(line: _Line) -> int:
 
 
 def _percent_points_step(members: Sequence[_Outcome], lines: _Lines,
-                         customer: Customer | None) -> None:
+                         customer: Customer | None, wide: _WidePoints) -> None:
     if len(members) == 1:  # the common case: no competition
         outcome = members[0]
         reward = outcome.promotion.reward
         numerator, denominator = reward.percent.numerator, reward.percent.denominator * 100
+        if reward.on.is_all and wide.add(numerator, denominator):
+            lines.credited_all.append(outcome.order)
+            outcome.points += sum(wide.last)
+            return
         credit, accrued = outcome.order, 0
         for line in _selected(reward, lines, customer, for_discount=False):
             if line.no_accrual:
@@ -395,6 +443,32 @@ def _percent_points_step(members: Sequence[_Outcome], lines: _Lines,
         outcome.points += value
         line.percent_points += value
         line.credits.append(outcome.order)
+
+
+class _WidePoints:
+    """Percent points of receipt-wide promotions, summed per line position in bulk.
+
+    Receipt-wide accrual is the one reward that touches every line of every receipt; done as
+    list arithmetic it costs a few C loops instead of a Python loop per line and promotion.
+    """
+
+    __slots__ = ("bases", "last", "sums")
+
+    def __init__(self, lines: Sequence[_Line]) -> None:
+        self.bases = [_accrual_base(line) for line in lines]
+        self.sums = [0] * len(lines)
+        self.last: list[int] = []
+
+    def add(self, numerator: int, denominator: int) -> bool:
+        """Accrue ``numerator / denominator`` of every line's base, rounded down per line, when
+        that gives every line points (then every line is credited); False and nothing added
+        otherwise (a line without points must not be listed)."""
+        points = [base * numerator // denominator for base in self.bases]
+        if not points or min(points) <= 0:
+            return False
+        self.sums = list(map(add, self.sums, points))
+        self.last = points
+        return True
 
 
 def _multiplier_step(members: Sequence[_Outcome], lines: _Lines,
@@ -437,25 +511,25 @@ def _fixed_points_step(members: Sequence[_Outcome], lines: _Lines,
 # --------------------------------------------------------------------------- the engine
 
 
-def _steps(eligible: Sequence[tuple[Promotion, str | None]]) -> list[list[_Outcome]]:
-    ordered = sorted(eligible, key=lambda pair: (-pair[0].priority, pair[0].id))
-    steps: list[list[tuple[Promotion, str | None]]] = []
-    by_group: dict[str, list[tuple[Promotion, str | None]]] = {}
+def _steps(eligible: Sequence[tuple[Prepared, str | None]]) -> list[list[_Outcome]]:
+    ordered = sorted(eligible, key=lambda pair: pair[0].rank)
+    steps: list[list[tuple[Prepared, str | None]]] = []
+    by_group: dict[str, list[tuple[Prepared, str | None]]] = {}
     for pair in ordered:
-        group = pair[0].group
-        if group and group in by_group:
+        group = pair[0].promotion.group
+        if not group:
+            steps.append([pair])
+        elif group in by_group:
             by_group[group].append(pair)
-            continue
-        step = [pair]
-        steps.append(step)
-        if group:
-            by_group[group] = step
+        else:
+            step = by_group[group] = [pair]
+            steps.append(step)
     result: list[list[_Outcome]] = []
     order = 0
     for step in steps:
         outcomes = []
-        for promotion, code in step:
-            outcomes.append(_Outcome(promotion, order, code))
+        for prepared, code in step:
+            outcomes.append(_Outcome(prepared.promotion, prepared.listed, order, code))
             order += 1
         result.append(outcomes)
     return result
@@ -471,9 +545,9 @@ def _redeem(lines: _Lines, customer: Customer, requested: int,
         redeem_max = max(0, min(redeem_max, redeem_limit))
     redeem = min(requested, redeem_max)
     if redeem:
-        shares = allocate(redeem, [(line.n, line.amount) for line in payable])
-        for line in payable:
-            line.redeemed = shares[line.n]
+        shares = allocate_in_order(redeem, [line.amount for line in payable])
+        for line, share in zip(payable, shares, strict=True):
+            line.redeemed = share
     return redeem, redeem_max
 
 
@@ -492,8 +566,12 @@ def _accrue(steps: Sequence[Sequence[_Outcome]], lines: _Lines, customer: Custom
             members = [outcome for outcome in step if outcome.promotion.reward.type == kind]
             if members:
                 stage.append(members)
-    for percent in stages["points_percent"]:
-        _percent_points_step(percent, lines, customer)
+    if stages["points_percent"]:
+        wide = _WidePoints(lines.all)
+        for percent in stages["points_percent"]:
+            _percent_points_step(percent, lines, customer, wide)
+        for line, points in zip(lines.all, wide.sums, strict=True):
+            line.percent_points += points
     for multipliers in stages["points_multiplier"]:
         _multiplier_step(multipliers, lines, customer)
     for fixed in stages["points_fixed"]:
@@ -552,14 +630,26 @@ def _effects(receipt: Receipt, customer: Customer | None,
 def _line_results(receipt: Receipt, lines: _Lines,
                   outcomes: Sequence[_Outcome]) -> tuple[LineResult, ...]:
     ids = [outcome.promotion.id for outcome in outcomes]  # by listing order
+    everywhere = lines.credited_all
+    everywhere_ids = tuple([ids[order] for order in sorted(everywhere)])
+    # Lines changed by the same promotions share their listing (most lines of a receipt
+    # with receipt-wide rewards are changed by those alone).
+    listings: dict[tuple[int, ...], tuple[str, ...]] = {}
     results = []
     for request_line in receipt.lines:
         line = lines.by_n[request_line.n]
         credited = line.credits
-        if len(credited) > 1:  # step order, each promotion once
-            promotion_ids = tuple(dict.fromkeys([ids[order] for order in sorted(credited)]))
+        if not credited:
+            promotion_ids = everywhere_ids
+        elif not everywhere and len(credited) == 1:
+            promotion_ids = (ids[credited[0]],)
         else:
-            promotion_ids = tuple([ids[order] for order in credited])
+            key = tuple(credited)
+            known = listings.get(key)
+            if known is None:  # step order, each promotion once
+                known = listings[key] = tuple(dict.fromkeys(
+                    [ids[order] for order in sorted(credited + everywhere)]))
+            promotion_ids = known
         results.append(LineResult(
             n=line.n, discount=line.original - line.amount, amount=line.amount,
             redeemed=line.redeemed, points=line.points, promotions=promotion_ids,
@@ -598,34 +688,39 @@ def price_receipt(
     spent_here = [code for code in receipt.coupons if code.upper() in spent_upper]
     series = {code.split("-", 1)[0] for code in usable_coupons if "-" in code}
 
-    candidates = promotions.candidates(
+    candidates = promotions.lookup(
         now=now, skus=lines.by_sku.keys(),
         items=[line.item for line in lines.all if line.item is not None],
         customer=customer, coupon_series=series,
     )
+    fixed_offset = isinstance(now.tzinfo, timezone)
+    offers = []
     if customer is not None:
-        candidates.extend(offer.as_promotion() for offer in customer.personal_offers
-                          if offer.accepted and in_window(offer.valid, now, tz))
+        offers = [prepare(offer.as_promotion()) for offer in customer.personal_offers
+                  if offer.accepted and in_window(offer.valid, now, tz)]
 
     local = now.astimezone(tz)
-    context = _Context(now, instant(now) if isinstance(now.tzinfo, timezone) else None,
+    context = _Context(now, instant(now) if fixed_offset else None,
                        local.isoweekday(), local.hour * 60 + local.minute, store,
                        customer, total, lines, usable_coupons)
-    eligible: list[tuple[Promotion, str | None]] = []
+    eligible: list[tuple[Prepared, str | None]] = []
     control: list[Promotion] = []
-    prepared_of = promotions.prepared
-    for promotion in candidates:
-        prepared = prepared_of(promotion)
+    for prepared in chain(candidates, offers):
         if customer is None and prepared.accrues:
             continue  # accrues nothing without a customer: no effect, no listing (§5.7)
+        if fixed_offset and prepared.dates_only:
+            # most candidates: the index has held their window against `now` already
+            eligible.append((prepared, None))
+            continue
         ok, code = _eligible(prepared, context)
         if not ok:
             continue
+        promotion = prepared.promotion
         if prepared.controlled and held_out(promotion.id, promotion.audience.control,
                                             customer):
             control.append(promotion)
         else:
-            eligible.append((promotion, code))
+            eligible.append((prepared, code))
     steps = _steps(eligible)
 
     for step in steps:
@@ -653,7 +748,7 @@ def price_receipt(
         due=total - discount,
         points=PointsSummary(accrue=sum(result.points for result in results) + fixed,
                              redeem=redeem, redeem_max=redeem_max, balance=balance),
-        promotions=tuple(AppliedPromotion(o.promotion.id, o.promotion.name) for o in applied),
+        promotions=tuple(o.listed for o in applied),
         control=tuple(p.id for p in sorted(control, key=lambda p: (-p.priority, p.id))),
         messages=tuple(_messages(receipt, customer, applied, spent_here, tz)),
         effects=_effects(receipt, customer, outcomes, applied),

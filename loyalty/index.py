@@ -15,36 +15,45 @@ most selective first:
 3. the audience: any of its segments, or the allowed values of its first status system;
 4. otherwise the promotion is receipt-wide.
 
-Tables are split by ISO week (UTC) of the ``active`` window so that a receipt only meets
-promotions whose window touches its week, and only probes the small tables of that week;
-windows longer than :data:`MAX_BUCKETED_WEEKS` or open-ended go to an "any week" table.
-Looking up a receipt intersects its keys with the tables of its week and returns each
-candidate once, dropping those whose ``from``/``to`` do not hold ``now`` (a week holds
-about twice the promotions running at any instant of it). The engine still checks every
-candidate fully, so the index may over-approximate but never misses.
+Tables are split by time so that a receipt only meets promotions whose window touches its
+day or week, and only probes the small tables of those: a window of at most
+:data:`MAX_DAY_BUCKETED_DAYS` UTC days (a weekend of double points) is filed under each day it
+touches, a longer one under each ISO week (UTC) it touches, and one longer than
+:data:`MAX_BUCKETED_WEEKS` or open-ended in an "any time" table. Looking up a receipt
+intersects its keys with the tables of its day, its week and "any time" and returns each
+candidate once, dropping those whose ``from``/``to`` do not hold ``now``. The engine still
+checks every candidate's other rules, so the index may over-approximate but never misses.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timezone
+from itertools import chain
 
 from loyalty.documents import CatalogItem, Customer, Promotion, Selector
 from loyalty.eligibility import Prepared, instant, prepare
 
-__all__ = ["MAX_BUCKETED_WEEKS", "PromotionIndex"]
+__all__ = ["MAX_BUCKETED_WEEKS", "MAX_DAY_BUCKETED_DAYS", "PromotionIndex"]
 
-#: Windows spanning more weeks than this are filed as "any time".
+#: Windows touching at most this many UTC days are filed by day.
+MAX_DAY_BUCKETED_DAYS = 7
+#: Windows touching more weeks than this are filed as "any time".
 MAX_BUCKETED_WEEKS = 60
-_ANY_WEEK = -(10**9)
-_WEEK_SECONDS = 7 * 24 * 3600
-_EPOCH = datetime(1970, 1, 5, tzinfo=UTC)  # a Monday: weeks run Monday..Sunday in UTC
+
+_DAY = 24 * 3600 * 10**6  # in instant() units
+_WEEK = 7 * _DAY
+_MONDAY = instant(datetime(1970, 1, 5, tzinfo=UTC))  # weeks run Monday..Sunday in UTC
+_ANY_TIME: tuple[str, int] = ("any", 0)
 
 Key = tuple[str, str]
+#: ("day", day number) | ("week", week number) | ("any", 0)
+Bucket = tuple[str, int]
 
 
-def _week(moment: datetime) -> int:
-    return int((moment - _EPOCH).total_seconds() // _WEEK_SECONDS)
+def _buckets_at(moment: datetime) -> tuple[Bucket, Bucket, Bucket]:
+    at = instant(moment) - _MONDAY
+    return ("day", at // _DAY), ("week", at // _WEEK), _ANY_TIME
 
 
 def _selector_keys(selector: Selector) -> list[Key] | None:
@@ -87,14 +96,16 @@ def trigger_keys(promotion: Promotion) -> list[Key]:
     return [("all", "")]
 
 
-def _weeks(promotion: Promotion) -> list[int]:
+def _buckets(promotion: Promotion) -> list[Bucket]:
     start, end = promotion.active.start, promotion.active.end
     if start is None or end is None:
-        return [_ANY_WEEK]
-    first, last = _week(start), _week(end)
-    if last - first + 1 > MAX_BUCKETED_WEEKS:
-        return [_ANY_WEEK]
-    return list(range(first, last + 1))
+        return [_ANY_TIME]
+    first, last = instant(start) - _MONDAY, instant(end) - _MONDAY
+    if last // _DAY - first // _DAY + 1 <= MAX_DAY_BUCKETED_DAYS:
+        return [("day", day) for day in range(first // _DAY, last // _DAY + 1)]
+    if last // _WEEK - first // _WEEK + 1 <= MAX_BUCKETED_WEEKS:
+        return [("week", week) for week in range(first // _WEEK, last // _WEEK + 1)]
+    return [_ANY_TIME]
 
 
 class PromotionIndex:
@@ -109,16 +120,16 @@ class PromotionIndex:
         # without reading the (cache-cold) promotion itself.
         self._prepared = {promotion_id: prepare(promotion)
                           for promotion_id, promotion in self._by_id.items()}
-        # (kind, week) → value → promotions: a receipt only touches the tables of its own week
-        # (and "any week"), which hold the promotions live around then — small, cache-warm
-        # dicts however many promotions are defined.
-        self._tables: dict[tuple[str, int], dict[str, list[Prepared]]] = {}
+        # (kind, bucket) → value → promotions: a receipt only touches the tables of its own
+        # day and week (and "any time"), which hold the promotions live around then — small,
+        # cache-warm dicts however many promotions are defined.
+        self._tables: dict[tuple[str, Bucket], dict[str, list[Prepared]]] = {}
         for filed in self._prepared.values():
             promotion = filed.promotion
-            weeks = _weeks(promotion)
+            buckets = _buckets(promotion)
             for kind, value in trigger_keys(promotion):
-                for week in weeks:
-                    self._tables.setdefault((kind, week), {}).setdefault(value, []).append(
+                for bucket in buckets:
+                    self._tables.setdefault((kind, bucket), {}).setdefault(value, []).append(
                         filed)
 
     def __len__(self) -> int:
@@ -149,12 +160,24 @@ class PromotionIndex:
         coupon_series: Iterable[str],
     ) -> list[Promotion]:
         """Every promotion that might apply to such a receipt (a superset), each once."""
-        groups: set[str] = set()
-        brands: set[str] = set()
-        for item in items:
-            groups.update(item.groups)
-            if item.brand:
-                brands.add(item.brand)
+        return [filed.promotion for filed in self.lookup(
+            now=now, skus=skus, items=items, customer=customer, coupon_series=coupon_series)]
+
+    def lookup(
+        self,
+        *,
+        now: datetime,
+        skus: Iterable[str],
+        items: Sequence[CatalogItem],
+        customer: Customer | None,
+        coupon_series: Iterable[str],
+    ) -> list[Prepared]:
+        """:meth:`candidates` as their :class:`~loyalty.eligibility.Prepared`, in filing
+        order. When ``now`` has a fixed UTC offset every one returned has
+        ``start <= instant(now) < end``."""
+        groups: set[str] = set().union(*[item.groups for item in items])
+        brands = {item.brand for item in items}
+        brands.discard("")
         probes: list[tuple[str, Iterable[str]]] = [
             ("all", ("",)), ("sku", skus), ("group", groups), ("brand", brands),
             ("coupon", {series.upper() for series in coupon_series}),
@@ -165,23 +188,23 @@ class PromotionIndex:
                 ("segment", customer.segments),
                 ("status", [f"{system}\x00{value}" for system, value in customer.statuses.items()]),
             ]
-        week = _week(now)
-        found: dict[Prepared, None] = {}
+        buckets = _buckets_at(now)
+        hits: list[list[Prepared]] = []
         tables = self._tables
         for kind, values in probes:
-            for bucket_week in (week, _ANY_WEEK):
-                table = tables.get((kind, bucket_week))
+            for bucket in buckets:
+                table = tables.get((kind, bucket))
                 if not table:
                     continue
                 # The intersection runs in C over the smaller side: a receipt's ~200 keys
                 # against a table of thousands, without a Python-level probe per key.
-                for value in table.keys() & values:
-                    found.update(dict.fromkeys(table[value]))
+                hits.extend([table[value] for value in table.keys() & values])
+        found = dict.fromkeys(chain.from_iterable(hits))
         if not isinstance(now.tzinfo, timezone):
             # Two datetimes of one non-fixed zone compare by wall clock (a DST fold): leave
             # the window test to the engine.
-            return [filed.promotion for filed in found]
-        # A week holds about twice the promotions running at any instant of it: drop those
-        # whose window does not hold ``now`` here, on integers.
+            return list(found)
+        # A table holds about twice the promotions running at any instant of its day or
+        # week: drop those whose window does not hold ``now`` here, on integers.
         moment = instant(now)
-        return [filed.promotion for filed in found if filed.start <= moment < filed.end]
+        return [filed for filed in found if filed.start <= moment < filed.end]

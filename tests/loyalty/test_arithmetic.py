@@ -9,7 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loyalty import allocate
-from loyalty.arithmetic import percent_of_down, percent_of_half_up, round_half_up
+from loyalty.arithmetic import (
+    allocate_in_order,
+    percent_of_down,
+    percent_of_half_up,
+    round_half_up,
+)
 
 
 def test_round_half_up() -> None:
@@ -58,3 +63,11 @@ def test_allocate_sums_exactly_and_stays_proportional(total: int, weights: list[
         assert exact - 1 < shares[n] < exact + 1
         if weight == 0:
             assert shares[n] == 0
+
+
+@given(st.integers(0, 10**9),
+       st.lists(st.integers(0, 10**7), min_size=1, max_size=30))
+@settings(max_examples=200)
+def test_allocate_in_order_is_allocate_by_position(total: int, weights: list[int]) -> None:
+    by_n = allocate(total, [(n + 1, weight) for n, weight in enumerate(weights)])
+    assert allocate_in_order(total, weights) == [by_n[n + 1] for n in range(len(weights))]

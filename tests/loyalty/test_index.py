@@ -84,3 +84,16 @@ def test_a_control_group_promotion_is_not_filed_by_its_reward() -> None:
     held = promo("held", {"type": "percent_off", "percent": "10", "on": {"skus": ["oil"]}},
                  audience={"control": "10"})
     assert trigger_keys(held) == [("all", "")]
+
+
+def test_short_campaigns_are_found_on_their_days_only() -> None:
+    # Filed by day: a weekend of double points touches two UTC days (and a third at its
+    # Moscow midnight end), a receipt meets it exactly while it runs.
+    weekend = promo("weekend", {"type": "points_percent", "percent": "5"},
+                    active={"from": "2026-02-14T00:00:00+03:00",
+                            "to": "2026-02-16T00:00:00+03:00"})
+    index = PromotionIndex([weekend, FEB])
+    assert _ids(index, now=datetime(2026, 2, 13, 23, 59, tzinfo=MSK)) == {"feb"}
+    assert _ids(index, now=datetime(2026, 2, 14, 0, 0, tzinfo=MSK)) == {"feb", "weekend"}
+    assert _ids(index, now=datetime(2026, 2, 15, 23, 59, tzinfo=MSK)) == {"feb", "weekend"}
+    assert _ids(index, now=datetime(2026, 2, 16, 0, 0, tzinfo=MSK)) == {"feb"}
