@@ -43,6 +43,7 @@ __all__ = [
     "on_the_clock",
     "prepare",
     "selects",
+    "step_key",
     "window_span",
 ]
 
@@ -107,12 +108,19 @@ class Prepared:
     accrues: bool  #: a points reward: it does nothing without a customer (§5.7)
     controlled: bool  #: has a control group (most have none: no hashing for them)
     discounts: bool  #: a reward that discounts lines
-    rank: tuple[int, str]  #: the step order key of §3.2: priority descending, then id
     listed: AppliedPromotion  #: how the promotion is listed when it applies
+    #: the promotion's place in the step order of §3.2 (priority descending, then id) among
+    #: the promotions it is priced with, as an integer (see PromotionIndex); 0 when alone
+    position: int = 0
 
 
-def prepare(promotion: Promotion) -> Prepared:
-    """:class:`Prepared` for ``promotion``."""
+def step_key(promotion: Promotion) -> tuple[int, str]:
+    """The step order of §3.2: priority descending, then id."""
+    return -promotion.priority, promotion.id
+
+
+def prepare(promotion: Promotion, position: int = 0) -> Prepared:
+    """:class:`Prepared` for ``promotion``, at ``position`` in the step order."""
     window, audience = promotion.active, promotion.audience
     start, end = window_span(window)
     dates_only = (not window.weekdays and window.hours is None and not promotion.stores
@@ -120,8 +128,7 @@ def prepare(promotion: Promotion) -> Prepared:
                   and promotion.conditions == _NO_CONDITIONS)
     return Prepared(promotion, start, end, dates_only, promotion.reward.is_points,
                     bool(audience.control), promotion.reward.is_discount,
-                    (-promotion.priority, promotion.id),
-                    AppliedPromotion(promotion.id, promotion.name))
+                    AppliedPromotion(promotion.id, promotion.name), position)
 
 
 def on_the_clock(window: ActiveWindow, weekday: int, minute: int) -> bool:

@@ -29,7 +29,7 @@ All arithmetic is on integers (shares as exact ratios); no float is ever made.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from fractions import Fraction
@@ -53,7 +53,6 @@ from loyalty.eligibility import (
     instant,
     last_valid_day,
     on_the_clock,
-    prepare,
     selects,
 )
 from loyalty.index import PromotionIndex
@@ -115,13 +114,15 @@ class _Line:
 class _Lines:
     """The receipt's lines in ``n`` order, with lookups by sku, group and brand."""
 
-    __slots__ = ("all", "by_brand", "by_group", "by_n", "by_sku", "credited_all")
+    __slots__ = ("all", "by_brand", "by_group", "by_n", "by_sku", "everywhere", "missed")
 
     def __init__(self, lines: list[_Line]) -> None:
         self.all = lines
-        #: the listing orders of promotions that changed every line (receipt-wide accrual),
-        #: kept once here instead of in each line's ``credits``
-        self.credited_all: list[int] = []
+        #: the listing orders of receipt-wide promotions that changed lines, kept once here
+        #: instead of in each line's ``credits``; ``missed`` maps a line's ``n`` to those of
+        #: them that did not change it
+        self.everywhere: list[int] = []
+        self.missed: dict[int, list[int]] = {}
         self.by_n = {line.n: line for line in lines}
         self.by_sku: dict[str, list[_Line]] = {}
         self.by_group: dict[str, list[_Line]] = {}
@@ -134,10 +135,14 @@ class _Lines:
                 if line.item.brand:
                     self.by_brand.setdefault(line.item.brand, []).append(line)
 
+    def credit_every_line(self, order: int, unchanged: Iterable[_Line]) -> None:
+        """List promotion ``order`` on every line except ``unchanged``."""
+        self.everywhere.append(order)
+        for line in unchanged:
+            self.missed.setdefault(line.n, []).append(order)
+
     def select(self, on: Selector, customer: Customer | None) -> list[_Line]:
         """The lines the selector picks, in ``n`` order."""
-        if on.is_all:
-            return self.all
         # Look up by the most selective key; `others` says whether any other key of the
         # selector still has to be checked on the hits.
         if on.skus:
@@ -149,8 +154,10 @@ class _Lines:
         elif on.brands:
             keys, table = on.brands, self.by_brand
             others = bool(on.favorites)
-        else:
+        elif on.favorites:
             return [line for line in self.all if selects(on, line.sku, line.item, customer)]
+        else:
+            return self.all
         if len(keys) == 1:
             hits = table.get(next(iter(keys)))
             if not hits:
@@ -171,6 +178,8 @@ class _Outcome:
     """What one eligible promotion did on this receipt."""
 
     promotion: Promotion
+    reward: Reward  #: the promotion's, read often
+    discounts: bool  #: the reward discounts lines
     listed: AppliedPromotion
     order: int  #: position in the listing order (step, then member)
     coupon: str | None
@@ -333,11 +342,13 @@ def _discounts(reward: Reward, lines: Sequence[_Line]) -> list[tuple[_Line, int]
     return []
 
 
-def _percent_off_alone(outcome: _Outcome, chosen: Sequence[_Line]) -> None:
-    """:func:`_discount_step` of a lone ``percent_off``: the most frequent step, inlined."""
-    percent = outcome.promotion.reward.percent
+def _percent_off_alone(outcome: _Outcome, chosen: Sequence[_Line]) -> list[_Line]:
+    """:func:`_discount_step` of a lone ``percent_off``, the most frequent step, inlined;
+    the lines it changed."""
+    percent = outcome.reward.percent
     numerator, denominator = percent.numerator, percent.denominator * 100
-    credit, exclusive, given = outcome.order, outcome.promotion.exclusive, 0
+    exclusive, given = outcome.promotion.exclusive, 0
+    changed = []
     for line in chosen:
         if line.no_discount or line.taken:
             continue
@@ -350,10 +361,11 @@ def _percent_off_alone(outcome: _Outcome, chosen: Sequence[_Line]) -> None:
         if value > 0:
             line.amount = amount - value
             given += value
-            line.credits.append(credit)
+            changed.append(line)
             if exclusive:
                 line.taken = True
     outcome.discount += given
+    return changed
 
 
 def _discount_step(step: Sequence[_Outcome], lines: _Lines,
@@ -366,29 +378,34 @@ def _discount_step(step: Sequence[_Outcome], lines: _Lines,
         if not chosen:
             return
         if reward.type == "percent_off":
-            _percent_off_alone(outcome, chosen)
-            return
-        credit, exclusive = outcome.order, promotion.exclusive
-        open_lines = [line for line in chosen if not (line.no_discount or line.taken)]
-        discounts = _discounts(reward, open_lines)
-        if (discounts and len(discounts) == len(lines.all)
-                and min(value for _, value in discounts) > 0):
-            lines.credited_all.append(credit)  # a receipt-wide reward that changed every line
-            credit = -1
-        for line, value in discounts:
-            if value > 0:
-                line.amount -= value
-                outcome.discount += value
-                if credit >= 0:
-                    line.credits.append(credit)
-                if exclusive:
-                    line.taken = True
+            changed = _percent_off_alone(outcome, chosen)
+        else:
+            exclusive, given = promotion.exclusive, 0
+            changed = []
+            for line, value in _discounts(reward, [line for line in chosen
+                                                   if not (line.no_discount or line.taken)]):
+                if value > 0:
+                    line.amount -= value
+                    given += value
+                    changed.append(line)
+                    if exclusive:
+                        line.taken = True
+            outcome.discount += given
+        if not reward.on.is_all:
+            for line in changed:
+                line.credits.append(outcome.order)
+        elif len(changed) == len(lines.all):
+            lines.credit_every_line(outcome.order, ())
+        elif changed:
+            numbers = {line.n for line in changed}
+            lines.credit_every_line(outcome.order,
+                                    [line for line in lines.all if line.n not in numbers])
         return
     # A group: every member is computed on the same amounts; each line keeps the largest
     # discount, ties to the earlier member.
     best: dict[int, tuple[int, _Outcome, _Line]] = {}
     for outcome in step:
-        reward = outcome.promotion.reward
+        reward = outcome.reward
         for line, value in _discounts(reward, _selected(reward, lines, customer,
                                                         for_discount=True)):
             if value > 0 and (line.n not in best or value > best[line.n][0]):
@@ -413,11 +430,15 @@ def _percent_points_step(members: Sequence[_Outcome], lines: _Lines,
                          customer: Customer | None, wide: _WidePoints) -> None:
     if len(members) == 1:  # the common case: no competition
         outcome = members[0]
-        reward = outcome.promotion.reward
+        reward = outcome.reward
         numerator, denominator = reward.percent.numerator, reward.percent.denominator * 100
-        if reward.on.is_all and wide.add(numerator, denominator):
-            lines.credited_all.append(outcome.order)
-            outcome.points += sum(wide.last)
+        if reward.on.is_all:
+            per_line = wide.add(numerator, denominator)
+            accrued = sum(per_line)
+            if accrued > 0:
+                outcome.points += accrued
+                lines.credit_every_line(outcome.order, [] if min(per_line) > 0 else [
+                    line for line, value in zip(lines.all, per_line, strict=True) if value <= 0])
             return
         credit, accrued = outcome.order, 0
         for line in _selected(reward, lines, customer, for_discount=False):
@@ -433,7 +454,7 @@ def _percent_points_step(members: Sequence[_Outcome], lines: _Lines,
     # A group: each line takes the largest accrual offered, ties to the earlier member.
     best: dict[int, tuple[int, _Outcome, _Line]] = {}
     for outcome in members:
-        reward = outcome.promotion.reward
+        reward = outcome.reward
         for line in _selected(reward, lines, customer, for_discount=False):
             value = percent_of_down(_accrual_base(line), reward.percent)
             if value > 0 and (line.n not in best or value > best[line.n][0]):
@@ -452,23 +473,18 @@ class _WidePoints:
     list arithmetic it costs a few C loops instead of a Python loop per line and promotion.
     """
 
-    __slots__ = ("bases", "last", "sums")
+    __slots__ = ("bases", "sums")
 
     def __init__(self, lines: Sequence[_Line]) -> None:
-        self.bases = [_accrual_base(line) for line in lines]
+        self.bases = [0 if line.no_accrual else line.amount - line.redeemed for line in lines]
         self.sums = [0] * len(lines)
-        self.last: list[int] = []
 
-    def add(self, numerator: int, denominator: int) -> bool:
-        """Accrue ``numerator / denominator`` of every line's base, rounded down per line, when
-        that gives every line points (then every line is credited); False and nothing added
-        otherwise (a line without points must not be listed)."""
+    def add(self, numerator: int, denominator: int) -> list[int]:
+        """Accrue ``numerator / denominator`` of every line's base, rounded down per line;
+        the points of each line."""
         points = [base * numerator // denominator for base in self.bases]
-        if not points or min(points) <= 0:
-            return False
         self.sums = list(map(add, self.sums, points))
-        self.last = points
-        return True
+        return points
 
 
 def _multiplier_step(members: Sequence[_Outcome], lines: _Lines,
@@ -477,7 +493,7 @@ def _multiplier_step(members: Sequence[_Outcome], lines: _Lines,
     # member); a factor of 1 changes nothing and is not offered.
     best: dict[int, tuple[Fraction, _Outcome, _Line]] = {}
     for outcome in members:
-        reward = outcome.promotion.reward
+        reward = outcome.reward
         factor = reward.factor
         if factor == 1:
             continue
@@ -499,20 +515,20 @@ def _fixed_points_step(members: Sequence[_Outcome], lines: _Lines,
                        customer: Customer | None) -> None:
     best: _Outcome | None = None
     for outcome in members:
-        reward = outcome.promotion.reward
+        reward = outcome.reward
         can_accrue = any(not line.no_accrual
                          for line in _selected(reward, lines, customer, for_discount=False))
-        if can_accrue and (best is None or reward.points > best.promotion.reward.points):
+        if can_accrue and (best is None or reward.points > best.reward.points):
             best = outcome
     if best is not None:
-        best.points += best.promotion.reward.points
+        best.points += best.reward.points
 
 
 # --------------------------------------------------------------------------- the engine
 
 
 def _steps(eligible: Sequence[tuple[Prepared, str | None]]) -> list[list[_Outcome]]:
-    ordered = sorted(eligible, key=lambda pair: pair[0].rank)
+    ordered = sorted(eligible, key=lambda pair: pair[0].position)
     steps: list[list[tuple[Prepared, str | None]]] = []
     by_group: dict[str, list[tuple[Prepared, str | None]]] = {}
     for pair in ordered:
@@ -529,7 +545,9 @@ def _steps(eligible: Sequence[tuple[Prepared, str | None]]) -> list[list[_Outcom
     for step in steps:
         outcomes = []
         for prepared, code in step:
-            outcomes.append(_Outcome(prepared.promotion, prepared.listed, order, code))
+            promotion = prepared.promotion
+            outcomes.append(_Outcome(promotion, promotion.reward, prepared.discounts,
+                                     prepared.listed, order, code))
             order += 1
         result.append(outcomes)
     return result
@@ -558,12 +576,12 @@ def _accrue(steps: Sequence[Sequence[_Outcome]], lines: _Lines, customer: Custom
         "points_percent": [], "points_multiplier": [], "points_fixed": []}
     for step in steps:
         if len(step) == 1:
-            stage = stages.get(step[0].promotion.reward.type)
+            stage = stages.get(step[0].reward.type)
             if stage is not None:
                 stage.append(step)
             continue
         for kind, stage in stages.items():
-            members = [outcome for outcome in step if outcome.promotion.reward.type == kind]
+            members = [outcome for outcome in step if outcome.reward.type == kind]
             if members:
                 stage.append(members)
     if stages["points_percent"]:
@@ -577,7 +595,8 @@ def _accrue(steps: Sequence[Sequence[_Outcome]], lines: _Lines, customer: Custom
     for fixed in stages["points_fixed"]:
         _fixed_points_step(fixed, lines, customer)
     for line in lines.all:
-        line.points = line.multiplied
+        line.points = (line.multiplied if line.factor_denominator != line.factor_numerator
+                       else line.percent_points)
 
 
 def _messages(receipt: Receipt, customer: Customer | None, applied: Sequence[_Outcome],
@@ -615,7 +634,7 @@ def _effects(receipt: Receipt, customer: Customer | None,
             for delta in outcome.promotion.counters:
                 counters[delta.name] = counters.get(delta.name, 0) + delta.add
     # A `none` reward "applies" for its coupon: the code is spent when it was eligible.
-    coupon_users = [*applied, *(o for o in outcomes if o.promotion.reward.type == "none")]
+    coupon_users = [*applied, *(o for o in outcomes if o.reward.type == "none")]
     spent: list[str] = []
     for outcome in coupon_users:
         if outcome.coupon is not None and outcome.coupon not in spent:
@@ -630,25 +649,27 @@ def _effects(receipt: Receipt, customer: Customer | None,
 def _line_results(receipt: Receipt, lines: _Lines,
                   outcomes: Sequence[_Outcome]) -> tuple[LineResult, ...]:
     ids = [outcome.promotion.id for outcome in outcomes]  # by listing order
-    everywhere = lines.credited_all
+    everywhere, missed = lines.everywhere, lines.missed
     everywhere_ids = tuple([ids[order] for order in sorted(everywhere)])
     # Lines changed by the same promotions share their listing (most lines of a receipt
     # with receipt-wide rewards are changed by those alone).
-    listings: dict[tuple[int, ...], tuple[str, ...]] = {}
+    listings: dict[tuple[tuple[int, ...], tuple[int, ...]], tuple[str, ...]] = {}
     results = []
     for request_line in receipt.lines:
         line = lines.by_n[request_line.n]
         credited = line.credits
-        if not credited:
+        skipped = missed.get(line.n, ())
+        if not credited and not skipped:
             promotion_ids = everywhere_ids
         elif not everywhere and len(credited) == 1:
             promotion_ids = (ids[credited[0]],)
         else:
-            key = tuple(credited)
+            key = (tuple(credited), tuple(skipped))
             known = listings.get(key)
             if known is None:  # step order, each promotion once
+                orders = credited + [order for order in everywhere if order not in skipped]
                 known = listings[key] = tuple(dict.fromkeys(
-                    [ids[order] for order in sorted(credited + everywhere)]))
+                    [ids[order] for order in sorted(orders)]))
             promotion_ids = known
         results.append(LineResult(
             n=line.n, discount=line.original - line.amount, amount=line.amount,
@@ -696,7 +717,7 @@ def price_receipt(
     fixed_offset = isinstance(now.tzinfo, timezone)
     offers = []
     if customer is not None:
-        offers = [prepare(offer.as_promotion()) for offer in customer.personal_offers
+        offers = [promotions.place(offer.as_promotion()) for offer in customer.personal_offers
                   if offer.accepted and in_window(offer.valid, now, tz)]
 
     local = now.astimezone(tz)
@@ -724,7 +745,11 @@ def price_receipt(
     steps = _steps(eligible)
 
     for step in steps:
-        members = [outcome for outcome in step if outcome.promotion.reward.is_discount]
+        if len(step) == 1:
+            if step[0].discounts:
+                _discount_step(step, lines, customer)
+            continue
+        members = [outcome for outcome in step if outcome.discounts]
         if members:
             _discount_step(members, lines, customer)
     redeem = redeem_max = 0
@@ -736,7 +761,7 @@ def price_receipt(
     applied = [o for o in outcomes if o.discount > 0 or o.points > 0]
     results = _line_results(receipt, lines, outcomes)
     discount = sum(result.discount for result in results)
-    fixed = sum(o.points for o in outcomes if o.promotion.reward.type == "points_fixed")
+    fixed = sum(o.points for o in outcomes if o.reward.type == "points_fixed")
     balance = customer.balance if customer is not None else None
     return Calculation(
         receipt_id=receipt.id,

@@ -27,12 +27,13 @@ checks every candidate's other rules, so the index may over-approximate but neve
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timezone
 from itertools import chain
 
 from loyalty.documents import CatalogItem, Customer, Promotion, Selector
-from loyalty.eligibility import Prepared, instant, prepare
+from loyalty.eligibility import Prepared, instant, prepare, step_key
 
 __all__ = ["MAX_BUCKETED_WEEKS", "MAX_DAY_BUCKETED_DAYS", "PromotionIndex"]
 
@@ -115,11 +116,16 @@ class PromotionIndex:
         self._by_id: dict[str, Promotion] = {}
         for promotion in promotions:
             self._by_id[promotion.id] = promotion  # a later document with the same id wins
+        # The step order of all promotions, once: a receipt sorts its eligible promotions by
+        # integer positions (even numbers; odd ones place promotions priced alongside, see
+        # place()) instead of comparing (priority, id) tuples.
+        ordered = sorted(self._by_id.values(), key=step_key)
+        self._step_keys = [step_key(promotion) for promotion in ordered]
         # One Prepared per promotion, the same object in every table it is filed in: hashed
         # by identity, it lets a lookup drop duplicates and promotions not running now
         # without reading the (cache-cold) promotion itself.
-        self._prepared = {promotion_id: prepare(promotion)
-                          for promotion_id, promotion in self._by_id.items()}
+        self._prepared = {promotion.id: prepare(promotion, 2 * place)
+                          for place, promotion in enumerate(ordered)}
         # (kind, bucket) → value → promotions: a receipt only touches the tables of its own
         # day and week (and "any time"), which hold the promotions live around then — small,
         # cache-warm dicts however many promotions are defined.
@@ -144,11 +150,16 @@ class PromotionIndex:
 
     def prepared(self, promotion: Promotion) -> Prepared:
         """:func:`~loyalty.eligibility.prepare` of ``promotion``, done at build for the
-        promotions of this index."""
+        promotions of this index, else by :meth:`place`."""
         filed = self._prepared.get(promotion.id)
         if filed is not None and filed.promotion is promotion:
             return filed
-        return prepare(promotion)
+        return self.place(promotion)
+
+    def place(self, promotion: Promotion) -> Prepared:
+        """``promotion`` (not of this index: a personal offer) prepared with an odd position
+        among this index's, after those of equal step key."""
+        return prepare(promotion, 2 * bisect_right(self._step_keys, step_key(promotion)) - 1)
 
     def candidates(
         self,
