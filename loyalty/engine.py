@@ -721,7 +721,8 @@ def price_receipt(
                   if offer.accepted and in_window(offer.valid, now, tz)]
 
     local = now.astimezone(tz)
-    context = _Context(now, instant(now) if fixed_offset else None,
+    now_instant = instant(now) if fixed_offset else None
+    context = _Context(now, now_instant,
                        local.isoweekday(), local.hour * 60 + local.minute, store,
                        customer, total, lines, usable_coupons)
     eligible: list[tuple[Prepared, str | None]] = []
@@ -729,9 +730,9 @@ def price_receipt(
     for prepared in chain(candidates, offers):
         if customer is None and prepared.accrues:
             continue  # accrues nothing without a customer: no effect, no listing (§5.7)
-        if fixed_offset and prepared.dates_only:
-            # most candidates: the index has held their window against `now` already
-            eligible.append((prepared, None))
+        if prepared.dates_only and now_instant is not None:  # most candidates
+            if prepared.start <= now_instant < prepared.end:
+                eligible.append((prepared, None))
             continue
         ok, code = _eligible(prepared, context)
         if not ok:

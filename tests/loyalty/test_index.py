@@ -97,3 +97,19 @@ def test_short_campaigns_are_found_on_their_days_only() -> None:
     assert _ids(index, now=datetime(2026, 2, 14, 0, 0, tzinfo=MSK)) == {"feb", "weekend"}
     assert _ids(index, now=datetime(2026, 2, 15, 23, 59, tzinfo=MSK)) == {"feb", "weekend"}
     assert _ids(index, now=datetime(2026, 2, 16, 0, 0, tzinfo=MSK)) == {"feb"}
+
+
+def test_promotions_priced_alongside_take_their_place_in_the_step_order() -> None:
+    # Steps run by priority descending, then id (§3.2); a personal offer (priority 0) is
+    # placed among the index's promotions by the same key, after one with an equal key.
+    reward = {"type": "percent_off", "percent": "10"}
+    first, third = promo("a", reward), promo("c", reward)
+    urgent = promo("z", reward, priority=5)
+    index = PromotionIndex([third, urgent, first])
+    offer = promo("b", reward)
+    positions = {p.id: index.prepared(p).position for p in (first, third, urgent)}
+    assert positions["z"] < positions["a"] < index.place(offer).position < positions["c"]
+    same_key = promo("a", reward)
+    assert positions["a"] < index.place(same_key).position < positions["c"]
+    assert index.place(promo("y", reward, priority=9)).position < positions["z"]
+    assert index.place(promo("zz", reward)).position > positions["c"]

@@ -26,6 +26,7 @@ from loyalty import (
     parse_promotion,
     price_receipt,
 )
+from loyalty.eligibility import Prepared
 from loyalty.values import QUANTITY_SCALE
 
 from .helpers import MSK
@@ -164,8 +165,8 @@ def scenarios(draw: st.DrawFn) -> tuple[Receipt, dict[str, CatalogItem], list[Pr
 class _EveryPromotion(PromotionIndex):
     """An index that returns every promotion: what pricing would see without indexing."""
 
-    def candidates(self, **_: Any) -> list[Promotion]:
-        return list(self)
+    def lookup(self, **_: Any) -> list[Prepared]:
+        return [self.prepared(promotion) for promotion in self]
 
 
 def _price(receipt: Receipt, items: dict[str, CatalogItem], index: PromotionIndex,
