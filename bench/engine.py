@@ -27,8 +27,9 @@ Times are per receipt, wall clock and the pricing thread's CPU time (the CPU fig
 what the engine costs; wall p99 on a shared machine mostly measures the scheduler). Each
 receipt is priced ``--passes`` times (default 3) and keeps its best time, and the promotion
 counts of one receipt size are measured in turns within each pass (the same receipts against
-every index): on this shared box the speed of the same code drifts by ±40% over minutes,
-which made ratios of cases measured minutes apart mean little. The
+every index, each turn after an untimed pass over the batch): on this shared box the speed of
+the same code drifts by ±40% over minutes, which made ratios of cases measured minutes apart
+mean little. The
 ratios printed are of the 100 000-promotion case over the 100 case; a last table keeps the
 same 100 live promotions and adds 99 900 that are not running today, to show what merely
 *defined* promotions cost.
@@ -275,7 +276,9 @@ def measure(world: World, customers: list[Customer], indexes: list[PromotionInde
     for _ in range(passes):
         for turn, index in enumerate(indexes):
             wall, cpu = walls[turn], cpus[turn]
-            for receipt, customer in batch[:10]:  # warm up: a running server is warm
+            # Warm up on the whole batch: a running server is warm, and the turn before
+            # (another index) has filled the caches with its own data.
+            for receipt, customer in batch:
                 price_receipt(receipt, catalog={line.sku: world.catalog[line.sku]
                                                 for line in receipt.lines},
                               promotions=index, customer=customer, store="S001", tz=TZ)
