@@ -13,8 +13,9 @@ is ``receipt.opened_at``. The passes are:
    control group; held-out promotions are listed under ``control`` and do nothing else.
    The index's :class:`~loyalty.eligibility.Prepared` of each candidate settles the
    window on integers and spares reading the rules of promotions that have none.
-3. **Steps** (§3.2): eligible promotions by priority descending, id ascending; the members
-   of a non-empty group form one step at the place of their first member.
+3. **Steps** (§3.2): eligible promotions by priority descending, id ascending (sorted on
+   the integer positions the index gives); the members of a non-empty group form one step
+   at the place of their first member.
 4. **Discounts** (§3.3–3.4, §5.2–5.6) step by step on the amounts left by earlier steps;
    within a group every member is computed on the same amounts and each line keeps the
    largest discount (ties: earlier member). Every share is exact and rounded half up,
@@ -23,6 +24,10 @@ is ``receipt.opened_at``. The passes are:
 6. **Accrual** (§3.6, §5.7): ``points_percent`` per line on amount after discounts and
    redemption, rounded down; multipliers compound on that base; ``points_fixed`` once.
 7. **Listing, messages and effects** (§3.7–3.8, §5.15) in step order.
+
+Receipt-wide rewards touch every line of every receipt, so they are done in bulk: percent
+accrual as list arithmetic over the lines' bases, and their listing recorded once per
+receipt with the lines they missed (``_Lines.everywhere`` / ``missed``) instead of per line.
 
 All arithmetic is on integers (shares as exact ratios); no float is ever made.
 """

@@ -161,19 +161,6 @@ class PromotionIndex:
         among this index's, after those of equal step key."""
         return prepare(promotion, 2 * bisect_right(self._step_keys, step_key(promotion)) - 1)
 
-    def candidates(
-        self,
-        *,
-        now: datetime,
-        skus: Iterable[str],
-        items: Sequence[CatalogItem],
-        customer: Customer | None,
-        coupon_series: Iterable[str],
-    ) -> list[Promotion]:
-        """Every promotion that might apply to such a receipt (a superset), each once."""
-        return [filed.promotion for filed in self.lookup(
-            now=now, skus=skus, items=items, customer=customer, coupon_series=coupon_series)]
-
     def lookup(
         self,
         *,
@@ -183,9 +170,9 @@ class PromotionIndex:
         customer: Customer | None,
         coupon_series: Iterable[str],
     ) -> list[Prepared]:
-        """:meth:`candidates` as their :class:`~loyalty.eligibility.Prepared`, in filing
-        order. When ``now`` has a fixed UTC offset every one returned has
-        ``start <= instant(now) < end``."""
+        """Every promotion that might apply to such a receipt (a superset), each once, as
+        its :class:`~loyalty.eligibility.Prepared`. When ``now`` has a fixed UTC offset,
+        only those whose window holds it."""
         groups: set[str] = set().union(*[item.groups for item in items])
         brands = {item.brand for item in items}
         brands.discard("")

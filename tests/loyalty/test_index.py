@@ -37,8 +37,8 @@ ALL = [BY_SKU, BY_GROUP, BY_BRAND, BY_ITEMS, BY_COUPON, COUNTING, VIP, GOLD, MAR
 def _ids(index: PromotionIndex, *, now: datetime = FEB_MONDAY, skus: tuple[str, ...] = (),
          who: Customer | None = None, coupons: tuple[str, ...] = ()) -> set[str]:
     items = [entry for entry in (OIL, BREAD) if entry.sku in skus]
-    return {p.id for p in index.candidates(now=now, skus=skus, items=items, customer=who,
-                                           coupon_series=coupons)}
+    found = index.lookup(now=now, skus=skus, items=items, customer=who, coupon_series=coupons)
+    return {filed.promotion.id for filed in found}
 
 
 def test_trigger_keys() -> None:
