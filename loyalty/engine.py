@@ -361,8 +361,7 @@ def _percent_off_alone(outcome: _Outcome, chosen: Sequence[_Line]) -> list[_Line
         capacity = amount - line.floor
         if capacity <= 0:
             continue
-        value = (2 * amount * numerator + denominator) // (2 * denominator)  # half up
-        value = min(value, capacity)
+        value = min(round_half_up(amount * numerator, denominator), capacity)
         if value > 0:
             line.amount = amount - value
             given += value
@@ -481,7 +480,7 @@ class _WidePoints:
     __slots__ = ("bases", "sums")
 
     def __init__(self, lines: Sequence[_Line]) -> None:
-        self.bases = [0 if line.no_accrual else line.amount - line.redeemed for line in lines]
+        self.bases = [_accrual_base(line) for line in lines]
         self.sums = [0] * len(lines)
 
     def add(self, numerator: int, denominator: int) -> list[int]:
