@@ -108,6 +108,7 @@ class Prepared:
     accrues: bool  #: a points reward: it does nothing without a customer (§5.7)
     controlled: bool  #: has a control group (most have none: no hashing for them)
     discounts: bool  #: a reward that discounts lines
+    wide: bool  #: the reward's selector is empty: it selects every line of the receipt
     listed: AppliedPromotion  #: how the promotion is listed when it applies
     #: the promotion's place in the step order of §3.2 (priority descending, then id) among
     #: the promotions it is priced with, as an integer (see PromotionIndex); 0 when alone
@@ -128,7 +129,8 @@ def prepare(promotion: Promotion, position: int = 0) -> Prepared:
                   and promotion.conditions == _NO_CONDITIONS)
     return Prepared(promotion, start, end, dates_only, promotion.reward.is_points,
                     bool(audience.control), promotion.reward.is_discount,
-                    AppliedPromotion(promotion.id, promotion.name), position)
+                    promotion.reward.on.is_all, AppliedPromotion(promotion.id, promotion.name),
+                    position)
 
 
 def on_the_clock(window: ActiveWindow, weekday: int, minute: int) -> bool:

@@ -34,12 +34,13 @@ All arithmetic is on integers (shares as exact ratios); no float is ever made.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from fractions import Fraction
 from itertools import chain
-from operator import add
+from operator import attrgetter
 from typing import Literal
 
 from loyalty.arithmetic import (
@@ -78,7 +79,8 @@ from loyalty.values import (
 
 __all__ = ["coupon_matches", "price_receipt"]
 
-_NO_ITEM = CatalogItem(sku="")
+_position = attrgetter("position")
+_offer_id = attrgetter("id")
 
 
 @dataclass(slots=True)
@@ -185,6 +187,7 @@ class _Outcome:
     promotion: Promotion
     reward: Reward  #: the promotion's, read often
     discounts: bool  #: the reward discounts lines
+    wide: bool  #: the reward selects every line
     listed: AppliedPromotion
     order: int  #: position in the listing order (step, then member)
     coupon: str | None
@@ -372,6 +375,30 @@ def _percent_off_alone(outcome: _Outcome, chosen: Sequence[_Line]) -> list[_Line
     return changed
 
 
+def _amount_off_alone(outcome: _Outcome, chosen: Sequence[_Line]) -> list[_Line]:
+    """:func:`_discount_step` of a lone ``amount_off`` (mostly receipt-wide, so on every
+    line), inlined; the lines it changed."""
+    open_lines = [line for line in chosen if not (line.no_discount or line.taken)]
+    amounts = [line.amount for line in open_lines]
+    spread = allocate_in_order(min(outcome.reward.amount, sum(amounts)), amounts)
+    exclusive, given = outcome.promotion.exclusive, 0
+    changed = []
+    for line, share in zip(open_lines, spread, strict=True):
+        if share <= 0:
+            continue
+        # A share never exceeds its line's amount (the total spread is at most their sum),
+        # so only a min_price floor can cap it.
+        value = min(share, line.amount - line.floor) if line.floor else share
+        if value > 0:
+            line.amount -= value
+            given += value
+            changed.append(line)
+            if exclusive:
+                line.taken = True
+    outcome.discount += given
+    return changed
+
+
 def _discount_step(step: Sequence[_Outcome], lines: _Lines,
                    customer: Customer | None) -> None:
     if len(step) == 1:  # the common case: no competition, apply as computed
@@ -383,6 +410,8 @@ def _discount_step(step: Sequence[_Outcome], lines: _Lines,
             return
         if reward.type == "percent_off":
             changed = _percent_off_alone(outcome, chosen)
+        elif reward.type == "amount_off":
+            changed = _amount_off_alone(outcome, chosen)
         else:
             exclusive, given = promotion.exclusive, 0
             changed = []
@@ -395,7 +424,7 @@ def _discount_step(step: Sequence[_Outcome], lines: _Lines,
                     if exclusive:
                         line.taken = True
             outcome.discount += given
-        if not reward.on.is_all:
+        if not outcome.wide:
             for line in changed:
                 line.credits.append(outcome.order)
         elif len(changed) == len(lines.all):
@@ -436,7 +465,7 @@ def _percent_points_step(members: Sequence[_Outcome], lines: _Lines,
         outcome = members[0]
         reward = outcome.reward
         numerator, denominator = reward.percent.numerator, reward.percent.denominator * 100
-        if reward.on.is_all:
+        if outcome.wide:
             per_line = wide.add(numerator, denominator)
             accrued = sum(per_line)
             if accrued > 0:
@@ -477,18 +506,24 @@ class _WidePoints:
     list arithmetic it costs a few C loops instead of a Python loop per line and promotion.
     """
 
-    __slots__ = ("bases", "sums")
+    __slots__ = ("accrued", "bases")
 
     def __init__(self, lines: Sequence[_Line]) -> None:
         self.bases = [_accrual_base(line) for line in lines]
-        self.sums = [0] * len(lines)
+        self.accrued: list[list[int]] = []
 
     def add(self, numerator: int, denominator: int) -> list[int]:
         """Accrue ``numerator / denominator`` of every line's base, rounded down per line;
         the points of each line."""
         points = [base * numerator // denominator for base in self.bases]
-        self.sums = list(map(add, self.sums, points))
+        self.accrued.append(points)
         return points
+
+    def sums(self) -> list[int]:
+        """Each line's points from all receipt-wide promotions."""
+        if not self.accrued:
+            return [0] * len(self.bases)
+        return list(map(sum, zip(*self.accrued, strict=True)))
 
 
 def _multiplier_step(members: Sequence[_Outcome], lines: _Lines,
@@ -531,30 +566,95 @@ def _fixed_points_step(members: Sequence[_Outcome], lines: _Lines,
 # --------------------------------------------------------------------------- the engine
 
 
-def _steps(eligible: Sequence[tuple[Prepared, str | None]]) -> list[list[_Outcome]]:
-    ordered = sorted(eligible, key=lambda pair: pair[0].position)
-    steps: list[list[tuple[Prepared, str | None]]] = []
-    by_group: dict[str, list[tuple[Prepared, str | None]]] = {}
-    for pair in ordered:
-        group = pair[0].promotion.group
-        if not group:
-            steps.append([pair])
-        elif group in by_group:
-            by_group[group].append(pair)
+def _steps(candidates: Sequence[Prepared],
+           context: _Context) -> tuple[list[list[_Outcome]], list[Promotion]]:
+    """The eligible candidates as steps (§3.2), and the promotions held out as control.
+
+    ``candidates`` are in step order; the members of a group form one step at the place of
+    their first member.
+    """
+    steps: list[list[_Outcome]] = []
+    by_group: dict[str, list[_Outcome]] = {}
+    control: list[Promotion] = []
+    customer, now = context.customer, context.now_instant
+    for prepared in candidates:
+        if customer is None and prepared.accrues:
+            continue  # accrues nothing without a customer: no effect, no listing (§5.7)
+        promotion = prepared.promotion
+        code = None
+        if prepared.dates_only and now is not None:  # most candidates
+            if not prepared.start <= now < prepared.end:
+                continue
         else:
-            step = by_group[group] = [pair]
+            ok, code = _eligible(prepared, context)
+            if not ok:
+                continue
+            if prepared.controlled and held_out(promotion.id, promotion.audience.control,
+                                                customer):
+                control.append(promotion)
+                continue
+        # `order` is the listing order (step, then member): the step's index until a group
+        # gathers members, then renumbered below.
+        outcome = _Outcome(promotion, promotion.reward, prepared.discounts, prepared.wide,
+                           prepared.listed, len(steps), code)
+        group = promotion.group
+        if not group:
+            steps.append([outcome])
+        elif group in by_group:
+            by_group[group].append(outcome)
+        else:
+            step = by_group[group] = [outcome]
             steps.append(step)
-    result: list[list[_Outcome]] = []
-    order = 0
+    if by_group:
+        for order, outcome in enumerate(chain.from_iterable(steps)):
+            outcome.order = order
+    return steps, control
+
+
+@dataclass(slots=True)
+class _Stages:
+    """The points steps in step order, by the accrual stage they belong to (§3.6)."""
+
+    percent: list[Sequence[_Outcome]] = field(default_factory=list)
+    multiplier: list[Sequence[_Outcome]] = field(default_factory=list)
+    fixed: list[Sequence[_Outcome]] = field(default_factory=list)
+
+    def add(self, step: Sequence[_Outcome]) -> None:
+        """File a step's points members (most steps are one promotion)."""
+        if len(step) == 1:
+            kind = step[0].reward.type
+            if kind == "points_percent":
+                self.percent.append(step)
+            elif kind == "points_multiplier":
+                self.multiplier.append(step)
+            elif kind == "points_fixed":
+                self.fixed.append(step)
+            return
+        for kind, stage in (("points_percent", self.percent),
+                            ("points_multiplier", self.multiplier),
+                            ("points_fixed", self.fixed)):
+            members = [outcome for outcome in step if outcome.reward.type == kind]
+            if members:
+                stage.append(members)
+
+
+def _discount(steps: Sequence[Sequence[_Outcome]], lines: _Lines,
+              customer: Customer | None) -> _Stages:
+    """Apply the discount steps in order (§3.3); the points steps, filed for accrual."""
+    stages = _Stages()
     for step in steps:
-        outcomes = []
-        for prepared, code in step:
-            promotion = prepared.promotion
-            outcomes.append(_Outcome(promotion, promotion.reward, prepared.discounts,
-                                     prepared.listed, order, code))
-            order += 1
-        result.append(outcomes)
-    return result
+        if len(step) == 1:
+            if step[0].discounts:
+                _discount_step(step, lines, customer)
+            else:
+                stages.add(step)
+            continue
+        members = [outcome for outcome in step if outcome.discounts]
+        if members:
+            _discount_step(members, lines, customer)
+        if len(members) < len(step):
+            stages.add(step)
+    return stages
 
 
 def _redeem(lines: _Lines, customer: Customer, requested: int,
@@ -573,30 +673,17 @@ def _redeem(lines: _Lines, customer: Customer, requested: int,
     return redeem, redeem_max
 
 
-def _accrue(steps: Sequence[Sequence[_Outcome]], lines: _Lines, customer: Customer) -> None:
+def _accrue(stages: _Stages, lines: _Lines, customer: Customer) -> None:
     """Accrual (§3.6, §5.7): percent steps make the base, multipliers compound, fixed last."""
-    # Each step's members of each points reward, in step order (most steps are one member).
-    stages: dict[str, list[Sequence[_Outcome]]] = {
-        "points_percent": [], "points_multiplier": [], "points_fixed": []}
-    for step in steps:
-        if len(step) == 1:
-            stage = stages.get(step[0].reward.type)
-            if stage is not None:
-                stage.append(step)
-            continue
-        for kind, stage in stages.items():
-            members = [outcome for outcome in step if outcome.reward.type == kind]
-            if members:
-                stage.append(members)
-    if stages["points_percent"]:
+    if stages.percent:
         wide = _WidePoints(lines.all)
-        for percent in stages["points_percent"]:
+        for percent in stages.percent:
             _percent_points_step(percent, lines, customer, wide)
-        for line, points in zip(lines.all, wide.sums, strict=True):
+        for line, points in zip(lines.all, wide.sums(), strict=True):
             line.percent_points += points
-    for multipliers in stages["points_multiplier"]:
+    for multipliers in stages.multiplier:
         _multiplier_step(multipliers, lines, customer)
-    for fixed in stages["points_fixed"]:
+    for fixed in stages.fixed:
         _fixed_points_step(fixed, lines, customer)
     for line in lines.all:
         line.points = (line.multiplied if line.factor_denominator != line.factor_numerator
@@ -653,8 +740,11 @@ def _effects(receipt: Receipt, customer: Customer | None,
 def _line_results(receipt: Receipt, lines: _Lines,
                   outcomes: Sequence[_Outcome]) -> tuple[LineResult, ...]:
     ids = [outcome.promotion.id for outcome in outcomes]  # by listing order
-    everywhere, missed = lines.everywhere, lines.missed
-    everywhere_ids = tuple([ids[order] for order in sorted(everywhere)])
+    missed = lines.missed
+    # A promotion is listed on a line once: a receipt-wide one in `everywhere` (less the
+    # lines it missed), any other in the credits of each line it changed, once.
+    everywhere = sorted(lines.everywhere)
+    everywhere_ids = tuple([ids[order] for order in everywhere])
     # Lines changed by the same promotions share their listing (most lines of a receipt
     # with receipt-wide rewards are changed by those alone).
     listings: dict[tuple[tuple[int, ...], tuple[int, ...]], tuple[str, ...]] = {}
@@ -663,17 +753,19 @@ def _line_results(receipt: Receipt, lines: _Lines,
         line = lines.by_n[request_line.n]
         credited = line.credits
         skipped = missed.get(line.n, ())
-        if not credited and not skipped:
-            promotion_ids = everywhere_ids
-        elif not everywhere and len(credited) == 1:
-            promotion_ids = (ids[credited[0]],)
+        if not skipped and len(credited) <= 1:
+            if not credited:
+                promotion_ids = everywhere_ids
+            else:  # one more promotion, in its place in step order
+                order = credited[0]
+                place = bisect_left(everywhere, order)
+                promotion_ids = (*everywhere_ids[:place], ids[order], *everywhere_ids[place:])
         else:
             key = (tuple(credited), tuple(skipped))
             known = listings.get(key)
-            if known is None:  # step order, each promotion once
+            if known is None:
                 orders = credited + [order for order in everywhere if order not in skipped]
-                known = listings[key] = tuple(dict.fromkeys(
-                    [ids[order] for order in sorted(orders)]))
+                known = listings[key] = tuple([ids[order] for order in sorted(orders)])
             promotion_ids = known
         results.append(LineResult(
             n=line.n, discount=line.original - line.amount, amount=line.amount,
@@ -718,49 +810,25 @@ def price_receipt(
         items=[line.item for line in lines.all if line.item is not None],
         customer=customer, coupon_series=series,
     )
-    fixed_offset = isinstance(now.tzinfo, timezone)
-    offers = []
-    if customer is not None:
-        offers = [promotions.place(offer.as_promotion()) for offer in customer.personal_offers
-                  if offer.accepted and in_window(offer.valid, now, tz)]
+    if customer is not None and customer.personal_offers:
+        # Offers are all of priority 0, so often placed alike among the index's promotions:
+        # taken in id order, the stable sort below keeps §3.2's id order among them.
+        candidates += [promotions.place(offer.as_promotion())
+                       for offer in sorted(customer.personal_offers, key=_offer_id)
+                       if offer.accepted and in_window(offer.valid, now, tz)]
+    candidates.sort(key=_position)
 
     local = now.astimezone(tz)
-    now_instant = instant(now) if fixed_offset else None
+    now_instant = instant(now) if isinstance(now.tzinfo, timezone) else None
     context = _Context(now, now_instant,
                        local.isoweekday(), local.hour * 60 + local.minute, store,
                        customer, total, lines, usable_coupons)
-    eligible: list[tuple[Prepared, str | None]] = []
-    control: list[Promotion] = []
-    for prepared in chain(candidates, offers):
-        if customer is None and prepared.accrues:
-            continue  # accrues nothing without a customer: no effect, no listing (§5.7)
-        if prepared.dates_only and now_instant is not None:  # most candidates
-            if prepared.start <= now_instant < prepared.end:
-                eligible.append((prepared, None))
-            continue
-        ok, code = _eligible(prepared, context)
-        if not ok:
-            continue
-        promotion = prepared.promotion
-        if prepared.controlled and held_out(promotion.id, promotion.audience.control,
-                                            customer):
-            control.append(promotion)
-        else:
-            eligible.append((prepared, code))
-    steps = _steps(eligible)
-
-    for step in steps:
-        if len(step) == 1:
-            if step[0].discounts:
-                _discount_step(step, lines, customer)
-            continue
-        members = [outcome for outcome in step if outcome.discounts]
-        if members:
-            _discount_step(members, lines, customer)
+    steps, control = _steps(candidates, context)
+    stages = _discount(steps, lines, customer)
     redeem = redeem_max = 0
     if customer is not None:
         redeem, redeem_max = _redeem(lines, customer, receipt.points_to_redeem, redeem_limit)
-        _accrue(steps, lines, customer)
+        _accrue(stages, lines, customer)
 
     outcomes = [outcome for step in steps for outcome in step]
     applied = [o for o in outcomes if o.discount > 0 or o.points > 0]

@@ -73,3 +73,15 @@ def test_favorite_products() -> None:
     assert [r.discount for r in price(the_receipt, [favorites], ITEMS, other).lines] == [
         0, 1500, 0]
     assert price(the_receipt, [favorites], ITEMS).discount == 0
+
+
+def test_offers_of_equal_value_tie_to_the_lower_id_whatever_their_order_in_the_document() -> None:
+    # §3.2: id ascending among equal priorities; both offers are priority 0 in `personal`.
+    later = dict(PO_77, id="po-b", messages={})
+    earlier = dict(PO_77, id="po-a", messages={})
+    for offers in ([later, earlier], [earlier, later]):
+        calc = price(receipt(line(1, "coffee", "1", 50000), at=NOV_MONDAY, card="1"), [],
+                     ITEMS, customer(personal_offers=offers))
+        assert calc.lines[0].discount == 10000
+        assert calc.lines[0].promotions == ("po-a",)
+        assert [p.id for p in calc.promotions] == ["po-a"]
