@@ -171,8 +171,8 @@ class PromotionIndex:
         coupon_series: Iterable[str],
     ) -> list[Prepared]:
         """Every promotion that might apply to such a receipt (a superset), each once, as
-        its :class:`~loyalty.eligibility.Prepared`. When ``now`` has a fixed UTC offset,
-        only those whose window holds it."""
+        its :class:`~loyalty.eligibility.Prepared`, in a new list the caller may change.
+        When ``now`` has a fixed UTC offset, only those whose window holds it."""
         groups: set[str] = set().union(*[item.groups for item in items])
         brands = {item.brand for item in items}
         brands.discard("")
