@@ -39,7 +39,7 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from fractions import Fraction
-from itertools import chain
+from itertools import chain, compress
 from operator import attrgetter
 from typing import Literal
 
@@ -121,7 +121,8 @@ class _Line:
 class _Lines:
     """The receipt's lines in ``n`` order, with lookups by sku, group and brand."""
 
-    __slots__ = ("all", "by_brand", "by_group", "by_n", "by_sku", "everywhere", "missed")
+    __slots__ = ("all", "by_brand", "by_group", "by_n", "by_sku", "everywhere", "floored",
+                 "missed")
 
     def __init__(self, lines: list[_Line]) -> None:
         self.all = lines
@@ -134,8 +135,11 @@ class _Lines:
         self.by_sku: dict[str, list[_Line]] = {}
         self.by_group: dict[str, list[_Line]] = {}
         self.by_brand: dict[str, list[_Line]] = {}
+        self.floored = False  #: some line has a min_price floor
         for line in lines:
             self.by_sku.setdefault(line.sku, []).append(line)
+            if line.floor:
+                self.floored = True
             if line.item is not None:
                 for group in line.item.groups:
                     self.by_group.setdefault(group, []).append(line)
@@ -375,27 +379,24 @@ def _percent_off_alone(outcome: _Outcome, chosen: Sequence[_Line]) -> list[_Line
     return changed
 
 
-def _amount_off_alone(outcome: _Outcome, chosen: Sequence[_Line]) -> list[_Line]:
+def _amount_off_alone(outcome: _Outcome, chosen: Sequence[_Line], floored: bool) -> list[_Line]:
     """:func:`_discount_step` of a lone ``amount_off`` (mostly receipt-wide, so on every
-    line), inlined; the lines it changed."""
+    line) in list arithmetic; the lines it changed. ``floored``: some line has a floor."""
     open_lines = [line for line in chosen if not (line.no_discount or line.taken)]
     amounts = [line.amount for line in open_lines]
-    spread = allocate_in_order(min(outcome.reward.amount, sum(amounts)), amounts)
-    exclusive, given = outcome.promotion.exclusive, 0
-    changed = []
-    for line, share in zip(open_lines, spread, strict=True):
-        if share <= 0:
-            continue
-        # A share never exceeds its line's amount (the total spread is at most their sum),
-        # so only a min_price floor can cap it.
-        value = min(share, line.amount - line.floor) if line.floor else share
-        if value > 0:
-            line.amount -= value
-            given += value
-            changed.append(line)
-            if exclusive:
-                line.taken = True
-    outcome.discount += given
+    values = allocate_in_order(min(outcome.reward.amount, sum(amounts)), amounts)
+    # A share never exceeds its line's amount (the total spread is at most their sum), so
+    # only a min_price floor can cap it.
+    if floored:
+        values = [max(0, min(value, line.amount - line.floor))
+                  for line, value in zip(open_lines, values, strict=True)]
+    changed = list(compress(open_lines, values))
+    for line, value in zip(changed, filter(None, values), strict=True):
+        line.amount -= value
+    if outcome.promotion.exclusive:
+        for line in changed:
+            line.taken = True
+    outcome.discount += sum(values)
     return changed
 
 
@@ -411,7 +412,7 @@ def _discount_step(step: Sequence[_Outcome], lines: _Lines,
         if reward.type == "percent_off":
             changed = _percent_off_alone(outcome, chosen)
         elif reward.type == "amount_off":
-            changed = _amount_off_alone(outcome, chosen)
+            changed = _amount_off_alone(outcome, chosen, lines.floored)
         else:
             exclusive, given = promotion.exclusive, 0
             changed = []
