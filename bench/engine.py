@@ -26,11 +26,10 @@ The data set (fixed seed, so runs are comparable):
 Times are per receipt, wall clock and the pricing thread's CPU time (the CPU figures are
 what the engine costs; wall p99 on a shared machine mostly measures the scheduler). Each
 receipt is priced ``--passes`` times (default 3) and keeps its best time, and the promotion
-counts of one receipt size are measured in turns within each pass (the same receipts against
-every index, each turn after an untimed pass over the batch): on this shared box the speed of
-the same code drifts by ±40% over minutes, which made ratios of cases measured minutes apart
-mean little. The
-ratios printed are of the 100 000-promotion case over the 100 case; a last table keeps the
+counts of one receipt size take turns on every chunk of 20 receipts (each turn an untimed
+pass over the chunk, then the timed one): on this shared box the speed of the same code
+drifts by ±40% over minutes, which made ratios of cases measured minutes apart mean little.
+The ratios printed are of the 100 000-promotion case over the 100 case; a last table keeps the
 same 100 live promotions and adds 99 900 that are not running today, to show what merely
 *defined* promotions cost.
 """
@@ -257,16 +256,27 @@ class Figures:
     applied: float  #: applied promotions per receipt
 
 
+#: receipts priced against every index in turn before moving on (see measure())
+CHUNK = 20
+
+
 def measure(world: World, customers: list[Customer], indexes: list[PromotionIndex], size: int,
             receipts: int, passes: int) -> list[Figures]:
     """Price ``receipts`` random receipts of ``size`` lines against each index and report
-    their times, each receipt's best of ``passes``; the indexes take turns in every pass."""
+    their times, each receipt's best of ``passes``.
+
+    The indexes take turns on every chunk of :data:`CHUNK` receipts (each turn an untimed
+    pass over the chunk, then the timed one), the first turn rotating from chunk to chunk:
+    so every index is measured within the same few milliseconds, and the minutes-long
+    swings of a shared machine's speed fall on all of them alike.
+    """
     case_rnd = random.Random(size)
     batch = []
     for number in range(receipts):
         with_card = case_rnd.random() < 0.7
-        batch.append((build_receipt(case_rnd, world, size, number, with_card),
-                      case_rnd.choice(customers) if with_card else None))
+        receipt = build_receipt(case_rnd, world, size, number, with_card)
+        batch.append((receipt, case_rnd.choice(customers) if with_card else None,
+                      {line.sku: world.catalog[line.sku] for line in receipt.lines}))
     walls = [[float("inf")] * len(batch) for _ in indexes]
     cpus = [[float("inf")] * len(batch) for _ in indexes]
     applied = [0] * len(indexes)
@@ -274,23 +284,24 @@ def measure(world: World, customers: list[Customer], indexes: list[PromotionInde
     # collection; a server holds one receipt at a time.
     _settle()
     for _ in range(passes):
-        for turn, index in enumerate(indexes):
-            wall, cpu = walls[turn], cpus[turn]
-            # Warm up on the whole batch: a running server is warm, and the turn before
-            # (another index) has filled the caches with its own data.
-            for receipt, customer in batch:
-                price_receipt(receipt, catalog={line.sku: world.catalog[line.sku]
-                                                for line in receipt.lines},
-                              promotions=index, customer=customer, store="S001", tz=TZ)
-            applied[turn] = 0
-            for number, (receipt, customer) in enumerate(batch):
-                catalog = {line.sku: world.catalog[line.sku] for line in receipt.lines}
-                began, began_cpu = time.perf_counter_ns(), time.thread_time_ns()
-                calc = price_receipt(receipt, catalog=catalog, promotions=index,
-                                     customer=customer, store="S001", tz=TZ)
-                cpu[number] = min(cpu[number], (time.thread_time_ns() - began_cpu) / 1e6)
-                wall[number] = min(wall[number], (time.perf_counter_ns() - began) / 1e6)
-                applied[turn] += len(calc.promotions)
+        applied = [0] * len(indexes)
+        for first in range(0, len(batch), CHUNK):
+            chunk = batch[first:first + CHUNK]
+            for step in range(len(indexes)):
+                turn = (first // CHUNK + step) % len(indexes)
+                index, wall, cpu = indexes[turn], walls[turn], cpus[turn]
+                # A running server is warm, and the turn before (another index) has filled
+                # the caches with its own data.
+                for receipt, customer, catalog in chunk:
+                    price_receipt(receipt, catalog=catalog, promotions=index,
+                                  customer=customer, store="S001", tz=TZ)
+                for number, (receipt, customer, catalog) in enumerate(chunk, first):
+                    began, began_cpu = time.perf_counter_ns(), time.thread_time_ns()
+                    calc = price_receipt(receipt, catalog=catalog, promotions=index,
+                                         customer=customer, store="S001", tz=TZ)
+                    cpu[number] = min(cpu[number], (time.thread_time_ns() - began_cpu) / 1e6)
+                    wall[number] = min(wall[number], (time.perf_counter_ns() - began) / 1e6)
+                    applied[turn] += len(calc.promotions)
     return [Figures(statistics.median(wall), percentile(wall, 0.99), statistics.median(cpu),
                     percentile(cpu, 0.99), count / len(batch))
             for wall, cpu, count in zip(walls, cpus, applied, strict=True)]
