@@ -85,6 +85,9 @@ class FramedChannel:
         self._clock = clock
         self._events: asyncio.Queue[ChannelEvent | None] = asyncio.Queue()
         self._write_lock = asyncio.Lock()
+        #: set by send(): the framing may have a new, earlier deadline (a repeat timer) that
+        #: the pump, waiting for bytes, must start counting towards
+        self._wakeup = asyncio.Event()
         self._closed = False
         self._pump = asyncio.create_task(self._run(), name=f"pump {peer}")
 
@@ -100,6 +103,7 @@ class FramedChannel:
             raise ChannelClosed(self.peer)
         self.framing.send_payload(encode_message(message), self._clock())
         await self._flush()
+        self._wakeup.set()
 
     async def close(self) -> None:
         if self._closed:
@@ -137,15 +141,21 @@ class FramedChannel:
                 self._on_notice(event)
 
     async def _run(self) -> None:
+        reading: asyncio.Task[bytes] | None = None
         try:
             while True:
                 deadline = self.framing.next_deadline()
                 timeout = None if deadline is None else max(0.0, deadline - self._clock())
-                try:
-                    data = await asyncio.wait_for(self._reader.read(READ_CHUNK), timeout)
-                except TimeoutError:
-                    pass
-                else:
+                if reading is None:
+                    reading = asyncio.ensure_future(self._reader.read(READ_CHUNK))
+                woken = asyncio.ensure_future(self._wakeup.wait())
+                done, _ = await asyncio.wait({reading, woken}, timeout=timeout,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+                self._wakeup.clear()
+                if reading in done:
+                    data = reading.result()
+                    reading = None
                     if data and self._trace is not None:
                         self._trace("in", data, self._clock())
                     self.framing.receive_data(data, self._clock())
@@ -161,4 +171,6 @@ class FramedChannel:
         except (OSError, ConnectionError):
             pass
         finally:
+            if reading is not None:
+                reading.cancel()
             self._events.put_nowait(None)

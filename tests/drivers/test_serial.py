@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
+import time
 from typing import Any
 
 import pytest
 
 from drivers.base import ChannelClosed, LinkNotice, Received
-from drivers.channel import FramedChannel
-from drivers.link import Link
+from drivers.channel import FramedChannel, encode_message
+from drivers.link import Link, encode_frame
 from drivers.serial import open_serial_channel, open_serial_connection
 from tests.drivers.linksim import failed_messages
 from tests.drivers.ptys import NoisyRelay, link_register, master_streams, pty_pair
@@ -194,3 +196,32 @@ def test_unreachable_socket_url_is_a_device_error() -> None:
             await open_serial_channel("socket://127.0.0.1:1", 9600, Link())
 
     run(scenario())
+
+
+def test_unacknowledged_frame_is_repeated_on_a_quiet_line() -> None:
+    # Spec §1.2: the sender repeats an unacknowledged frame 1 s after its ETX, even when the
+    # other side sends nothing at all (the pump must not wait for bytes to start that timer).
+    async def scenario() -> list[float]:
+        with pty_pair() as pty:
+            reader, writer = await master_streams(pty.master_fd)
+            lane = await open_serial_channel(pty.path, 115200, Link(baud=115200))
+            answer = {"v": 1, "type": "ping.result", "id": "p1", "mode": "online"}
+            frame = encode_frame(1, encode_message(answer))
+            await asyncio.sleep(0.2)  # the pump is waiting for bytes, with no timer to keep
+            sent = time.monotonic()
+            await lane.send(answer)
+            seen: list[float] = []
+            received = b""
+            while len(seen) < 4:
+                received += await reader.read(4096)
+                while frame in received:
+                    received = received.replace(frame, b"", 1)
+                    seen.append(time.monotonic() - sent)
+            await lane.close()
+            writer.close()
+            return seen
+
+    seen = run(scenario())
+    assert seen[0] < 0.5
+    # three repeats, each about 1 s after the one before, with nothing received meanwhile
+    assert all(later - earlier >= 0.8 for earlier, later in itertools.pairwise(seen))
