@@ -38,7 +38,7 @@ def _is_id(value: object) -> bool:
     return isinstance(value, str) and 1 <= len(value) <= 64 and value.isprintable()
 
 
-_PHONE_RE = re.compile(r"^\+?[0-9][0-9 ()-]{5,20}$")
+_PHONE_RE = re.compile(r"\+?[0-9][0-9 ()-]{5,20}")
 
 RequestType = Literal[
     "hello", "ping", "identify", "calculate", "confirm", "cancel", "refund", "balance"
@@ -184,7 +184,7 @@ def parse_customer(
     value = ref[kind]
     if not isinstance(value, str) or not value.strip() or len(value) > 128:
         raise ValidationError(f"{path}.{kind}", "must be a non-empty string")
-    if kind == "phone" and not _PHONE_RE.match(value):
+    if kind == "phone" and not _PHONE_RE.fullmatch(value):
         raise ValidationError(f"{path}.phone", "must be a phone number such as +79161234567")
     if kind == "card":
         return CustomerRef("card", value.strip())

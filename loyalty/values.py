@@ -22,7 +22,7 @@ MONEY_MAX = 10**12
 #: Thousandths in one unit of quantity.
 QUANTITY_SCALE = 1000
 
-_QUANTITY_RE = re.compile(r"^(0|[1-9][0-9]{0,5})(\.[0-9]{1,3})?$")
+_QUANTITY_RE = re.compile(r"(0|[1-9][0-9]{0,5})(\.[0-9]{1,3})?")
 
 CustomerKind = Literal["card", "phone", "token"]
 MessageTarget = Literal["receipt", "cashier", "display"]
@@ -33,7 +33,7 @@ BARCODE_FORMATS: frozenset[str] = frozenset({"ean13", "code128", "qr"})
 
 def parse_quantity(text: str) -> int:
     """``"1.5"`` → ``1500`` thousandths; raises ValueError when not a protocol quantity > 0."""
-    if not isinstance(text, str) or not _QUANTITY_RE.match(text):
+    if not isinstance(text, str) or not _QUANTITY_RE.fullmatch(text):
         raise ValueError("quantity must be a decimal string > 0 with at most 3 decimals")
     whole, _, frac = text.partition(".")
     milli = int(whole) * QUANTITY_SCALE + (int(frac.ljust(3, "0")) if frac else 0)

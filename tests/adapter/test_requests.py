@@ -153,3 +153,17 @@ def test_arbitrary_bodies_give_validation_errors_never_crashes(body: Any) -> Non
             parse_request(kind, message)  # type: ignore[arg-type]  # literal kinds
         except ValidationError as exc:
             assert exc.message
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"customer": {"phone": "+79161234567\n"}}, "receipt.customer.phone"),
+        ({"lines": [{"n": 1, "sku": "1", "quantity": "1\n", "price": 1, "amount": 1}]},
+         "receipt.lines[0].quantity"),
+    ],
+)  # fmt: skip
+def test_a_trailing_newline_is_not_part_of_a_valid_value(
+    change: dict[str, Any], field: str
+) -> None:
+    assert field_of("calculate", {"receipt": receipt(**change)}) == field
