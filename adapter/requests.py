@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from loyalty.values import (
@@ -153,17 +153,48 @@ def _list(obj: dict[str, Any], key: str, path: str) -> list[Any]:
     return value
 
 
+#: RFC 3339 ``date-time`` (section 5.6): seconds required, offset required, ``T``/``Z`` in
+#: either case. ASCII digits only (``[0-9]``, not ``\d``), anchored by ``fullmatch``.
+_RFC3339_RE = re.compile(
+    r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})[Tt]"
+    r"(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})(?:\.(?P<fraction>[0-9]+))?"
+    r"(?:(?P<utc>[Zz])|(?P<sign>[+-])(?P<off_hour>[0-9]{2}):(?P<off_minute>[0-9]{2}))"
+)
+_TIME_FORMAT = "must be an RFC 3339 time with seconds and an offset, e.g. 2026-11-23T10:15:00+03:00"
+
+
 def parse_time(value: Any, path: str) -> datetime:
-    """An RFC 3339 time with an offset."""
-    if not isinstance(value, str):
-        raise ValidationError(path, "must be an RFC 3339 time with offset")
+    """An RFC 3339 ``date-time`` (always with an offset) as an aware datetime.
+
+    Not :meth:`datetime.fromisoformat`: it takes ISO 8601 forms RFC 3339 does not allow
+    (basic format, no seconds) and refuses the lower-case ``t`` and ``z`` RFC 3339 allows.
+    """
+    match = _RFC3339_RE.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValidationError(path, _TIME_FORMAT)
+    fixed = ("year", "month", "day", "hour", "minute", "second", "off_hour", "off_minute")
+    part = {name: int(match[name] or 0) for name in fixed}
+    # datetime has no leap second: :60 becomes the last instant before the next minute, which
+    # keeps the order of events (the grammar allows :60 in any minute; which minute really had
+    # one is not checked). The fraction is cut to microseconds, never rounded up.
+    leap = part["second"] == 60
+    micro = int((match["fraction"] or "")[:6].ljust(6, "0"))
+    if part["off_hour"] > 23 or part["off_minute"] > 59:
+        raise ValidationError(path, _TIME_FORMAT)
+    offset = timedelta(hours=part["off_hour"], minutes=part["off_minute"])
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise ValidationError(path, "must be an RFC 3339 time with offset") from exc
-    if parsed.tzinfo is None:
-        raise ValidationError(path, "must carry a UTC offset")
-    return parsed
+        return datetime(
+            part["year"],
+            part["month"],
+            part["day"],
+            part["hour"],
+            part["minute"],
+            59 if leap else part["second"],
+            999_999 if leap else micro,
+            tzinfo=timezone(-offset if match["sign"] == "-" else offset),
+        )
+    except ValueError as exc:  # no such date or time of day (2026-02-30, 24:00:00)
+        raise ValidationError(path, f"{_TIME_FORMAT}: {exc}") from None
 
 
 def _quantity(value: Any, path: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -167,3 +168,48 @@ def test_a_trailing_newline_is_not_part_of_a_valid_value(
     change: dict[str, Any], field: str
 ) -> None:
     assert field_of("calculate", {"receipt": receipt(**change)}) == field
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-23T16:46:00+03:00", datetime(2026, 11, 23, 13, 46, tzinfo=UTC)),
+        ("2026-11-23t16:46:00z", datetime(2026, 11, 23, 16, 46, tzinfo=UTC)),
+        ("2026-11-23T16:46:00Z", datetime(2026, 11, 23, 16, 46, tzinfo=UTC)),
+        ("2026-11-23T16:46:00.5-01:30", datetime(2026, 11, 23, 18, 16, 0, 500000, tzinfo=UTC)),
+        ("2026-11-23T16:46:00.1234567+00:00", datetime(2026, 11, 23, 16, 46, 0, 123456, UTC)),
+        ("2016-12-31T23:59:60Z", datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+    ],
+)  # fmt: skip
+def test_rfc3339_times_with_an_offset_are_accepted(text: str, expected: datetime) -> None:
+    request = parse_request("calculate", {"receipt": receipt(opened_at=text)})
+    assert isinstance(request, Calculate)
+    assert request.receipt.opened_at == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "20261123T164600+0000",  # ISO 8601 basic format
+        "2026-11-23T16:46+00:00",  # no seconds
+        "2026-11-23T16:46:00",  # no offset
+        "2026-11-23 16:46:00+00:00",  # space instead of T
+        "2026-11-23T16:46:00+0000",  # offset without colon
+        "2026-11-23T16:46:00+03",  # offset without minutes
+        "2026-11-23T16:46:00.+00:00",  # empty fraction
+        "2026-02-30T16:46:00Z",  # no such day
+        "2026-11-23T24:00:00Z",
+        "2026-11-23T16:46:00+24:00",
+        "2026-11-23T16:46:00Z\n",
+        "２０２６-11-23T16:46:00Z",  # non-ASCII digits
+        "2026-W48-1T16:46:00Z",
+    ],
+)
+def test_times_that_are_not_rfc3339_are_invalid_and_name_the_field(text: str) -> None:
+    assert field_of("calculate", {"receipt": receipt(opened_at=text)}) == "receipt.opened_at"
+    fiscal = {"document": "1", "at": text}
+    confirm = {"receipt_id": "R1", "due": 1, "fiscal": fiscal, "payments": []}
+    assert field_of("confirm", confirm) == "fiscal.at"
+    assert field_of("refund", {"refund_id": "F1", "receipt_id": "R1", "fiscal": fiscal}) == (
+        "fiscal.at"
+    )
