@@ -153,6 +153,13 @@ class Receipt:
         for index, line in enumerate(self.lines):
             _require(line.n not in seen, f"lines[{index}].n", f"n {line.n} is not unique")
             seen.add(line.n)
+        # Every amount derived from the total (discount, due) must fit the money range too,
+        # or confirm could never be sent the due it has to match.
+        _require(
+            self.total <= MONEY_MAX,
+            "lines",
+            f"the receipt total {self.total} exceeds 10^12 minor units",
+        )
         _check_money(self.points_to_redeem, "points_to_redeem")
         if self.opened_at is not None:
             _require(self.opened_at.tzinfo is not None, "opened_at", "must carry an offset")

@@ -213,3 +213,14 @@ def test_times_that_are_not_rfc3339_are_invalid_and_name_the_field(text: str) ->
     assert field_of("refund", {"refund_id": "F1", "receipt_id": "R1", "fiscal": fiscal}) == (
         "fiscal.at"
     )
+
+
+def test_a_receipt_total_over_the_money_range_is_invalid() -> None:
+    line = {"n": 1, "sku": "1", "quantity": "1", "price": 10**12, "amount": 10**12}
+    body = receipt(lines=[line, {**line, "n": 2}])
+    with pytest.raises(ValidationError) as caught:
+        parse_request("calculate", {"receipt": body})
+    assert caught.value.field == "receipt.lines"
+    assert "10^12" in caught.value.message
+    at_the_limit = receipt(lines=[line])
+    assert isinstance(parse_request("calculate", {"receipt": at_the_limit}), Calculate)
