@@ -41,7 +41,8 @@ Decisions where the spec is silent (documented in docs/field-guide.md):
 
 * A NAK naming any SEQ (or 0) triggers a repeat of the outstanding frame.
 * An ACK whose SEQ is neither the outstanding frame's nor 0 is ignored (``stray_ack`` notice).
-* SEQ order is not checked on receipt: any frame that is not a repeat is new.
+* SEQ order is not checked on receipt: any frame that is not a repeat is new. A frame with
+  SEQ 0 is a bad frame (``seq_zero``): it is answered ``NAK 0`` and never passed on.
 * An ENQ received between the frames of a message abandons the partial message (the sender
   gave up on it); after a link failure the sending side only resumes once its ENQ is answered.
 * Payloads of 0 bytes cannot be framed (LEN is 1..1024): sending one is a LocalProtocolError.
@@ -151,7 +152,7 @@ class WireControl:
 class WireBad:
     """A frame that failed; ``seq`` is None when the failure came before the SEQ byte."""
 
-    reason: str  # "bad_len" | "bad_crc" | "missing_etx" | "gap"
+    reason: str  # "bad_len" | "bad_crc" | "seq_zero" | "missing_etx" | "gap"
     seq: int | None
     raw: bytes
 
@@ -438,6 +439,9 @@ class FrameDecoder:
         received = (self._raw[-3] << 8) | self._raw[-2]
         if crc16(body) != received:
             return self._fail("bad_crc")
+        if self._seq == 0:
+            # SEQ 0 means "no frame" (§1.2): a frame carrying it is bad, answered NAK 0.
+            return self._fail("seq_zero")
         assert self._seq is not None
         self._out.append(WireFrame(self._seq, body[3:], self._more, bytes(self._raw)))
         self._raw.clear()

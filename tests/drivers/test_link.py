@@ -228,6 +228,20 @@ def test_over_long_len_is_naked_with_seq_zero() -> None:
     assert link.data_to_send() == bytes((NAK, 0))
 
 
+def test_a_data_frame_with_seq_zero_is_naked_and_not_passed_on() -> None:
+    # SEQ 0 means "no frame" (answer to ENQ, NAK that names none): a frame cannot carry it.
+    body = bytes((0x00, 0x07, 0)) + b'{"a":1}'
+    zero = bytes((STX,)) + body + crc16(body).to_bytes(2, "big") + bytes((ETX,))
+    assert isinstance(FrameDecoder().feed(zero, 0.0)[0], WireBad)
+    link = Link()
+    link.receive_data(zero, 0.0)
+    assert link.data_to_send() == bytes((NAK, 0))
+    assert payloads(link) == []
+    link.receive_data(encode_frame(1, b'{"a":1}'), 0.5)
+    assert link.data_to_send() == bytes((ACK, 1))
+    assert payloads(link) == [b'{"a":1}']
+
+
 def test_a_stall_inside_a_frame_is_naked_after_200ms() -> None:
     frame = encode_frame(3, b"stalled frame")
     link = Link()
