@@ -208,7 +208,9 @@ class Audience:
     @property
     def unrestricted(self) -> bool:
         """True when a receipt without an identified customer can match this audience."""
-        return not (self.members_only or self.statuses or self.attributes or self.segments)
+        # An empty list of allowed values is no restriction (spec §1), as for a customer.
+        return not (self.members_only or self.segments or any(self.statuses.values())
+                    or any(self.attributes.values()))
 
 
 @dataclass(frozen=True, slots=True)

@@ -579,9 +579,11 @@ def _steps(candidates: Sequence[Prepared],
     control: list[Promotion] = []
     customer, now = context.customer, context.now_instant
     for prepared in candidates:
-        if customer is None and prepared.accrues:
-            continue  # accrues nothing without a customer: no effect, no listing (§5.7)
         promotion = prepared.promotion
+        if customer is None and prepared.accrues and not promotion.group:
+            # Accrues nothing without a customer: no effect, no listing (§5.7). A group
+            # member still places its group's step (§3.3).
+            continue
         code = None
         if prepared.dates_only and now is not None:  # most candidates
             if not prepared.start <= now < prepared.end:
@@ -804,7 +806,9 @@ def price_receipt(
     spent_upper = {code.upper() for code in spent_coupons}
     usable_coupons = [code for code in receipt.coupons if code.upper() not in spent_upper]
     spent_here = [code for code in receipt.coupons if code.upper() in spent_upper]
-    series = {code.split("-", 1)[0] for code in usable_coupons if "-" in code}
+    # Every series a code can belong to: "BLACK-FRIDAY-7F3K" is of "BLACK" or "BLACK-FRIDAY".
+    series = {code[:at] for code in usable_coupons
+              for at in range(1, len(code) - 1) if code[at] == "-"}
 
     candidates = promotions.lookup(
         now=now, skus=lines.by_sku.keys(),
@@ -832,7 +836,7 @@ def price_receipt(
         _accrue(stages, lines, customer)
 
     outcomes = [outcome for step in steps for outcome in step]
-    applied = [o for o in outcomes if o.discount > 0 or o.points > 0]
+    applied = [o for o in outcomes if o.discount > 0 or o.points != 0]  # a factor < 1: < 0
     results = _line_results(receipt, lines, outcomes)
     discount = sum(result.discount for result in results)
     fixed = sum(o.points for o in outcomes if o.reward.type == "points_fixed")

@@ -31,6 +31,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timezone
 from itertools import chain
+from operator import attrgetter
 
 from loyalty.documents import CatalogItem, Customer, Promotion, Selector
 from loyalty.eligibility import Prepared, instant, prepare, step_key
@@ -46,6 +47,8 @@ _DAY = 24 * 3600 * 10**6  # in instant() units
 _WEEK = 7 * _DAY
 _MONDAY = instant(datetime(1970, 1, 5, tzinfo=UTC))  # weeks run Monday..Sunday in UTC
 _ANY_TIME: tuple[str, int] = ("any", 0)
+_LAST = 2**62  # after every step position
+_position = attrgetter("position")
 
 Key = tuple[str, str]
 #: ("day", day number) | ("week", week number) | ("any", 0)
@@ -130,6 +133,8 @@ class PromotionIndex:
         # day and week (and "any time"), which hold the promotions live around then — small,
         # cache-warm dicts however many promotions are defined.
         self._tables: dict[tuple[str, Bucket], dict[str, list[Prepared]]] = {}
+        #: (group, bucket) → the group's members filed there, in step order (see lookup)
+        self._members: dict[tuple[str, Bucket], list[Prepared]] = {}
         for filed in self._prepared.values():
             promotion = filed.promotion
             buckets = _buckets(promotion)
@@ -137,6 +142,11 @@ class PromotionIndex:
                 for bucket in buckets:
                     self._tables.setdefault((kind, bucket), {}).setdefault(value, []).append(
                         filed)
+            if promotion.group:
+                for bucket in buckets:
+                    self._members.setdefault((promotion.group, bucket), []).append(filed)
+        for members in self._members.values():
+            members.sort(key=_position)
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -201,8 +211,42 @@ class PromotionIndex:
         if not isinstance(now.tzinfo, timezone):
             # Two datetimes of one non-fixed zone compare by wall clock (a DST fold): leave
             # the window test to the engine.
-            return list(found)
+            return self._with_group_heads(list(found), buckets, None)
         # A table holds about twice the promotions running at any instant of its day or
         # week: drop those whose window does not hold ``now`` here, on integers.
         moment = instant(now)
-        return [filed for filed in found if filed.start <= moment < filed.end]
+        return self._with_group_heads(
+            [filed for filed in found if filed.start <= moment < filed.end], buckets, moment)
+
+    def _with_group_heads(self, candidates: list[Prepared], buckets: Sequence[Bucket],
+                          moment: int | None) -> list[Prepared]:
+        """``candidates`` plus the members of their groups placed before them that may be
+        eligible.
+
+        A member filed by its reward's selector is left out when the receipt has none of its
+        lines, which is right for what it yields (nothing) but not for where its group's
+        step goes (§3.3: at the place of its first eligible member). So for each group met,
+        the members ahead of the first one found are added, up to the first that is surely
+        eligible (dates only and running now), after which none could move the step.
+        """
+        heads: dict[str, int] = {}
+        for filed in candidates:
+            group = filed.promotion.group
+            if group and filed.position < heads.get(group, _LAST):
+                heads[group] = filed.position
+        if not heads:
+            return candidates
+        known = set(candidates)
+        for group, head in heads.items():
+            for bucket in buckets:
+                for member in self._members.get((group, bucket), ()):
+                    if member.position >= head:
+                        break
+                    running = moment is None or member.start <= moment < member.end
+                    if not running or member in known:
+                        continue
+                    known.add(member)
+                    candidates.append(member)
+                    if member.dates_only and moment is not None:
+                        break
+        return candidates

@@ -118,3 +118,11 @@ def test_held_out_is_listed_even_when_the_reward_would_select_nothing() -> None:
                                     "on": {"skus": ["caviar"]}}, audience={"control": "100"})
     calc = price(receipt(line(1, "bread", "1", 10000), card="1"), [elsewhere], ITEMS, customer())
     assert calc.control == ("elsewhere",)
+
+
+def test_empty_lists_of_values_restrict_nobody() -> None:
+    # §1: an empty list means no restriction, for a receipt without a customer too.
+    everyone = promo("p", TEN, audience={"statuses": {"tier": []}, "attributes": {"gender": []},
+                                         "segments": []})
+    assert _discount(everyone) == 1000
+    assert _discount(everyone, customer()) == 1000

@@ -54,3 +54,15 @@ def test_coupon_of_a_none_promotion_is_spent_when_eligible() -> None:
     calc = price(receipt(line(1, "coat", "1", 500000), coupons=["SPRING-1"], card="1"), [marker],
                  ITEMS, customer())
     assert calc.effects.coupons == ("SPRING-1",)
+
+
+def test_a_series_with_a_dash_is_found_by_its_whole_name() -> None:
+    # §5.10: a code matches series S when it is "S-" plus at least one character.
+    friday = promo("bf", {"type": "percent_off", "percent": "10"},
+                   conditions={"coupon": "BLACK-FRIDAY"})
+    calc = price(receipt(line(1, "coat", "1", 10000), coupons=["black-friday-7F3K"]), [friday],
+                 ITEMS)
+    assert calc.discount == 1000
+    assert calc.effects.coupons == ("black-friday-7F3K",)
+    assert price(receipt(line(1, "coat", "1", 10000), coupons=["BLACK-7F3K"]), [friday],
+                 ITEMS).discount == 0

@@ -118,3 +118,33 @@ def test_flagged_lines_are_not_units() -> None:
     assert calc.discount == 0  # only 2 countable units
     calc = price(receipt(line(1, "x", "3", 1000), line(2, "cig", "1", 500)), [third], items)
     assert by_n(calc)[1].discount == 1000
+
+
+def test_group_step_stays_at_a_first_member_that_selects_nothing() -> None:
+    # §3.3: the group is one step at the place of its first member. "g-first" is eligible but
+    # its sku is not on the receipt (so the index does not return it for its reward): the
+    # group still goes before "m", whose id sorts between the members'.
+    members_and_m = [
+        promo("g-first", {"type": "percent_off", "percent": "10", "on": {"skus": ["zzz"]}},
+              group="G"),
+        promo("m", {"type": "amount_off", "amount": 1000}),
+        promo("x", {"type": "percent_off", "percent": "20"}, group="G"),
+    ]
+    calc = price(receipt(line(1, "b", "1", 10000)), members_and_m, ITEMS)
+    # G first: 20% of 100,00 → 80,00; then m: −10,00
+    assert by_n(calc)[1].amount == 7000
+    assert [p.id for p in calc.promotions] == ["x", "m"]
+
+
+def test_points_member_places_its_group_on_an_anonymous_receipt_too() -> None:
+    # Without a customer the points member accrues nothing, but it is eligible and places
+    # the group's step, so the anonymous receipt gets the discount an identified one gets.
+    members_and_m = [
+        promo("g-first", {"type": "points_percent", "percent": "5"}, group="G"),
+        promo("m", {"type": "amount_off", "amount": 1000}),
+        promo("x", {"type": "percent_off", "percent": "20"}, group="G"),
+    ]
+    anonymous = price(receipt(line(1, "b", "1", 10000)), members_and_m, ITEMS)
+    identified = price(receipt(line(1, "b", "1", 10000), card="1"), members_and_m, ITEMS,
+                       customer())
+    assert by_n(anonymous)[1].amount == by_n(identified)[1].amount == 7000

@@ -27,3 +27,16 @@ def test_multiplier_without_base_is_not_applied() -> None:
     calc = price(receipt(line(1, "tv", "1", 10000), card="1"), [double], ITEMS, customer())
     assert calc.points.accrue == 0
     assert calc.promotions == ()
+
+
+def test_multiplier_below_one_is_applied_where_it_lowered_points() -> None:
+    base = promo("base", {"type": "points_percent", "percent": "10"}, priority=10)
+    half = promo("half", {"type": "points_multiplier", "factor": "0.5"}, priority=5,
+                 messages={"cashier": "Баллы: {accrue}"})
+    calc = price(receipt(line(1, "bread", "1", 10000), card="1"), [base, half], ITEMS,
+                 customer())
+    # 10% of 100,00 = 1000 points, halved: 500; the multiplier took 500 away.
+    assert by_n(calc)[1].points == 500
+    assert by_n(calc)[1].promotions == ("base", "half")
+    assert [p.id for p in calc.promotions] == ["base", "half"]
+    assert calc.messages[-1].text == "Баллы: -5,00"
