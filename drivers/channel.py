@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +35,11 @@ NoticeCallback = Callable[[LinkNotice], None]
 READ_CHUNK = 65536
 
 
+#: a \u escape of a UTF-16 surrogate (D800..DFFF) somewhere in the text: worth a closer look
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -52,7 +58,28 @@ def decode_message(payload: bytes) -> ChannelEvent:
         return Rejected("malformed", f"not JSON: {exc}")
     if not isinstance(value, dict):
         return Rejected("malformed", f"not a JSON object but {type(value).__name__}")
+    # Valid UTF-8 can still spell a lone surrogate as a \u escape. Python decodes it into a
+    # str that no encoder accepts, so it would fail much later (a digest, the journal, a log);
+    # it is not Unicode text, and is turned away here, before anything reads the message.
+    if _SURROGATE_ESCAPE.search(text) and (surrogate := _lone_surrogate(value)) is not None:
+        return Rejected("malformed", f"not valid Unicode: a lone surrogate \\u{ord(surrogate):04x}")
     return Received(value)
+
+
+def _lone_surrogate(value: object) -> str | None:
+    """The first lone surrogate in any key or string of a decoded JSON value, if any."""
+    pending: list[object] = [value]
+    while pending:  # a loop, not recursion: nesting as deep as json.loads allows is fine
+        item = pending.pop()
+        if isinstance(item, str):
+            if found := _SURROGATE.search(item):
+                return found.group()
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return None
 
 
 def encode_message(message: dict[str, Any]) -> bytes:

@@ -54,6 +54,30 @@ def test_messages_and_rejections_over_tcp() -> None:
     asyncio.run(scenario())
 
 
+def test_a_lone_surrogate_escape_is_malformed_and_a_pair_is_a_character() -> None:
+    async def scenario() -> None:
+        server, port, _ = await _echo_server()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b'{"v":1,"type":"ping","id":"ps4","x":"\\udc00"}\n'
+            b'{"v":1,"type":"ping","id":"ps5","deep":[{"\\ud800x":1}]}\n'
+            b'{"x":"\\ud83d\\ude00","y":"\\\\udc00"}\n'
+        )
+        await writer.drain()
+        answers = [json.loads(await reader.readline()) for _ in range(3)]
+        assert answers[0] == {
+            "rejected": "malformed",
+            "detail": "not valid Unicode: a lone surrogate \\udc00",
+        }
+        assert answers[1]["rejected"] == "malformed"
+        assert answers[2] == {"echo": {"x": "\U0001f600", "y": "\\udc00"}}
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(scenario())
+
+
 def test_parse_address() -> None:
     assert parse_address("127.0.0.1:7171") == ("127.0.0.1", 7171)
     assert parse_address("[::1]:80") == ("::1", 80)
