@@ -175,28 +175,43 @@ class LaneSession:
 
     async def _read(self) -> None:
         idle = self.idle_timeout_s if self.channel.transport == "tcp" else None
-        while not self._stopping:
-            try:
-                event = await asyncio.wait_for(self.channel.receive(), idle)
-            except TimeoutError:
-                log.info("lane_idle_closed", lane=self.lane, peer=self.channel.peer)
-                await self.channel.close()
-                return
-            except ChannelClosed:
-                return
-            if self._outstanding >= MAX_OUTSTANDING:
-                request_id = message_id(event.message) if isinstance(event, Received) else None
-                await self._send(
-                    render.error(
-                        request_id,
-                        "busy",
-                        f"more than {MAX_OUTSTANDING} requests outstanding",
-                        retry_after_ms=BUSY_RETRY_MS,
+        receiving: asyncio.Task[Received | Rejected] | None = None
+        try:
+            while not self._stopping:
+                if receiving is None:
+                    receiving = asyncio.ensure_future(self.channel.receive())
+                # Idle means no bytes in, not no messages: a register dribbling a long line
+                # (or blank lines) is alive, so the wait is measured from the channel's last byte.
+                timeout = None if idle is None else max(0.0, idle - self.channel.quiet_for())
+                done, _ = await asyncio.wait({receiving}, timeout=timeout)
+                if not done:
+                    if idle is not None and self.channel.quiet_for() >= idle:
+                        log.info("lane_idle_closed", lane=self.lane, peer=self.channel.peer)
+                        await self.channel.close()
+                        return
+                    continue
+                try:
+                    event = receiving.result()
+                except ChannelClosed:
+                    return
+                finally:
+                    receiving = None
+                if self._outstanding >= MAX_OUTSTANDING:
+                    request_id = message_id(event.message) if isinstance(event, Received) else None
+                    await self._send(
+                        render.error(
+                            request_id,
+                            "busy",
+                            f"more than {MAX_OUTSTANDING} requests outstanding",
+                            retry_after_ms=BUSY_RETRY_MS,
+                        )
                     )
-                )
-                continue
-            self._outstanding += 1
-            self._queue.put_nowait(event)
+                    continue
+                self._outstanding += 1
+                self._queue.put_nowait(event)
+        finally:
+            if receiving is not None:
+                receiving.cancel()
 
     async def _work(self) -> None:
         metrics = self.lanes.metrics

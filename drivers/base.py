@@ -105,3 +105,9 @@ class Channel(Protocol):
 
     async def close(self) -> None:
         """Close the transport; pending sends are flushed first where possible."""
+
+    def quiet_for(self) -> float:
+        """Seconds since any byte last came in (or since the channel opened): the idle time.
+
+        Bytes count whether or not they complete a message (a partial line, a blank line).
+        """

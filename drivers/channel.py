@@ -116,6 +116,7 @@ class FramedChannel:
         #: the pump, waiting for bytes, must start counting towards
         self._wakeup = asyncio.Event()
         self._closed = False
+        self._last_input = clock()
         self._pump = asyncio.create_task(self._run(), name=f"pump {peer}")
 
     async def receive(self) -> ChannelEvent:
@@ -124,6 +125,9 @@ class FramedChannel:
             self._events.put_nowait(None)  # every later receive sees the end too
             raise ChannelClosed(self.peer)
         return event
+
+    def quiet_for(self) -> float:
+        return self._clock() - self._last_input
 
     async def send(self, message: dict[str, Any]) -> None:
         if self._closed:
@@ -183,6 +187,8 @@ class FramedChannel:
                 if reading in done:
                     data = reading.result()
                     reading = None
+                    if data:
+                        self._last_input = self._clock()
                     if data and self._trace is not None:
                         self._trace("in", data, self._clock())
                     self.framing.receive_data(data, self._clock())

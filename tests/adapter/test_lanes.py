@@ -8,11 +8,15 @@ unreachable without a cache is ``unavailable``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import time
 import zoneinfo
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from adapter import render
 from adapter.config import CentralConfig
 from adapter.journal import AnswerJournal
 from adapter.lanes import LanePolicy, Lanes
@@ -33,6 +37,15 @@ class BuggyRouter(Router):
         raise ZeroDivisionError("a bug")
 
 
+class PricingRouter(Router):
+    """A router that prices every receipt at its total, with no central behind it."""
+
+    async def calculate(self, request_id: str, lane: str, req: Calculate) -> dict[str, Any]:
+        total = req.receipt.total
+        body = {"receipt_id": req.receipt.id, "total": total, "discount": 0, "due": total}
+        return render.envelope("calculate.result", request_id, body)
+
+
 async def exchange(port: int, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     answers = []
@@ -44,35 +57,55 @@ async def exchange(port: int, messages: list[dict[str, Any]]) -> list[dict[str, 
     return answers
 
 
+@contextlib.asynccontextmanager
+async def lanes_server(
+    tmp_path: Path, router_class: type[Router], *, idle_timeout_s: float = 120.0
+) -> AsyncIterator[int]:
+    """Lanes on a loopback port (yielded); central is a port nobody listens on."""
+    dead = f"127.0.0.1:{free_port()}"
+    client = CentralClient(open_channel(dead, CentralConfig(url=f"grpc://{dead}")), deadline_ms=200)
+    router = router_class(
+        store="S001",
+        timezone="Europe/Moscow",
+        tz=zoneinfo.ZoneInfo("Europe/Moscow"),
+        central=client,
+        edge=None,
+        breaker=CircuitBreaker(),
+    )
+    journal = AnswerJournal(tmp_path / "answers.db", "S001")
+    lanes = Lanes(
+        store="S001",
+        router=router,
+        journal=journal,
+        policy=LanePolicy(any_lane=True),
+        idle_timeout_s=idle_timeout_s,
+    )
+    server = await serve_tcp("127.0.0.1", 0, LinesFraming, lanes.serve)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await client.close()
+        journal.close()
+
+
 def run_lanes(
     tmp_path: Path, router_class: type[Router], messages: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     async def scenario() -> list[dict[str, Any]]:
-        dead = f"127.0.0.1:{free_port()}"
-        client = CentralClient(
-            open_channel(dead, CentralConfig(url=f"grpc://{dead}")), deadline_ms=200
-        )
-        router = router_class(
-            store="S001",
-            timezone="Europe/Moscow",
-            tz=zoneinfo.ZoneInfo("Europe/Moscow"),
-            central=client,
-            edge=None,
-            breaker=CircuitBreaker(),
-        )
-        journal = AnswerJournal(tmp_path / "answers.db", "S001")
-        lanes = Lanes(
-            store="S001", router=router, journal=journal, policy=LanePolicy(any_lane=True)
-        )
-        server = await serve_tcp("127.0.0.1", 0, LinesFraming, lanes.serve)
-        try:
-            return await exchange(server.sockets[0].getsockname()[1], messages)
-        finally:
-            server.close()
-            await client.close()
-            journal.close()
+        async with lanes_server(tmp_path, router_class) as port:
+            return await exchange(port, messages)
 
     return asyncio.run(scenario())
+
+
+def kept(tmp_path: Path, request_id: str) -> dict[str, Any] | None:
+    journal = AnswerJournal(tmp_path / "answers.db", "S001")
+    try:
+        found = journal.lookup(request_id)
+    finally:
+        journal.close()
+    return None if found is None else found.answer
 
 
 HELLO = {"v": 1, "type": "hello", "id": "h", "lane": "01"}
@@ -111,6 +144,48 @@ def test_central_unreachable_without_an_edge_is_unavailable_and_not_kept(tmp_pat
     assert answers[1]["reason"] == "central_unreachable"
     assert answers[1]["retry_after_ms"] > 0
     assert answers[2]["mode"] == "offline"
-    journal = AnswerJournal(tmp_path / "answers.db", "S001")
-    assert journal.lookup("c1") is None
-    journal.close()
+    assert kept(tmp_path, "c1") is None
+
+
+def test_a_lone_surrogate_is_malformed_and_the_lane_goes_on(tmp_path: Path) -> None:
+    async def scenario() -> list[dict[str, Any]]:
+        async with lanes_server(tmp_path, PricingRouter) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(json.dumps(HELLO).encode() + b"\n")
+            writer.write(b'{"v":1,"type":"ping","id":"ps4","x":"\\udc00"}\n')
+            writer.write(b'{"v":1,"type":"ping","id":"ps4"}\n')
+            answers = [json.loads(await asyncio.wait_for(reader.readline(), 10)) for _ in "123"]
+            writer.close()
+            return answers
+
+    answers = asyncio.run(scenario())
+    assert answers[1]["code"] == "malformed"
+    assert answers[1]["id"] is None
+    assert "Unicode" in answers[1]["message"]
+    assert answers[2]["type"] == "ping.result"
+
+
+def test_any_byte_in_counts_as_traffic_for_the_idle_close(tmp_path: Path) -> None:
+    async def scenario() -> tuple[dict[str, Any], bytes, float]:
+        async with lanes_server(tmp_path, PricingRouter, idle_timeout_s=0.6) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(json.dumps(HELLO).encode() + b"\n")
+            await asyncio.wait_for(reader.readline(), 10)
+            # 2.4 s of bytes that make no message: blank lines, then a line in pieces.
+            pieces = [b"\n", b"\r\n", b"  \n", b"\n", b"\n", b"\n"]
+            pieces += [b'{"v":1,', b'"type":', b'"ping",', b'"id":', b'"late"', b"  "]
+            for piece in pieces:
+                writer.write(piece)
+                await asyncio.sleep(0.2)
+            writer.write(b"}\n")
+            answer = json.loads(await asyncio.wait_for(reader.readline(), 10))
+            quiet_from = time.monotonic()
+            end = await asyncio.wait_for(reader.read(), 10)  # idle again: closed
+            writer.close()
+            return answer, end, time.monotonic() - quiet_from
+
+    answer, end, quiet = asyncio.run(scenario())
+    assert answer["type"] == "ping.result"
+    assert answer["id"] == "late"
+    assert end == b""
+    assert 0.5 < quiet < 3
