@@ -7,6 +7,13 @@ so its ``id: null`` error answers the oldest unanswered line. Each answer is com
 :meth:`LaneSession.answer`, which never raises: a bug becomes an ``internal`` error with a log
 reference, and the lane goes on. Repeats by ``id`` come from the answer journal; a repeat that
 arrives while the first is running waits for the first one's answer.
+
+What the journal keeps (§2.3, docs/protocol.md): every answer to a request with a usable ``id``
+on a connection that has a lane — results, ``invalid``, ``unsupported_version``,
+``unknown_type``, ``not_found``, ``conflict``, and ``ping`` and ``hello`` too, so an id is
+never answered for two different requests — except the codes in :data:`UNKEPT_CODES` and a
+``hello``'s refusals, which depend on the connection. Before ``hello`` nothing is kept: a peer
+that has not named its lane must not be able to write into the journal.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from adapter.requests import (
     Calculate,
     Cancel,
     Confirm,
+    Envelope,
     EnvelopeError,
     Hello,
     Identify,
@@ -38,6 +46,7 @@ from adapter.requests import (
     message_id,
     parse_request,
     read_envelope,
+    request_digest,
 )
 from adapter.router import Router, Unavailable
 from drivers.base import Channel, ChannelClosed, Received, Rejected
@@ -49,7 +58,8 @@ log = structlog.get_logger("tillgate.lane")
 MAX_OUTSTANDING = 8
 IDLE_TIMEOUT_S = 120.0
 BUSY_RETRY_MS = 200
-#: Answers with these codes are not kept: a repeat is a new attempt (§2.3).
+#: Answers with these codes are not kept: a repeat is a new attempt (§2.3). ``unauthorized`` is
+#: the project's addition: it comes from a peer that has not proved its lane.
 UNKEPT_CODES = frozenset(
     {"malformed", "too_large", "busy", "unavailable", "internal", "unauthorized"}
 )
@@ -247,11 +257,7 @@ class LaneSession:
         message = event.message
         request_id = message_id(message)
         try:
-            return await self._answer(message)
-        except ValidationError as exc:
-            return render.error(request_id, "invalid", exc.message, field=exc.field)
-        except EnvelopeError as exc:
-            return render.error(request_id, exc.code, str(exc))
+            return await self._answer(message, request_id)
         except Unavailable as exc:
             return render.error(
                 request_id, "unavailable", str(exc), reason=exc.reason, retry_after_ms=1000
@@ -271,63 +277,160 @@ class LaneSession:
             log.exception("internal_error", ref=ref, lane=self.lane, request_id=request_id)
             return render.error(request_id, "internal", f"internal error, log reference {ref}")
 
-    async def _answer(self, message: dict[str, Any]) -> dict[str, Any]:
-        envelope = read_envelope(message)
+    async def _answer(self, message: dict[str, Any], request_id: str | None) -> dict[str, Any]:
+        try:
+            envelope = read_envelope(message)
+        except (ValidationError, EnvelopeError) as exc:
+            return await self._refuse(message, request_id, exc)
         if envelope.type != "hello" and self.lane is None:
             return render.error(
                 envelope.id, "unauthorized", "send hello first: this connection names no lane"
             )
-        request = parse_request(envelope.type, message)
-        if isinstance(request, Hello | Ping):
-            return await self._session_request(envelope.id, request)
-        lanes = self.lanes
-        kept = lanes.journal.lookup(envelope.id)
-        if kept is not None:
-            if kept.digest == envelope.digest:
-                return kept.answer
-            return render.error(
-                envelope.id,
-                "conflict",
-                f"id {envelope.id!r} was used for another request",
-                reason="id_reused",
-            )
-        running = lanes.in_flight.get(envelope.id)
-        if running is not None:
-            digest, first = running
-            answer = await asyncio.shield(first)
-            if digest == envelope.digest:
-                return answer
-            return render.error(
-                envelope.id,
-                "conflict",
-                f"id {envelope.id!r} is in use by another request",
-                reason="id_reused",
-            )
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        lanes.in_flight[envelope.id] = (envelope.digest, future)
         try:
-            answer = await self._dispatch(envelope.id, request)
-            code = answer.get("code") if answer.get("type") == "error" else None
-            if code not in UNKEPT_CODES:
-                lanes.journal.keep(envelope.id, envelope.type, envelope.digest, answer)
-            future.set_result(answer)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # consumed here; waiters get the exception via shield
-            raise
-        finally:
-            lanes.in_flight.pop(envelope.id, None)
-        if lanes.after_answer is not None and self.lane is not None:
+            request = parse_request(envelope.type, message)
+        except ValidationError as exc:
+            return await self._refuse(message, envelope.id, exc)
+        if isinstance(request, Hello):
+            return await self._hello(envelope, request)
+        if isinstance(request, Ping):
+            mode = self.lanes.router.mode
+
+            async def pong() -> dict[str, Any]:
+                return render.envelope("ping.result", envelope.id, {"mode": mode})
+
+            answer, _ = await self._once(envelope.id, envelope.type, envelope.digest, pong)
+            return answer
+
+        async def routed() -> dict[str, Any]:
+            try:
+                return await self._dispatch(envelope.id, request)
+            except ValidationError as exc:
+                return render.error(envelope.id, "invalid", exc.message, field=exc.field)
+
+        answer, fresh = await self._once(envelope.id, envelope.type, envelope.digest, routed)
+        lanes = self.lanes
+        if fresh and lanes.after_answer is not None and self.lane is not None:
             try:
                 await lanes.after_answer(self.lane, envelope.type, answer)
             except Exception:  # a printer jam must not turn a confirm into an error
                 log.exception("after_answer_failed", lane=self.lane)
         return answer
 
-    async def _session_request(self, request_id: str, request: Hello | Ping) -> dict[str, Any]:
-        router = self.lanes.router
-        if isinstance(request, Ping):
-            return render.envelope("ping.result", request_id, {"mode": router.mode})
+    async def _refuse(
+        self,
+        message: dict[str, Any],
+        request_id: str | None,
+        exc: ValidationError | EnvelopeError,
+    ) -> dict[str, Any]:
+        """A request that cannot be read (``invalid``, ``unsupported_version``,
+        ``unknown_type``): kept under its id like any answer, so the id stays taken (§2.3)."""
+        if isinstance(exc, ValidationError):
+            refusal = render.error(request_id, "invalid", exc.message, field=exc.field)
+        else:
+            refusal = render.error(request_id, exc.code, str(exc))
+        # Without an id there is no key; without a lane the peer has not proved who it is, and
+        # must not be able to write into the journal (nor take ids the registers will use).
+        if request_id is None or self.lane is None:
+            return refusal
+        kind = message.get("type")
+        kind = kind[:64] if isinstance(kind, str) else ""  # for the journal's record only
+
+        async def refused() -> dict[str, Any]:
+            return refusal
+
+        answer, _ = await self._once(request_id, kind, request_digest(message), refused)
+        return answer
+
+    async def _once(
+        self,
+        request_id: str,
+        kind: str,
+        digest: str,
+        produce: Callable[[], Awaitable[dict[str, Any]]],
+        *,
+        admitted: Callable[[], Awaitable[None]] | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """The answer to a request by its id (§2.3), and whether it was made just now.
+
+        The same id with another request is ``conflict``/``id_reused``; with the same request
+        it gets the kept answer, or waits for the running first attempt. Otherwise ``produce``
+        makes the answer, which is kept unless its code is in :data:`UNKEPT_CODES`.
+        ``admitted`` runs once the id is known not to be reused, before any answer is returned
+        (a hello binds its lane there, every time it is answered).
+        """
+        lanes = self.lanes
+        kept = lanes.journal.lookup(request_id)
+        running = lanes.in_flight.get(request_id)
+        first = kept.digest if kept is not None else running[0] if running is not None else None
+        if first is not None and first != digest:
+            return render.error(
+                request_id,
+                "conflict",
+                f"id {request_id!r} was used for another request",
+                reason="id_reused",
+            ), False
+        if admitted is not None:
+            await admitted()
+        if kept is not None:
+            return kept.answer, False
+        if running is not None:
+            return await asyncio.shield(running[1]), False
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        lanes.in_flight[request_id] = (digest, future)
+        try:
+            answer = await produce()
+            code = answer.get("code") if answer.get("type") == "error" else None
+            if code not in UNKEPT_CODES:
+                lanes.journal.keep(request_id, kind, digest, answer)
+            future.set_result(answer)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # consumed here; waiters get the exception via shield
+            raise
+        finally:
+            lanes.in_flight.pop(request_id, None)
+        return answer, True
+
+    async def _hello(self, envelope: Envelope, request: Hello) -> dict[str, Any]:
+        """Refusals depend on this connection and are not kept; a hello that is admitted binds
+        the lane every time, even when its answer is the kept one (a register repeating its
+        hello after a reconnect)."""
+        refusal = self._hello_refusal(envelope.id, request)
+        if refusal is not None:
+            return refusal
+
+        async def bind() -> None:
+            if self.fixed_lane is None and self.lane is None:
+                await self.lanes.claim(self, request.lane)
+                self.lane = request.lane
+                if self.lanes.on_lane_named is not None:
+                    self.lanes.on_lane_named(self.channel.peer, request.lane)
+                log.info(
+                    "lane_hello",
+                    lane=request.lane,
+                    peer=self.channel.peer,
+                    register=request.register,
+                )
+
+        async def welcome() -> dict[str, Any]:
+            return render.envelope(
+                "hello.result",
+                envelope.id,
+                {
+                    "store": self.lanes.store,
+                    "lane": request.lane,
+                    "versions": [1],
+                    "software": f"tillgate {__version__}",
+                    "mode": self.lanes.router.mode,
+                },
+            )
+
+        answer, _ = await self._once(
+            envelope.id, envelope.type, envelope.digest, welcome, admitted=bind
+        )
+        return answer
+
+    def _hello_refusal(self, request_id: str, request: Hello) -> dict[str, Any] | None:
         if self.fixed_lane is not None and request.lane != self.fixed_lane:
             return render.error(
                 request_id,
@@ -346,28 +449,7 @@ class LaneSession:
             if refusal is not None:
                 log.warning("lane_refused", lane=request.lane, peer=self.channel.peer, why=refusal)
                 return render.error(request_id, "unauthorized", refusal)
-            if self.lane is None:
-                await self.lanes.claim(self, request.lane)
-                self.lane = request.lane
-                if self.lanes.on_lane_named is not None:
-                    self.lanes.on_lane_named(self.channel.peer, request.lane)
-                log.info(
-                    "lane_hello",
-                    lane=request.lane,
-                    peer=self.channel.peer,
-                    register=request.register,
-                )
-        return render.envelope(
-            "hello.result",
-            request_id,
-            {
-                "store": self.lanes.store,
-                "lane": request.lane,
-                "versions": [1],
-                "software": f"tillgate {__version__}",
-                "mode": router.mode,
-            },
-        )
+        return None
 
     async def _dispatch(self, request_id: str, request: Request) -> dict[str, Any]:
         router = self.lanes.router

@@ -87,11 +87,17 @@ def read_envelope(message: dict[str, Any]) -> Envelope:
         raise ValidationError("id", "is required")
     if not isinstance(raw_id, str) or not _is_id(raw_id):
         raise ValidationError("id", "must be a string of 1..64 printable characters")
+    digest = request_digest(message)
+    return Envelope(kind, raw_id, digest)  # type: ignore[arg-type]  # checked against REQUEST_TYPES
+
+
+def request_digest(message: dict[str, Any]) -> str:
+    """What "the same request" means (§2.3): sha256 of the message with ``id`` set aside,
+    independent of key order and white space. Any decoded message has one, valid or not."""
     rest = {k: v for k, v in message.items() if k != "id"}
-    digest = hashlib.sha256(
+    return hashlib.sha256(
         json.dumps(rest, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
     ).hexdigest()
-    return Envelope(kind, raw_id, digest)  # type: ignore[arg-type]  # checked against REQUEST_TYPES
 
 
 # --- field readers -------------------------------------------------------------------------

@@ -147,6 +147,125 @@ def test_central_unreachable_without_an_edge_is_unavailable_and_not_kept(tmp_pat
     assert kept(tmp_path, "c1") is None
 
 
+def calculate(request_id: str, receipt: dict[str, Any]) -> dict[str, Any]:
+    return {"v": 1, "type": "calculate", "id": request_id, "receipt": receipt}
+
+
+def test_refusals_of_a_request_are_kept_and_its_id_cannot_be_reused(tmp_path: Path) -> None:
+    answers = run_lanes(
+        tmp_path,
+        PricingRouter,
+        [
+            HELLO,
+            calculate("bad", {}),
+            calculate("bad", {}),
+            calculate("bad", oil_receipt("R-1")),
+            {"v": 2, "type": "ping", "id": "v2"},
+            {"v": 2, "type": "ping", "id": "v2"},
+            {"v": 1, "type": "ping", "id": "v2"},
+            {"v": 1, "type": "teleport", "id": "tp"},
+            {"v": 1, "type": "teleport", "id": "tp"},
+            calculate("tp", oil_receipt("R-2")),
+            {"type": "ping", "id": "nv"},
+            {"type": "ping", "id": "nv"},
+            {"v": 1, "type": "ping", "id": "nv"},
+            calculate("c1", oil_receipt("R-3")),
+            calculate("c1", {}),
+            {"v": 1, "type": "calculate", "receipt": {}},
+        ],
+    )
+    assert [(a["type"], a.get("code"), a.get("reason")) for a in answers[1:]] == [
+        ("error", "invalid", None),
+        ("error", "invalid", None),
+        ("error", "conflict", "id_reused"),
+        ("error", "unsupported_version", None),
+        ("error", "unsupported_version", None),
+        ("error", "conflict", "id_reused"),
+        ("error", "unknown_type", None),
+        ("error", "unknown_type", None),
+        ("error", "conflict", "id_reused"),
+        ("error", "invalid", None),
+        ("error", "invalid", None),
+        ("error", "conflict", "id_reused"),
+        ("calculate.result", None, None),
+        ("error", "conflict", "id_reused"),  # not `invalid`: c1 is taken
+        ("error", "invalid", None),
+    ]
+    assert answers[1]["field"] == "receipt.id"
+    assert answers[10]["field"] == "v"
+    assert answers[15]["id"] is None
+    for first, repeat, request_id in ((1, 2, "bad"), (4, 5, "v2"), (7, 8, "tp"), (10, 11, "nv")):
+        assert answers[repeat] == answers[first]
+        assert kept(tmp_path, request_id) == answers[first]
+    assert kept(tmp_path, "c1") == answers[13]
+
+
+def test_ping_and_hello_ids_are_kept_like_any_other(tmp_path: Path) -> None:
+    answers = run_lanes(
+        tmp_path,
+        PricingRouter,
+        [
+            HELLO,
+            {"v": 1, "type": "ping", "id": "p1"},
+            {"v": 1, "type": "ping", "id": "p1"},
+            {"v": 1, "type": "cancel", "id": "p1", "receipt_id": "R-1"},
+            calculate("c1", oil_receipt("R-1")),
+            {"v": 1, "type": "ping", "id": "c1"},
+            {"v": 1, "type": "hello", "id": "c1", "lane": "01"},
+            {**HELLO, "register": {"vendor": "V"}},
+            HELLO,
+        ],
+    )
+    assert answers[1]["type"] == "ping.result"
+    assert answers[2] == answers[1]
+    assert (answers[3]["code"], answers[3]["reason"]) == ("conflict", "id_reused")
+    assert answers[4]["type"] == "calculate.result"
+    for reused in answers[5:8]:
+        assert (reused["code"], reused["reason"]) == ("conflict", "id_reused"), reused
+    assert answers[8] == answers[0]
+    assert kept(tmp_path, "h") == answers[0]
+
+
+def test_a_repeated_hello_binds_each_new_connection(tmp_path: Path) -> None:
+    ping = {"v": 1, "type": "ping", "id": "p"}
+
+    async def scenario() -> list[list[dict[str, Any]]]:
+        async with lanes_server(tmp_path, PricingRouter) as port:
+            first = await exchange(port, [HELLO, ping])
+            again = await exchange(port, [HELLO, ping])
+            other_lane = await exchange(port, [{**HELLO, "lane": "02"}, ping])
+            return [first, again, other_lane]
+
+    first, again, other_lane = asyncio.run(scenario())
+    assert first[0]["type"] == "hello.result"
+    assert again == first  # answered as before, and the new connection serves lane 01
+    assert (other_lane[0]["code"], other_lane[0]["reason"]) == ("conflict", "id_reused")
+    assert other_lane[1]["code"] == "unauthorized"  # the refused hello bound nothing
+
+
+def test_nothing_is_kept_for_a_connection_without_a_lane(tmp_path: Path) -> None:
+    answers = run_lanes(
+        tmp_path,
+        PricingRouter,
+        [
+            calculate("u1", {}),
+            {"v": 2, "type": "ping", "id": "u2"},
+            {"v": 1, "type": "teleport", "id": "u3"},
+            {"v": 1, "type": "hello", "id": "u4"},
+            HELLO,
+            calculate("u2", oil_receipt("R-1")),
+        ],
+    )
+    assert [a.get("code") for a in answers[:4]] == [
+        "unauthorized",
+        "unsupported_version",
+        "unknown_type",
+        "invalid",
+    ]
+    assert answers[5]["type"] == "calculate.result"
+    assert all(kept(tmp_path, i) is None for i in ("u1", "u3", "u4"))
+
+
 def test_a_lone_surrogate_is_malformed_and_the_lane_goes_on(tmp_path: Path) -> None:
     async def scenario() -> list[dict[str, Any]]:
         async with lanes_server(tmp_path, PricingRouter) as port:
