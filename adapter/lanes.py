@@ -10,10 +10,12 @@ arrives while the first is running waits for the first one's answer.
 
 What the journal keeps (§2.3, docs/protocol.md): every answer to a request with a usable ``id``
 on a connection that has a lane — results, ``invalid``, ``unsupported_version``,
-``unknown_type``, ``not_found``, ``conflict``, and ``ping`` and ``hello`` too, so an id is
-never answered for two different requests — except the codes in :data:`UNKEPT_CODES` and a
-``hello``'s refusals, which depend on the connection. Before ``hello`` nothing is kept: a peer
-that has not named its lane must not be able to write into the journal.
+``unknown_type``, ``not_found``, ``conflict`` — except the codes in :data:`UNKEPT_CODES`.
+``hello`` and ``ping`` are about the connection and the current mode: they are answered afresh
+every time, never kept and never checked against the journal, so a register (or a test
+harness) that sends every hello or ping under one fixed id keeps working. Before ``hello``
+nothing is kept: a peer that has not named its lane must not be able to write into the
+journal.
 """
 
 from __future__ import annotations
@@ -293,13 +295,7 @@ class LaneSession:
         if isinstance(request, Hello):
             return await self._hello(envelope, request)
         if isinstance(request, Ping):
-            mode = self.lanes.router.mode
-
-            async def pong() -> dict[str, Any]:
-                return render.envelope("ping.result", envelope.id, {"mode": mode})
-
-            answer, _ = await self._once(envelope.id, envelope.type, envelope.digest, pong)
-            return answer
+            return render.envelope("ping.result", envelope.id, {"mode": self.lanes.router.mode})
 
         async def routed() -> dict[str, Any]:
             try:
@@ -347,8 +343,6 @@ class LaneSession:
         kind: str,
         digest: str,
         produce: Callable[[], Awaitable[dict[str, Any]]],
-        *,
-        admitted: Callable[[], Awaitable[None]] | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """The answer to a request by its id (§2.3), and whether it was made just now.
 
@@ -369,8 +363,6 @@ class LaneSession:
                 f"id {request_id!r} was used for another request",
                 reason="id_reused",
             ), False
-        if admitted is not None:
-            await admitted()
         if kept is not None:
             return kept.answer, False
         if running is not None:
@@ -392,43 +384,30 @@ class LaneSession:
         return answer, True
 
     async def _hello(self, envelope: Envelope, request: Hello) -> dict[str, Any]:
-        """Refusals depend on this connection and are not kept; a hello that is admitted binds
-        the lane every time, even when its answer is the kept one (a register repeating its
-        hello after a reconnect)."""
+        """Answered afresh every time and never kept (see the module docstring): a hello is
+        about this connection, and binds its lane whenever it is admitted."""
         refusal = self._hello_refusal(envelope.id, request)
         if refusal is not None:
             return refusal
-
-        async def bind() -> None:
-            if self.fixed_lane is None and self.lane is None:
-                await self.lanes.claim(self, request.lane)
-                self.lane = request.lane
-                if self.lanes.on_lane_named is not None:
-                    self.lanes.on_lane_named(self.channel.peer, request.lane)
-                log.info(
-                    "lane_hello",
-                    lane=request.lane,
-                    peer=self.channel.peer,
-                    register=request.register,
-                )
-
-        async def welcome() -> dict[str, Any]:
-            return render.envelope(
-                "hello.result",
-                envelope.id,
-                {
-                    "store": self.lanes.store,
-                    "lane": request.lane,
-                    "versions": [1],
-                    "software": f"tillgate {__version__}",
-                    "mode": self.lanes.router.mode,
-                },
+        if self.fixed_lane is None and self.lane is None:
+            await self.lanes.claim(self, request.lane)
+            self.lane = request.lane
+            if self.lanes.on_lane_named is not None:
+                self.lanes.on_lane_named(self.channel.peer, request.lane)
+            log.info(
+                "lane_hello", lane=request.lane, peer=self.channel.peer, register=request.register
             )
-
-        answer, _ = await self._once(
-            envelope.id, envelope.type, envelope.digest, welcome, admitted=bind
+        return render.envelope(
+            "hello.result",
+            envelope.id,
+            {
+                "store": self.lanes.store,
+                "lane": request.lane,
+                "versions": [1],
+                "software": f"tillgate {__version__}",
+                "mode": self.lanes.router.mode,
+            },
         )
-        return answer
 
     def _hello_refusal(self, request_id: str, request: Hello) -> dict[str, Any] | None:
         if self.fixed_lane is not None and request.lane != self.fixed_lane:

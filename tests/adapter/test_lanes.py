@@ -162,13 +162,13 @@ def test_refusals_of_a_request_are_kept_and_its_id_cannot_be_reused(tmp_path: Pa
             calculate("bad", oil_receipt("R-1")),
             {"v": 2, "type": "ping", "id": "v2"},
             {"v": 2, "type": "ping", "id": "v2"},
-            {"v": 1, "type": "ping", "id": "v2"},
+            {"v": 1, "type": "cancel", "id": "v2", "receipt_id": "R-9"},
             {"v": 1, "type": "teleport", "id": "tp"},
             {"v": 1, "type": "teleport", "id": "tp"},
             calculate("tp", oil_receipt("R-2")),
             {"type": "ping", "id": "nv"},
             {"type": "ping", "id": "nv"},
-            {"v": 1, "type": "ping", "id": "nv"},
+            {"v": 1, "type": "cancel", "id": "nv", "receipt_id": "R-9"},
             calculate("c1", oil_receipt("R-3")),
             calculate("c1", {}),
             {"v": 1, "type": "calculate", "receipt": {}},
@@ -200,7 +200,7 @@ def test_refusals_of_a_request_are_kept_and_its_id_cannot_be_reused(tmp_path: Pa
     assert kept(tmp_path, "c1") == answers[13]
 
 
-def test_ping_and_hello_ids_are_kept_like_any_other(tmp_path: Path) -> None:
+def test_ping_and_hello_are_answered_afresh_under_any_id(tmp_path: Path) -> None:
     answers = run_lanes(
         tmp_path,
         PricingRouter,
@@ -208,22 +208,19 @@ def test_ping_and_hello_ids_are_kept_like_any_other(tmp_path: Path) -> None:
             HELLO,
             {"v": 1, "type": "ping", "id": "p1"},
             {"v": 1, "type": "ping", "id": "p1"},
-            {"v": 1, "type": "cancel", "id": "p1", "receipt_id": "R-1"},
             calculate("c1", oil_receipt("R-1")),
             {"v": 1, "type": "ping", "id": "c1"},
             {"v": 1, "type": "hello", "id": "c1", "lane": "01"},
             {**HELLO, "register": {"vendor": "V"}},
-            HELLO,
+            calculate("c1", oil_receipt("R-1")),
         ],
     )
-    assert answers[1]["type"] == "ping.result"
-    assert answers[2] == answers[1]
-    assert (answers[3]["code"], answers[3]["reason"]) == ("conflict", "id_reused")
-    assert answers[4]["type"] == "calculate.result"
-    for reused in answers[5:8]:
-        assert (reused["code"], reused["reason"]) == ("conflict", "id_reused"), reused
-    assert answers[8] == answers[0]
-    assert kept(tmp_path, "h") == answers[0]
+    assert [a["type"] for a in answers[:7]] == [
+        "hello.result", "ping.result", "ping.result", "calculate.result", "ping.result",
+        "hello.result", "hello.result"]
+    assert answers[7] == answers[3]  # the calculate's id stays its own
+    assert kept(tmp_path, "p1") is None
+    assert kept(tmp_path, "h") is None
 
 
 def test_a_repeated_hello_binds_each_new_connection(tmp_path: Path) -> None:
@@ -239,8 +236,10 @@ def test_a_repeated_hello_binds_each_new_connection(tmp_path: Path) -> None:
     first, again, other_lane = asyncio.run(scenario())
     assert first[0]["type"] == "hello.result"
     assert again == first  # answered as before, and the new connection serves lane 01
-    assert (other_lane[0]["code"], other_lane[0]["reason"]) == ("conflict", "id_reused")
-    assert other_lane[1]["code"] == "unauthorized"  # the refused hello bound nothing
+    # one fixed hello id for every lane, as many registers do: each connection is bound
+    assert other_lane[0]["type"] == "hello.result"
+    assert other_lane[0]["lane"] == "02"
+    assert other_lane[1]["type"] == "ping.result"
 
 
 def test_nothing_is_kept_for_a_connection_without_a_lane(tmp_path: Path) -> None:
