@@ -18,8 +18,8 @@ The data set (fixed seed, so runs are comparable):
   reports, a year of plans): item promotions run 1–4 weeks, receipt-wide campaigns 1–3
   days; 0.1% are standing programmes without an end. So at 100 000 defined, about 2 200
   item promotions and 40 receipt-wide ones are live at any moment, and a 50-line receipt
-  meets some 25 live promotions that can touch it (at 100 defined: about one). A tenth are in
-  promotion groups, 5% are exclusive;
+  meets some 59 live promotions that may touch it, 49 eligible, 34 applying (at 100
+  defined: almost never one). A tenth are in promotion groups, 5% are exclusive;
 * receipts: random skus, 1–3 units (10% weighed), 70% with an identified customer (tier,
   1–2 of 40 segments, a balance, 0–3 personal offers), priced at today's 10:00–21:00.
 
