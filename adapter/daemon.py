@@ -259,6 +259,8 @@ class Daemon:
             log.info("serial_lane_open", lane=lane_id, port=url, baud=baud, framing=framing)
             await self.lanes.serve(channel, fixed_lane=lane_id)
             await channel.close()
+            if self._stop.is_set():  # closed by the daemon stopping: do not open it again
+                return
             log.warning("serial_lane_closed", lane=lane_id, port=url)
             await asyncio.sleep(SERIAL_REOPEN_S)
 

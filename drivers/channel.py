@@ -141,8 +141,9 @@ class FramedChannel:
             return
         self._closed = True
         self._pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self._pump
+        # Wait for the pump without taking its cancellation (or error) as ours: a caller that
+        # is itself being cancelled (a daemon stopping) must still see its CancelledError.
+        await asyncio.wait({self._pump})
         with contextlib.suppress(Exception):
             await self._flush()
         self._writer.close()

@@ -130,8 +130,11 @@ def test_serial_lane_full_lifecycle_and_printed_receipt(tmp_path: Path) -> None:
                     await asyncio.wait_for(capture.done.wait(), 10)
                 finally:
                     await register.close()
-                    await asyncio.to_thread(daemon.stop)
+                    stopped = await asyncio.to_thread(daemon.stop)
                     await capture.stop()
+            # SIGTERM stops the daemon with its serial lane open, at once and cleanly (it once
+            # reopened the port it had just closed for the stop, and hung)
+            assert stopped == 0, daemon.output()
             return capture.jobs
 
         jobs = asyncio.run(scenario())
