@@ -145,7 +145,10 @@ def _plan_documents(
         obj = dict(item.obj)
         kind = kind_of(obj) or file_kind
         if kind is None and obj.get("deleted") is True:
-            kind = _stored_kind(tx, obj)
+            live = _live_kinds(tx, obj)
+            if not live:
+                continue  # nothing of that id is stored (any more): a deletion again is a no-op
+            kind = live[0] if len(live) == 1 else None
         if kind is None:
             errors.append(DocumentError(
                 "cannot tell the document kind (catalog item, customer, promotion, favorites "
@@ -165,17 +168,14 @@ def _plan_documents(
     return planned
 
 
-def _stored_kind(tx: Transaction, obj: Mapping[str, Any]) -> Kind | None:
+def _live_kinds(tx: Transaction, obj: Mapping[str, Any]) -> list[Kind]:
+    """The kinds of the stored, not deleted documents with a bare deletion's ``id``."""
     doc_id = obj.get("id")
     if not isinstance(doc_id, str):
-        return None
+        return []
     candidates: tuple[Kind, ...] = ("customer", "promotion", "favorites_set", "status_rule")
-    found: list[Kind] = []
-    for kind in candidates:
-        stored = tx.document(kind, doc_id)
-        if stored is not None and not stored.deleted:
-            found.append(kind)
-    return found[0] if len(found) == 1 else None
+    return [kind for kind in candidates
+            if (stored := tx.document(kind, doc_id)) is not None and not stored.deleted]
 
 
 def _plan_csv(tx: Transaction, path: Path) -> list[tuple[Kind, dict[str, Any]]]:

@@ -90,6 +90,21 @@ def test_deleted_document_becomes_a_tombstone(repo: SQLiteRepository, tmp_path: 
         assert tx.find_customer("card", "7700003456789") is None
 
 
+def test_deleting_again_or_deleting_the_unknown_changes_nothing(
+    repo: SQLiteRepository, tmp_path: Path
+) -> None:
+    file = tmp_path / "del.jsonl"
+    file.write_text('{"id": "C3", "deleted": true}\n', encoding="utf-8")
+    assert import_file(repo, file, now()).deleted == 1
+    head = _head(repo)
+    again = import_file(repo, file, now())  # a deletion file imported twice
+    assert again.deleted == 0
+    never = tmp_path / "never.json"
+    never.write_text('[{"id": "no-such-id", "deleted": true}]', encoding="utf-8")
+    assert import_file(repo, never, now()).deleted == 0
+    assert _head(repo) == head
+
+
 def test_csv_reports_every_bad_row_and_writes_nothing(
     repo: SQLiteRepository, tmp_path: Path
 ) -> None:
