@@ -181,14 +181,20 @@ def _live_kinds(tx: Transaction, obj: Mapping[str, Any]) -> list[Kind]:
 def _plan_csv(tx: Transaction, path: Path) -> list[tuple[Kind, dict[str, Any]]]:
     file = str(path)
     text = _read_text(path)
-    rows = list(csv.reader(io.StringIO(text, newline="")))
-    if not rows or tuple(cell.strip() for cell in rows[0]) != CSV_HEADER:
+    # (the line a record starts on, the record): a quoted value may span lines
+    rows: list[tuple[int, list[str]]] = []
+    reader = csv.reader(io.StringIO(text, newline=""))
+    ended = 0
+    for record in reader:
+        rows.append((ended + 1, record))
+        ended = reader.line_num
+    if not rows or tuple(cell.strip() for cell in rows[0][1]) != CSV_HEADER:
         raise ImportRejectedError(file, [DocumentError(
             f"header must be {','.join(CSV_HEADER)}", file=file, line=1)])
     errors: list[DocumentError] = []
     docs: dict[str, dict[str, Any]] = {}
     lines_of: dict[str, int] = {}
-    for number, row in enumerate(rows[1:], start=2):
+    for number, row in rows[1:]:
         if not row or all(not cell.strip() for cell in row):
             continue
         if len(row) != 3:

@@ -105,6 +105,23 @@ def test_deleting_again_or_deleting_the_unknown_changes_nothing(
     assert _head(repo) == head
 
 
+def test_csv_errors_name_the_line_a_row_starts_on_after_a_quoted_multiline_value(
+    repo: SQLiteRepository, tmp_path: Path
+) -> None:
+    file = tmp_path / "multi.csv"
+    file.write_text(
+        'customer_id,attribute,value\n'
+        'C1,offer,"{""id"": ""po-x"",\n""reward"": {""type"": ""percent_off"",\n'
+        '""percent"": ""5""}}"\n'
+        'C404,segment,x\n'
+        'C1,segment\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ImportRejectedError) as caught:
+        import_file(repo, file, now())
+    assert [str(error).split(":")[1] for error in caught.value.errors] == ["5", "6"]
+
+
 def test_csv_reports_every_bad_row_and_writes_nothing(
     repo: SQLiteRepository, tmp_path: Path
 ) -> None:
