@@ -19,7 +19,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from central.documents import Kind, check_document, id_of, kind_of, store_document
+from central.documents import (
+    Kind,
+    check_document,
+    customer_keys,
+    id_of,
+    kind_of,
+    store_document,
+)
 from central.storage import Repository, Transaction
 from loyalty import apply_customer_attribute, parse_customer
 from tillgate.errors import DocumentError
@@ -138,6 +145,7 @@ def _plan_documents(
              if (kind := kind_of(item.obj)) is not None}
     file_kind = next(iter(kinds)) if len(kinds) == 1 else None
     planned: list[tuple[Kind, dict[str, Any]]] = []
+    customers: list[tuple[int, str, Mapping[str, Any]]] = []
     for item in items:
         if not isinstance(item.obj, Mapping):
             errors.append(DocumentError("must be a JSON object", file=file, line=item.line))
@@ -156,16 +164,46 @@ def _plan_documents(
                 doc_id=str(obj.get("id") or obj.get("sku") or "")))
             continue
         try:
-            id_of(kind, obj)
+            doc_id = id_of(kind, obj)
             if obj.get("deleted") is not True:
                 check_document(kind, obj)
         except DocumentError as exc:
             errors.append(_locate(exc, file, item.line))
             continue
         planned.append((kind, obj))
+        if kind == "customer":
+            customers.append((item.line, doc_id, obj))
+    errors.extend(_shared_keys(tx, customers, file))
     if errors:
         raise ImportRejectedError(file, errors)
     return planned
+
+
+def _shared_keys(
+    tx: Transaction, customers: Sequence[tuple[int, str, Mapping[str, Any]]], file: str
+) -> list[DocumentError]:
+    """A card, phone or token must find one customer: errors for each key that would belong
+    to two once the file is loaded (``customers``: line, id and document, in file order)."""
+    in_file = {doc_id for _, doc_id, _ in customers}
+    owners: dict[tuple[str, str], str] = {}
+    errors: list[DocumentError] = []
+    for line, doc_id, obj in customers:
+        if obj.get("deleted") is True:
+            continue
+        for key in customer_keys(obj):
+            owner = owners.get(key)
+            if owner is None:
+                stored = tx.find_customer(*key)
+                # a customer this file loads again gives up the keys its new document drops
+                owner = stored if stored not in in_file else None
+            if owner is not None and owner != doc_id:
+                field_name = {"card": "cards", "phone": "phone", "token": "tokens"}[key[0]]
+                errors.append(DocumentError(
+                    f"{key[0]} {key[1]} already belongs to customer {owner!r}", kind="customer",
+                    doc_id=doc_id, key=field_name, file=file, line=line))
+                continue
+            owners[key] = doc_id
+    return errors
 
 
 def _live_kinds(tx: Transaction, obj: Mapping[str, Any]) -> list[Kind]:
@@ -219,6 +257,9 @@ def _plan_csv(tx: Transaction, path: Path) -> list[tuple[Kind, dict[str, Any]]]:
             continue
         docs[customer_id] = updated
         lines_of[customer_id] = number
+    if not errors:  # (a customer whose every row failed has no line of its own)
+        errors.extend(_shared_keys(
+            tx, [(lines_of[doc_id], doc_id, doc) for doc_id, doc in docs.items()], file))
     if errors:
         raise ImportRejectedError(file, errors)
     return [("customer", doc) for doc in docs.values()]

@@ -122,6 +122,35 @@ def test_csv_errors_name_the_line_a_row_starts_on_after_a_quoted_multiline_value
     assert [str(error).split(":")[1] for error in caught.value.errors] == ["5", "6"]
 
 
+def test_a_card_or_phone_finds_one_customer(repo: SQLiteRepository, tmp_path: Path) -> None:
+    twins = tmp_path / "twins.jsonl"
+    twins.write_text(
+        '{"id": "C7", "cards": ["77"], "phone": "+7 900 1"}\n'
+        '{"id": "C8", "cards": ["77"], "phone": "7-900-1"}\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ImportRejectedError) as caught:
+        import_file(repo, twins, now())
+    assert [str(error) for error in caught.value.errors] == [
+        f"{twins}:2: customer \"C8\": cards: card 77 already belongs to customer 'C7'",
+        f"{twins}:2: customer \"C8\": phone: phone 79001 already belongs to customer 'C7'",
+    ]
+    # a card moves from one customer to another when one file says both
+    first = tmp_path / "first.jsonl"
+    first.write_text('{"id": "C7", "cards": ["77"]}\n', encoding="utf-8")
+    import_file(repo, first, now())
+    moved = tmp_path / "moved.jsonl"
+    moved.write_text('{"id": "C8", "cards": ["77"]}\n{"id": "C7", "cards": []}\n',
+                     encoding="utf-8")
+    import_file(repo, moved, now())
+    with repo.read() as tx:
+        assert tx.find_customer("card", "77") == "C8"
+    phone = tmp_path / "phone.csv"
+    phone.write_text("customer_id,attribute,value\nC7,phone,+79161234567\n", encoding="utf-8")
+    with pytest.raises(ImportRejectedError):  # the demo's C1 has that phone
+        import_file(repo, phone, now())
+
+
 def test_csv_reports_every_bad_row_and_writes_nothing(
     repo: SQLiteRepository, tmp_path: Path
 ) -> None:
