@@ -231,11 +231,9 @@ def _confirm(
 def _cancel(tx: Transaction, store: str, entry: pb.JournalEntry) -> str:
     record = tx.receipt(store, entry.receipt_id)
     if record is None:
-        tx.put_receipt(
-            ReceiptRecord(store=store, receipt_id=entry.receipt_id, state="cancelled",
-                          mode="offline")
-        )
-        return "receipt unknown to central: recorded as cancelled"
+        # §2.4: cancelling an unknown receipt is answered and has no effect; recording it
+        # as cancelled would refuse the sale the register may make under that id later.
+        return "receipt unknown to central: no effect"
     if record.state == "confirmed":
         raise EntryRejectedError(f"receipt {entry.receipt_id!r} is confirmed: cannot cancel")
     if record.state == "open":

@@ -124,3 +124,23 @@ def test_entry_of_another_store_is_rejected(stub: pb_grpc.ProcessingStub) -> Non
     entry = _confirm_entry("OFF6", 10)
     entry.store = "S999"
     assert _upload(stub, entry) == [("OFF6", "rejected")]
+
+
+def test_offline_cancel_of_a_receipt_central_never_saw_has_no_effect(
+    stub: pb_grpc.ProcessingStub, server: CentralServer
+) -> None:
+    # §2.4: unknown × cancel is "answered, no effect"; the register may sell under that id
+    # later (here offline too), and central must keep what the customer was then given.
+    cancel = pb.JournalEntry(store=STORE, receipt_id="OFF9", seq=20,
+                             cancel=pb.CancelRequest(context=ctx(), receipt_id="OFF9"))
+    calc = pb.JournalEntry(
+        store=STORE, receipt_id="OFF9", seq=21, at="2026-11-23T11:01:00+03:00",
+        calculate=pb.OfflineCalculation(
+            request=pb.CalculateRequest(context=ctx(), receipt=oil_receipt("OFF9")),
+            given=_offline_calculation("OFF9")),
+    )
+    assert _upload(stub, cancel, calc, _confirm_entry("OFF9", 22, accrued=1000)) == [
+        ("OFF9", "applied"), ("OFF9", "applied"), ("OFF9", "applied")]
+    rows = {row["receipt_id"]: row for row in admin.receipts_view(server.repository)}
+    assert rows["OFF9"]["state"] == "confirmed"
+    assert ledger_sum(server, "C1") == 340000 + 1000
