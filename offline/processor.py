@@ -186,7 +186,9 @@ class OfflineProcessor:
             else None,
             refunded={int(n): int(q) for n, q in json.loads(row["refunded"]).items()},
         )
-        state = effective_state(ReceiptState(row["state"]), float(row["created_at"]), self.clock())
+        # Open for 7 days after its last calculate, as central counts (a calculate of an open
+        # receipt sets updated_at; so does nothing else that leaves it open).
+        state = effective_state(ReceiptState(row["state"]), float(row["updated_at"]), self.clock())
         return state, known
 
     def _customer(self, lookup: Callable[[], Customer | None]) -> Customer | None:
@@ -690,7 +692,7 @@ class OfflineProcessor:
                 row[0]
                 for row in conn.execute(
                     "SELECT receipt_id FROM receipts WHERE "
-                    "((state = 'cancelled' OR state = 'open') AND created_at < ?) "
+                    "((state = 'cancelled' OR state = 'open') AND updated_at < ?) "
                     "OR (state = 'confirmed' AND updated_at < ?)",
                     (now - OPEN_EXPIRY_S, now - keep_confirmed_s),
                 )

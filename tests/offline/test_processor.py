@@ -156,6 +156,17 @@ def test_open_receipt_expires_after_seven_days(edge: OfflineProcessor, clock: Cl
     assert edge.confirm(confirm_request("R1", calc.due)).error.reason == "cancelled"
 
 
+def test_the_seven_days_count_from_the_last_calculate_as_on_central(
+    edge: OfflineProcessor, clock: Clock
+) -> None:
+    edge.calculate(calculate_request())
+    clock.now += 6 * 86400
+    calc = edge.calculate(calculate_request()).calculation  # the register priced it again
+    clock.now += 86400 + 3600  # 7 days and an hour after the first calculate
+    confirm = edge.confirm(confirm_request("R1", calc.due))
+    assert not confirm.HasField("error"), confirm.error
+
+
 def test_refunds_partial_then_rest_then_over(edge: OfflineProcessor) -> None:
     calc = edge.calculate(calculate_request()).calculation
     edge.confirm(confirm_request("R1", calc.due))
