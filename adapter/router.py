@@ -13,7 +13,7 @@ the replies and become ``error`` answers here; they are answers, not failures.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, Protocol
@@ -23,7 +23,7 @@ import structlog
 from adapter import render
 from adapter.requests import Calculate, Cancel, Confirm, Fiscal, Identify, Refund
 from adapter.upstream import CentralClient
-from loyalty.values import Message, Receipt
+from loyalty.values import CustomerRef, Message, Receipt
 from offline.breaker import BreakerState, CircuitBreaker
 from protos import convert
 from protos import tillgate_pb2 as pb
@@ -54,6 +54,8 @@ class EdgeBackend(Protocol):
     def record_online_refund(self, request: pb.RefundRequest, reply: pb.RefundReply) -> None: ...
     def record_online_identify(self, reply: pb.IdentifyReply) -> None: ...
     def owns_receipt(self, receipt_id: str) -> bool: ...
+
+    def holds_unsent(self, customer_ref: CustomerRef | None, coupons: Sequence[str]) -> bool: ...
 
 
 class Unavailable(Exception):  # noqa: N818 - an outcome, answered as the `unavailable` code
@@ -164,8 +166,12 @@ class Router:
             except Exception:  # the register's answer must not depend on the shadow copy
                 log.exception("edge_record_failed", call=name)
 
-    async def _route(self, name: str, request: Any, receipt_id: str | None) -> tuple[Any, str]:
-        if receipt_id is not None and self.edge is not None and self.edge.owns_receipt(receipt_id):
+    async def _route(
+        self, name: str, request: Any, receipt_id: str | None, *, on_edge: bool = False
+    ) -> tuple[Any, str]:
+        if self.edge is not None and (
+            on_edge or (receipt_id is not None and self.edge.owns_receipt(receipt_id))
+        ):
             return self._offline(name, request), "offline"
         reply = await self._online(name, request)
         if reply is not None:
@@ -193,7 +199,11 @@ class Router:
         message = pb.CalculateRequest(
             context=self._context(request_id, lane), receipt=convert.receipt_to_pb(receipt)
         )
-        reply, mode = await self._route("calculate", message, receipt.id)
+        # An offline sale central has not heard of yet (its customer's purchase, a coupon it
+        # spent) would be priced as if it never happened: the edge, which knows it, answers.
+        on_edge = self.edge is not None and self.edge.holds_unsent(receipt.customer,
+                                                                  receipt.coupons)
+        reply, mode = await self._route("calculate", message, receipt.id, on_edge=on_edge)
         if reply.HasField("error"):
             return _error_json(request_id, reply.error)
         calc = convert.calculation_from_pb(reply.calculation)

@@ -86,6 +86,13 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX outbox_pending ON outbox (status, seq);
     CREATE INDEX outbox_receipt ON outbox (receipt_id, status);
     """,
+    # 2: purchases confirmed offline and not yet part of a synced customer document: their
+    # counters (JSON {name: add}) and the purchase itself count in offline pricing until then
+    """
+    CREATE TABLE offline_purchases (receipt_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL,
+        counters TEXT NOT NULL, acked_at REAL) WITHOUT ROWID;
+    CREATE INDEX offline_purchases_customer ON offline_purchases (customer_id);
+    """,
 )
 
 

@@ -130,6 +130,11 @@ class Outbox:
                         "WHERE receipt_id = ? AND acked_at IS NULL",
                         (now, entry.receipt_id),
                     )
+                    conn.execute(
+                        "UPDATE offline_purchases SET acked_at = ? "
+                        "WHERE receipt_id = ? AND acked_at IS NULL",
+                        (now, entry.receipt_id),
+                    )
                 if status == "rejected":
                     rejected += 1
                     log.error(

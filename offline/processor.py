@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 from functools import lru_cache
@@ -33,6 +33,8 @@ import structlog
 from loyalty import (
     Calculation,
     Customer,
+    CustomerRef,
+    FrozenMap,
     Message,
     OverRefund,
     PointsSummary,
@@ -198,6 +200,46 @@ class OfflineProcessor:
             log.error("cached_customer_unreadable", error=str(exc))
             return None
 
+    def _with_offline_purchases(self, customer: Customer) -> Customer:
+        """``customer`` as of its synced document plus the purchases confirmed offline here
+        that no synced document holds yet: their counters count, and so do they for
+        ``first_purchase`` (central counts them once the outbox reaches it)."""
+        rows = self.db.query(
+            "SELECT counters FROM offline_purchases WHERE customer_id = ?", (customer.id,)
+        )
+        if not rows:
+            return customer
+        counters = dict(customer.counters)
+        for row in rows:
+            for name, add in json.loads(row["counters"]).items():
+                counters[name] = counters.get(name, 0) + int(add)
+        return replace(customer, counters=FrozenMap(counters),
+                       purchases=customer.purchases + len(rows))
+
+    def holds_unsent(self, customer_ref: CustomerRef | None, coupons: Sequence[str]) -> bool:
+        """True while an offline confirm made here for this customer, or spending one of these
+        coupons, has not reached central: central would price as if it never happened (a
+        coupon accepted twice, a first purchase given twice), so the edge answers."""
+        codes = [code.upper() for code in coupons]
+        if codes:
+            marks = ",".join("?" * len(codes))
+            rows = self.db.query(
+                f"SELECT receipt_id FROM offline_coupons WHERE code IN ({marks})",  # noqa: S608  # placeholders only
+                codes,
+            )
+            if any(self.outbox.has_pending(row["receipt_id"]) for row in rows):
+                return True
+        if customer_ref is None:
+            return False
+        customer = self._customer(lambda: self.cache.customer_by_ref(customer_ref))
+        if customer is None:
+            return False
+        pending = self.db.query(
+            "SELECT 1 FROM offline_purchases WHERE customer_id = ? AND acked_at IS NULL LIMIT 1",
+            (customer.id,),
+        )
+        return bool(pending)
+
     def _redeemed_offline(self, customer_id: str) -> int:
         rows = self.db.query(
             "SELECT coalesce(sum(points), 0) AS n FROM offline_redemptions WHERE customer_id = ?",
@@ -336,6 +378,8 @@ class OfflineProcessor:
         if receipt.customer is not None:
             ref = receipt.customer
             customer = self._customer(lambda: self.cache.customer_by_ref(ref))
+            if customer is not None:
+                customer = self._with_offline_purchases(customer)
         limit = (
             None
             if customer is None
@@ -434,6 +478,15 @@ class OfflineProcessor:
                     "INSERT OR REPLACE INTO offline_redemptions (receipt_id, customer_id, points) "
                     "VALUES (?, ?, ?)",
                     (receipt_id, effects.customer_id, effects.redeemed),
+                )
+            if effects.customer_id is not None:
+                counted: dict[str, int] = {}
+                for delta in effects.counters:
+                    counted[delta.name] = counted.get(delta.name, 0) + delta.add
+                conn.execute(
+                    "INSERT OR REPLACE INTO offline_purchases (receipt_id, customer_id, counters) "
+                    "VALUES (?, ?, ?)",
+                    (receipt_id, effects.customer_id, json.dumps(counted, sort_keys=True)),
                 )
             conn.executemany(
                 "INSERT OR IGNORE INTO offline_coupons (code, receipt_id, at) VALUES (?, ?, ?)",

@@ -160,10 +160,11 @@ class SyncClient:
         with db.transaction() as conn:
             db.set_meta(META_LAST_SYNC_AT, repr(self.clock()))
             db.set_meta(META_LAST_SYNC_DURATION_S, f"{duration_s:.3f}")
-            conn.execute(
-                "DELETE FROM offline_redemptions WHERE acked_at IS NOT NULL AND acked_at < ?",
-                (started_at,),
-            )
+            for table in ("offline_redemptions", "offline_purchases"):
+                conn.execute(
+                    f"DELETE FROM {table} WHERE acked_at IS NOT NULL AND acked_at < ?",  # noqa: S608  # fixed table names
+                    (started_at,),
+                )
             conn.execute(
                 "DELETE FROM seen_customers WHERE seen_at < ?",
                 (self.clock() - self.selection.seen_days * _DAY_S,),

@@ -7,11 +7,20 @@ from pathlib import Path
 
 import pytest
 
+from loyalty import CustomerRef
 from offline.db import EdgeDatabase
 from offline.outbox import Outbox
 from offline.processor import OFFLINE_NOTE, UNKNOWN_REFUND_NOTE, OfflineProcessor
 from protos import tillgate_pb2 as pb
-from tests.offline.edge import STORE, calculate_request, confirm_request, context, seed
+from tests.offline.edge import (
+    ACTIVE,
+    DEFAULT_DOCS,
+    STORE,
+    calculate_request,
+    confirm_request,
+    context,
+    seed,
+)
 
 NOW = 1_795_418_100.0  # 2026-11-23T10:15:00+03:00
 
@@ -367,3 +376,49 @@ def test_receipt_without_opened_at_is_priced_and_journaled_at_the_edge_clock(
     [entry] = _journal(edge)
     assert entry.calculate.request.receipt.opened_at == "2026-11-23T10:15:00+03:00"
     assert entry.calculate.given == reply.calculation
+
+
+WELCOME = {"id": "welcome", "name": "Welcome", "active": ACTIVE, "priority": 5,
+           "conditions": {"first_purchase": True}, "reward": {"type": "points_fixed",
+                                                             "points": 777}}
+VISITS = {"id": "visits", "name": "Visits", "active": ACTIVE, "priority": 4,
+          "counters": [{"name": "visits", "add": 1}], "reward": {"type": "none"}}
+SECOND = {"id": "second-visit", "name": "Second visit", "active": ACTIVE, "priority": 3,
+          "conditions": {"counter": {"name": "visits", "at_least": 2}},
+          "reward": {"type": "points_fixed", "points": 5000}}
+
+
+def _applied(reply: pb.CalculateReply) -> list[str]:
+    return [p.id for p in reply.calculation.promotions]
+
+
+def test_purchases_confirmed_offline_count_until_a_sync_brings_them(
+    tmp_path: Path, clock: Clock
+) -> None:
+    db = EdgeDatabase(tmp_path / "cache.db")
+    seed(db, [*DEFAULT_DOCS, ("promotion", WELCOME), ("promotion", VISITS),
+              ("promotion", SECOND)])
+    edge = OfflineProcessor(db, store=STORE, clock=clock)
+    first = edge.calculate(calculate_request("R1"))
+    assert "welcome" in _applied(first)
+    assert "second-visit" not in _applied(first)
+    edge.confirm(confirm_request("R1", first.calculation.due))
+    assert edge.holds_unsent(CustomerRef("card", "7700001234567"), ())
+    # the first purchase and its visit count on the next offline receipt, as central counts
+    second = edge.calculate(calculate_request("R2"))
+    assert "welcome" not in _applied(second)
+    assert "second-visit" in _applied(second)
+    _ack_all(edge)  # central has them now: online pricing may answer again
+    assert not edge.holds_unsent(CustomerRef("card", "7700001234567"), ())
+    assert "welcome" not in _applied(edge.calculate(calculate_request("R3")))
+
+
+def test_a_coupon_spent_offline_keeps_its_receipts_on_the_edge_until_uploaded(
+    edge: OfflineProcessor,
+) -> None:
+    calc = edge.calculate(calculate_request("R1", card=None, coupons=("SPRING-7F3K",)))
+    edge.confirm(confirm_request("R1", calc.calculation.due))
+    assert edge.holds_unsent(None, ["spring-7f3k"])
+    assert not edge.holds_unsent(None, ["SPRING-OTHER"])
+    _ack_all(edge)
+    assert not edge.holds_unsent(None, ["SPRING-7F3K"])
