@@ -230,7 +230,8 @@ class Router:
             request_id,
             {
                 "receipt_id": reply.receipt_id or req.receipt_id,
-                "mode": mode,
+                # a kept confirmation is returned as it was made (§2.3), its mode included
+                "mode": reply.mode or mode,
                 "points": {
                     "accrued": points.accrued,
                     "redeemed": points.redeemed,
@@ -273,7 +274,7 @@ class Router:
             request_id,
             {
                 "refund_id": req.refund_id,
-                "mode": mode,
+                "mode": reply.mode or mode,
                 "points": points,
                 "messages": render.pb_messages_json(reply.messages),
             },

@@ -69,14 +69,25 @@ def test_central_killed_then_back_every_answer_offline_then_uploaded_once(tmp_pa
             await client.request("hello", {"lane": "01"})
             online = await client.request("calculate", {"receipt": oil_receipt("R-off-1")})
             assert online["mode"] == "online"
+            sold = await client.request("calculate", {"receipt": oil_receipt("R-off-0")})
+            kept = await client.request(
+                "confirm", confirm_body("R-off-0", sold["due"]), request_id="conf-0"
+            )
+            assert kept["mode"] == "online"
             central.kill()
+            # §2.3: the same fiscal under a new id returns the kept confirmation, as it was
+            again = await client.request(
+                "confirm", confirm_body("R-off-0", sold["due"]), request_id="conf-0-again"
+            )
+            assert again["type"] == "confirm.result", again
+            assert (again["mode"], again["points"]) == (kept["mode"], kept["points"])
             calc = await client.request("calculate", {"receipt": oil_receipt("R-off-2")})
             assert calc["type"] == "calculate.result", calc
             assert calc["mode"] == "offline"
             assert calc["due"] == online["due"]
             assert calc["points"]["accrue"] == online["points"]["accrue"]
             assert calc["points"]["balance"] is None
-            answers: dict[str, Any] = {"due": calc["due"]}
+            answers: dict[str, Any] = {"due": calc["due"], "c0": kept}
             answers["c2"] = await client.request(
                 "confirm", confirm_body("R-off-2", calc["due"]), request_id="conf-2"
             )
@@ -136,11 +147,11 @@ def test_central_killed_then_back_every_answer_offline_then_uploaded_once(tmp_pa
     assert receipts["R-off-2"]["mode"] == "offline"
     customer = central_json(db, "customer", "C1")
     accruals = [row for row in customer["ledger"] if row["kind"] == "accrual"]
-    assert sorted(row["receipt_id"] for row in accruals) == ["R-off-1", "R-off-2"]
+    assert sorted(row["receipt_id"] for row in accruals) == ["R-off-0", "R-off-1", "R-off-2"]
     assert customer["balance"] == 340000 + sum(row["points"] for row in accruals)
     assert (
         sum(row["points"] for row in accruals)
-        == answers["c1"]["points"]["accrued"] + answers["c2"]["points"]["accrued"]
+        == sum(answers[key]["points"]["accrued"] for key in ("c0", "c1", "c2"))
     )
 
 
