@@ -85,6 +85,17 @@ def _zone(name: str) -> tzinfo:
     return ZoneInfo(name)
 
 
+def _same_refund(first: pb.RefundRequest, second: pb.RefundRequest) -> bool:
+    """Two refunds under one refund_id are the same refund when their requests are equal,
+    context aside (as central judges them)."""
+    first_copy, second_copy = pb.RefundRequest(), pb.RefundRequest()
+    first_copy.CopyFrom(first)
+    second_copy.CopyFrom(second)
+    first_copy.ClearField("context")
+    second_copy.ClearField("context")
+    return first_copy == second_copy
+
+
 def _error(code: str, *, reason: str = "", field: str = "", message: str = "") -> pb.Error:
     return pb.Error(code=code, reason=reason, field=field, message=message or code)
 
@@ -536,6 +547,15 @@ class OfflineProcessor:
                         reason="id_reused",
                         field="refund_id",
                         message=f"refund {refund_id} was made for receipt {kept[0]['receipt_id']}",
+                    )
+                )
+            if not _same_refund(pb.RefundRequest.FromString(bytes(kept[0]["request"])), request):
+                return pb.RefundReply(
+                    error=_error(
+                        "conflict",
+                        reason="id_reused",
+                        field="refund_id",
+                        message=f"refund {refund_id} was made with other lines or fiscal data",
                     )
                 )
             return pb.RefundReply.FromString(bytes(kept[0]["reply"]))

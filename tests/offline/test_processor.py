@@ -422,3 +422,19 @@ def test_a_coupon_spent_offline_keeps_its_receipts_on_the_edge_until_uploaded(
     assert not edge.holds_unsent(None, ["SPRING-OTHER"])
     _ack_all(edge)
     assert not edge.holds_unsent(None, ["SPRING-7F3K"])
+
+
+def test_a_refund_id_answers_one_refund_only(edge: OfflineProcessor) -> None:
+    calc = edge.calculate(calculate_request()).calculation
+    edge.confirm(confirm_request("R1", calc.due))
+
+    def refund(n: int, request_id: str) -> pb.RefundReply:
+        return edge.refund(pb.RefundRequest(
+            context=context(request_id), refund_id="F1", receipt_id="R1",
+            lines=[pb.RefundLine(n=n, quantity_milli=1000)]))
+
+    first = refund(1, "q1")
+    assert not first.HasField("error")
+    assert refund(1, "q2") == first  # the same refund again: the kept answer
+    other = refund(2, "q3")  # as central answers it online
+    assert (other.error.code, other.error.reason) == ("conflict", "id_reused")
