@@ -214,7 +214,8 @@ def test_refunds_partial_then_rest_then_over(edge: OfflineProcessor) -> None:
     nothing = edge.refund(pb.RefundRequest(context=context(), refund_id="F4", receipt_id="R1"))
     assert nothing.error.reason == "over_refund"
     assert list(nothing.error.remaining) == []
-    kept = edge.refund(pb.RefundRequest(context=context(), refund_id="F1", receipt_id="R1"))
+    kept = edge.refund(pb.RefundRequest(context=context("q9"), refund_id="F1", receipt_id="R1",
+                                        lines=[pb.RefundLine(n=1, quantity_milli=1000)]))
     assert kept == first
     reused = edge.refund(pb.RefundRequest(context=context(), refund_id="F1", receipt_id="R9"))
     assert reused.error.reason == "id_reused"
