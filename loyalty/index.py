@@ -23,6 +23,11 @@ touches, a longer one under each ISO week (UTC) it touches, and one longer than
 intersects its keys with the tables of its day, its week and "any time" and returns each
 candidate once, dropping those whose ``from``/``to`` do not hold ``now``. The engine still
 checks every candidate's other rules, so the index may over-approximate but never misses.
+
+A promotion filed by its reward's selector is left out of a receipt without those lines: it
+would yield nothing there, but as a member of a group it may still be the one that places the
+group's step (§3.3), so the lookup adds the members of each group met that come before the
+first one found (:meth:`PromotionIndex._with_group_heads`).
 """
 
 from __future__ import annotations
