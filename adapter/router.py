@@ -201,8 +201,12 @@ class Router:
         )
         # An offline sale central has not heard of yet (its customer's purchase, a coupon it
         # spent) would be priced as if it never happened: the edge, which knows it, answers.
-        on_edge = self.edge is not None and self.edge.holds_unsent(receipt.customer,
-                                                                  receipt.coupons)
+        on_edge = False
+        if self.edge is not None:
+            try:
+                on_edge = self.edge.holds_unsent(receipt.customer, receipt.coupons)
+            except Exception:  # a broken shadow copy must not cost the online answer
+                log.exception("edge_check_failed", call="calculate")
         reply, mode = await self._route("calculate", message, receipt.id, on_edge=on_edge)
         if reply.HasField("error"):
             return _error_json(request_id, reply.error)
