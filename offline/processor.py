@@ -540,25 +540,15 @@ class OfflineProcessor:
             return pb.RefundReply(error=_error("invalid", field="refund_id", message="required"))
         kept = self.db.query("SELECT * FROM refunds WHERE refund_id = ?", (refund_id,))
         if kept:
-            if kept[0]["receipt_id"] != receipt_id:
+            first = kept[0]
+            if not _same_refund(pb.RefundRequest.FromString(bytes(first["request"])), request):
+                made_for = (f"for receipt {first['receipt_id']}"
+                            if first["receipt_id"] != receipt_id else "with other lines or fiscal")
                 return pb.RefundReply(
-                    error=_error(
-                        "conflict",
-                        reason="id_reused",
-                        field="refund_id",
-                        message=f"refund {refund_id} was made for receipt {kept[0]['receipt_id']}",
-                    )
+                    error=_error("conflict", reason="id_reused", field="refund_id",
+                                 message=f"refund {refund_id} was made {made_for}")
                 )
-            if not _same_refund(pb.RefundRequest.FromString(bytes(kept[0]["request"])), request):
-                return pb.RefundReply(
-                    error=_error(
-                        "conflict",
-                        reason="id_reused",
-                        field="refund_id",
-                        message=f"refund {refund_id} was made with other lines or fiscal data",
-                    )
-                )
-            return pb.RefundReply.FromString(bytes(kept[0]["reply"]))
+            return pb.RefundReply.FromString(bytes(first["reply"]))
         state, row = self._receipt_row(receipt_id)
         verdict = decide(state, Op.REFUND)
         if verdict.action is Action.CONFLICT:
