@@ -141,13 +141,18 @@ class EdgeCache:
         body = self.document("customer", customer_id)
         return parse_customer(json.loads(body)) if body is not None else None
 
-    def customer_by_ref(self, ref: CustomerRef) -> Customer | None:
-        """The cached customer a card, phone or token names (None when not cached)."""
+    def customer_id_by_ref(self, ref: CustomerRef) -> str | None:
+        """The id of the cached customer a card, phone or token names (None when not cached)."""
         rows = self.db.query(
             "SELECT customer_id FROM customer_keys WHERE key = ? ORDER BY customer_id LIMIT 1",
             (_ref_key(ref),),
         )
-        return self.customer_by_id(rows[0]["customer_id"]) if rows else None
+        return str(rows[0]["customer_id"]) if rows else None
+
+    def customer_by_ref(self, ref: CustomerRef) -> Customer | None:
+        """The cached customer a card, phone or token names (None when not cached)."""
+        customer_id = self.customer_id_by_ref(ref)
+        return self.customer_by_id(customer_id) if customer_id is not None else None
 
     def spent_coupons(self, codes: Iterable[str]) -> frozenset[str]:
         """Which of these codes were spent: synced ``coupon`` documents or offline confirms.

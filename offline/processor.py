@@ -242,12 +242,13 @@ class OfflineProcessor:
                 return True
         if customer_ref is None:
             return False
-        customer = self._customer(lambda: self.cache.customer_by_ref(customer_ref))
-        if customer is None:
+        # only the id: this runs before every online calculate, no document needs parsing
+        customer_id = self.cache.customer_id_by_ref(customer_ref)
+        if customer_id is None:
             return False
         pending = self.db.query(
             "SELECT 1 FROM offline_purchases WHERE customer_id = ? AND acked_at IS NULL LIMIT 1",
-            (customer.id,),
+            (customer_id,),
         )
         return bool(pending)
 
