@@ -332,10 +332,8 @@ def _discounts(reward: Reward, lines: Sequence[_Line]) -> list[tuple[_Line, int]
         return [(line, min(line.capacity, round_half_up(line.amount * numerator, denominator)))
                 for line in lines]
     if kind == "amount_off":
-        amounts = [line.amount for line in lines]
-        spread = allocate_in_order(min(reward.amount, sum(amounts)), amounts)
-        capacities = [amount - line.floor for amount, line in zip(amounts, lines, strict=True)]
-        return list(zip(lines, map(min, capacities, spread), strict=True))
+        return list(zip(lines, _amount_off_shares(
+            reward.amount, lines, floored=any(line.floor for line in lines)), strict=True))
     if kind == "fixed_price":
         price = reward.price
         return [(line, min(line.amount - line.floor, max(0, line.amount - round_half_up(
@@ -352,6 +350,19 @@ def _discounts(reward: Reward, lines: Sequence[_Line]) -> list[tuple[_Line, int]
             result.append((line, min(line.capacity, share)))
         return result
     return []
+
+
+def _amount_off_shares(amount: int, lines: Sequence[_Line], *, floored: bool) -> list[int]:
+    """``amount`` spread over ``lines`` (§3.4), each share capped by its line's floor;
+    ``floored``: some line has one."""
+    amounts = [line.amount for line in lines]
+    shares = allocate_in_order(min(amount, sum(amounts)), amounts)
+    # A share never exceeds its line's amount (the total spread is at most their sum), so
+    # only a min_price floor can cap it.
+    if not floored:
+        return shares
+    return [max(0, min(share, line.amount - line.floor))
+            for line, share in zip(lines, shares, strict=True)]
 
 
 def _percent_off_alone(outcome: _Outcome, chosen: Sequence[_Line]) -> list[_Line]:
@@ -383,13 +394,7 @@ def _amount_off_alone(outcome: _Outcome, chosen: Sequence[_Line], floored: bool)
     """:func:`_discount_step` of a lone ``amount_off`` (mostly receipt-wide, so on every
     line) in list arithmetic; the lines it changed. ``floored``: some line has a floor."""
     open_lines = [line for line in chosen if not (line.no_discount or line.taken)]
-    amounts = [line.amount for line in open_lines]
-    values = allocate_in_order(min(outcome.reward.amount, sum(amounts)), amounts)
-    # A share never exceeds its line's amount (the total spread is at most their sum), so
-    # only a min_price floor can cap it.
-    if floored:
-        values = [max(0, min(value, line.amount - line.floor))
-                  for line, value in zip(open_lines, values, strict=True)]
+    values = _amount_off_shares(outcome.reward.amount, open_lines, floored=floored)
     changed = list(compress(open_lines, values))
     for line, value in zip(changed, filter(None, values), strict=True):
         line.amount -= value
