@@ -20,8 +20,9 @@ day or week, and only probes the small tables of those: a window of at most
 :data:`MAX_DAY_BUCKETED_DAYS` UTC days (a weekend of double points) is filed under each day it
 touches, a longer one under each ISO week (UTC) it touches, and one longer than
 :data:`MAX_BUCKETED_WEEKS` or open-ended in an "any time" table. Looking up a receipt
-intersects its keys with the tables of its day, its week and "any time" and returns each
-candidate once, dropping those whose ``from``/``to`` do not hold ``now``. The engine still
+intersects its keys with the tables of its day, its week and "any time" (merged into one
+view per day on the day's first lookup) and returns each candidate once, dropping those
+whose ``from``/``to`` do not hold ``now``. The engine still
 checks every candidate's other rules, so the index may over-approximate but never misses.
 
 A promotion filed by its reward's selector is left out of a receipt without those lines: it
@@ -54,6 +55,7 @@ _MONDAY = instant(datetime(1970, 1, 5, tzinfo=UTC))  # weeks run Monday..Sunday 
 _ANY_TIME: tuple[str, int] = ("any", 0)
 _LAST = 2**62  # after every step position
 _position = attrgetter("position")
+_KEPT_VIEWS = 4  #: merged day views kept (see PromotionIndex._view)
 
 Key = tuple[str, str]
 #: ("day", day number) | ("week", week number) | ("any", 0)
@@ -152,6 +154,7 @@ class PromotionIndex:
                     self._members.setdefault((promotion.group, bucket), []).append(filed)
         for members in self._members.values():
             members.sort(key=_position)
+        self._views: dict[int, dict[str, dict[str, list[Prepared]]]] = {}
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -202,13 +205,11 @@ class PromotionIndex:
                 ("status", [f"{system}\x00{value}" for system, value in customer.statuses.items()]),
             ]
         buckets = _buckets_at(now)
+        view = self._view(buckets)
         hits: list[list[Prepared]] = []
-        tables = self._tables
         for kind, values in probes:
-            for bucket in buckets:
-                table = tables.get((kind, bucket))
-                if not table:
-                    continue
+            table = view.get(kind)
+            if table:
                 # The intersection runs in C over the smaller side: a receipt's ~200 keys
                 # against a table of thousands, without a Python-level probe per key.
                 hits.extend([table[value] for value in table.keys() & values])
@@ -222,6 +223,24 @@ class PromotionIndex:
         moment = instant(now)
         return self._with_group_heads(
             [filed for filed in found if filed.start <= moment < filed.end], buckets, moment)
+
+    def _view(self, buckets: tuple[Bucket, Bucket, Bucket]) -> dict[str, dict[str, list[Prepared]]]:
+        """The tables of a day, its week and "any time" merged, by kind: one probe per kind
+        instead of three. Built on the first lookup of a day and kept for the next ones."""
+        day = buckets[0][1]
+        view = self._views.get(day)
+        if view is not None:
+            return view
+        view = {}
+        for (kind, bucket), table in self._tables.items():
+            if bucket in buckets:
+                merged = view.setdefault(kind, {})
+                for value, filed in table.items():
+                    merged[value] = merged.get(value, []) + filed
+        if len(self._views) >= _KEPT_VIEWS:  # a long-running process meets new days
+            self._views.clear()
+        self._views[day] = view
+        return view
 
     def _with_group_heads(self, candidates: list[Prepared], buckets: Sequence[Bucket],
                           moment: int | None) -> list[Prepared]:
