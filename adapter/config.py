@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from drivers.registry import framing_names, output_names
+from drivers.registry import display_names, framing_names, printer_names
 from tillgate.errors import ConfigError
 
 BAUD_RATES = (9600, 19200, 38400, 57600, 115200)
@@ -168,13 +168,28 @@ class _Reader:
         return value
 
     def string(
-        self, doc: dict[str, Any], key: str, path: str, default: str | None = None
+        self,
+        doc: dict[str, Any],
+        key: str,
+        path: str,
+        default: str | None = None,
+        *,
+        allow_empty: bool = False,
     ) -> str | None:
+        """The string at ``key``. An empty one is a problem unless ``allow_empty``: a blank
+        left by a config template must not quietly become the default (a store id, the
+        central's address)."""
         value = doc.get(key, default)
         if value is None:
             return None
         if not isinstance(value, str):
             self.problem(path, f"must be a string, not {type(value).__name__}")
+            return default
+        if not value.strip() and not allow_empty:
+            self.problem(path, "must not be empty")
+            return default
+        if not value.isprintable():
+            self.problem(path, "must not contain control characters (a newline, a tab)")
             return default
         return value
 
@@ -211,6 +226,59 @@ def _address_ok(address: str) -> bool:
     return bool(sep and host and port.isdigit() and 0 <= int(port) <= 65535)
 
 
+def _check_readable(r: _Reader, key: str, path: Path) -> None:
+    """A file the daemon reads at start: there, a file, and readable by this user."""
+    if path.is_dir():
+        r.problem(key, f"is a directory, not a file: {path}")
+    elif not path.exists():
+        r.problem(key, f"no such file: {path}")
+    elif not os.access(path, os.R_OK):
+        r.problem(
+            key,
+            f"cannot be read by this user: {path}",
+            hint="the key must be readable by the tillgate group (see docs/tls.md)",
+        )
+
+
+_SERIAL_URL_SCHEMES = ("socket", "rfc2217", "loop", "spy", "alt", "hwgrep")
+
+
+def _check_device_url(r: _Reader, key: str, url: str) -> None:
+    """A printer or display: tcp://HOST[:PORT], a serial device path or a pyserial URL."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return  # a device path such as /dev/ttyUSB1 or COM3
+    if scheme == "tcp":
+        host, colon, port = rest.rpartition(":")
+        if not rest or (colon and (not host or not port.isdigit() or int(port) > 65535)):
+            r.problem(key, f"must be tcp://HOST[:PORT], not {url!r}")
+    elif scheme not in _SERIAL_URL_SCHEMES:
+        r.problem(
+            key,
+            f"unknown device URL scheme {scheme!r} in {url!r}",
+            hint="tcp://HOST[:PORT] for a network printer, else a serial device path "
+            "such as /dev/ttyUSB0",
+        )
+
+
+def _codepage_ok(lane: dict[str, Any], codepage: str) -> bool:
+    """Whether the lane's printer can select ``codepage`` (checked as the daemon will use it,
+    so a codepage check-config accepts never stops the daemon's start)."""
+    if lane.get("printer") and lane.get("printer_driver", "escpos") == "escpos":
+        from drivers.escpos_printer import encode_receipt  # noqa: PLC0415 - only with a printer
+
+        try:
+            encode_receipt([], codepage=codepage, cut=False)
+        except ConfigError:
+            return False
+        return True
+    try:
+        "".encode(codepage)
+    except LookupError:
+        return False
+    return True
+
+
 def _path(base: Path, text: str) -> Path:
     path = Path(text).expanduser()
     return path if path.is_absolute() else base / path
@@ -237,7 +305,7 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
         "",
     )
     store = r.string(doc, "store", "store", "S001") or "S001"
-    if not store or len(store) > 64:
+    if len(store) > 64:
         r.problem("store", "must be 1..64 characters")
     timezone = r.string(doc, "timezone", "timezone", "Europe/Moscow") or "Europe/Moscow"
     try:
@@ -267,8 +335,7 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
             ca, cert, key = (_path(base, p) for p in tls_paths if p)
             tls = TLSConfig(ca, cert, key)
             for name, p in (("tls_ca", ca), ("tls_cert", cert), ("tls_key", key)):
-                if not p.is_file():
-                    r.problem(f"central.{name}", f"no such file: {p}")
+                _check_readable(r, f"central.{name}", p)
     demo = c.get("demo", True)
     if not isinstance(demo, bool):
         r.problem("central.demo", "must be true or false")
@@ -323,14 +390,19 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
         "display",
         "display_model",
     }
-    outputs = tuple(output_names())
+    printers = tuple(printer_names())
+    displays = tuple(display_names())
     for i, item in enumerate(r.tables(doc, "lane")):
         r.unknown(item, lane_keys, f"lane[{i}]")
-        codepage = r.string(item, "printer_codepage", f"lane[{i}].printer_codepage", "cp866")
-        try:
-            "".encode(codepage or "cp866")
-        except LookupError:
-            r.problem(f"lane[{i}].printer_codepage", f"unknown codepage {codepage!r}", hint="cp866")
+        codepage = (
+            r.string(item, "printer_codepage", f"lane[{i}].printer_codepage", "cp866") or "cp866"
+        )
+        if not _codepage_ok(item, codepage):
+            r.problem(
+                f"lane[{i}].printer_codepage",
+                f"the printer has no codepage {codepage!r}",
+                hint="cp866 for Cyrillic",
+            )
             codepage = "cp866"
         lane_id = r.string(item, "id", f"lane[{i}].id")
         if not lane_id:
@@ -348,6 +420,12 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
         if baud not in BAUD_RATES:
             r.problem(f"lane[{i}].baud", f"must be one of {', '.join(map(str, BAUD_RATES))}")
             baud = 115200
+        printer = r.string(item, "printer", f"lane[{i}].printer")
+        if printer is not None:
+            _check_device_url(r, f"lane[{i}].printer", printer)
+        display = r.string(item, "display", f"lane[{i}].display")
+        if display is not None:
+            _check_device_url(r, f"lane[{i}].display", display)
         width = item.get("printer_width", 42)
         if width not in (32, 42, 48):
             r.problem(f"lane[{i}].printer_width", "must be one of 32, 42, 48")
@@ -355,21 +433,21 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
         lanes.append(
             LaneConfig(
                 id=lane_id,
-                token=r.string(item, "token", f"lane[{i}].token", "") or "",
+                token=r.string(item, "token", f"lane[{i}].token", "", allow_empty=True) or "",
                 serial=serial,
                 baud=baud,
                 framing=r.choice(
                     item, "framing", f"lane[{i}].framing", "link" if serial else "lines", framings
                 ),
-                printer=r.string(item, "printer", f"lane[{i}].printer"),
+                printer=printer,
                 printer_width=width,
                 printer_driver=r.choice(
-                    item, "printer_driver", f"lane[{i}].printer_driver", "escpos", outputs
+                    item, "printer_driver", f"lane[{i}].printer_driver", "escpos", printers
                 ),
                 printer_codepage=codepage or "cp866",
-                display=r.string(item, "display", f"lane[{i}].display"),
+                display=display,
                 display_model=r.choice(
-                    item, "display_model", f"lane[{i}].display_model", "cd5220", outputs
+                    item, "display_model", f"lane[{i}].display_model", "cd5220", displays
                 ),
             )
         )

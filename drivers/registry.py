@@ -20,10 +20,12 @@ from tillgate.errors import ConfigError
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "display_names",
     "framing_names",
     "make_framing",
     "make_output",
     "output_names",
+    "printer_names",
 ]
 
 ENTRY_POINT_GROUP = "tillgate.drivers"
@@ -35,8 +37,13 @@ _FRAMINGS: dict[str, str] = {
 _OUTPUTS: dict[str, str] = {
     "escpos": "drivers.escpos_printer:ReceiptPrinter",
     "cd5220": "drivers.display:cd5220_display",
+    "epson": "drivers.display:epson_display",
     "epson_display": "drivers.display:epson_display",
 }
+#: The built-in outputs by what they are, so that a printer is never configured as a display;
+#: a plug-in output may be either.
+_PRINTERS = frozenset({"escpos"})
+_DISPLAYS = frozenset({"cd5220", "epson", "epson_display"})
 
 
 def _plugins() -> tuple[dict[str, str], dict[str, str]]:
@@ -87,6 +94,16 @@ def framing_names() -> list[str]:
 def output_names() -> list[str]:
     """Every output device kind (built-in and plug-in), sorted."""
     return sorted(_table("output"))
+
+
+def printer_names() -> list[str]:
+    """Every output that may drive a receipt printer (built-in printers and plug-ins), sorted."""
+    return sorted(name for name in _table("output") if name not in _DISPLAYS)
+
+
+def display_names() -> list[str]:
+    """Every output that may drive a pole display (built-in displays and plug-ins), sorted."""
+    return sorted(name for name in _table("output") if name not in _PRINTERS)
 
 
 def make_framing(name: str, **options: Any) -> Framing:
