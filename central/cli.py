@@ -27,7 +27,7 @@ from central.server import ServerTLS, start_server
 from central.storage import SQLiteRepository
 from central.syncfeed import HORIZON_SETTING
 from tillgate import systemd
-from tillgate.errors import TillgateError
+from tillgate.errors import ConfigError, TillgateError
 
 #: Settings the ``settings`` command may change.
 KNOWN_SETTINGS = (ACTIVATION_SETTING, VALIDITY_SETTING, HORIZON_SETTING)
@@ -91,6 +91,12 @@ def _serve(args: argparse.Namespace) -> int:
         if all(tls_parts)
         else None
     )
+    if tls is not None:
+        try:
+            tls.check()  # before the lifetime settings below touch the database
+        except ConfigError as exc:
+            print(f"error: --{exc.key.replace('_', '-')}: {exc.message}", file=sys.stderr)
+            return 1
     _configure_logging()
     done = threading.Event()
 

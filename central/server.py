@@ -12,6 +12,8 @@ for a single store.
 
 from __future__ import annotations
 
+import ssl
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -45,6 +47,11 @@ DEFAULT_WORKERS = 16
 HOUSEKEEPING_INTERVAL = 60.0
 
 
+def _no_passphrase() -> bytes:
+    # gRPC cannot use an encrypted key; without a callback OpenSSL would prompt on the tty.
+    return b""
+
+
 @dataclass(frozen=True, slots=True)
 class ServerTLS:
     """mTLS material: the CA that signs store certificates, the server's cert and key (PEM
@@ -55,6 +62,10 @@ class ServerTLS:
     key: Path | bytes
 
     @staticmethod
+    def _name(value: Path | bytes, key: str) -> str:
+        return str(value) if isinstance(value, Path) else f"{key} (PEM given in memory)"
+
+    @staticmethod
     def _read(value: Path | bytes, name: str) -> bytes:
         if isinstance(value, bytes):
             return value
@@ -63,12 +74,60 @@ class ServerTLS:
         except OSError as exc:
             raise ConfigError(f"cannot read {value}: {exc.strerror}", key=name) from exc
 
+    def _check_certificates(self, value: Path | bytes, data: bytes, name: str) -> None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        try:
+            context.load_verify_locations(cadata=data.decode("ascii"))
+        except (ValueError, ssl.SSLError) as exc:  # UnicodeDecodeError is a ValueError
+            raise ConfigError(
+                f"{self._name(value, name)}: not a PEM certificate", key=name
+            ) from exc
+
+    def _check_key(self, cert: bytes, key: bytes) -> None:
+        with tempfile.TemporaryDirectory(prefix="tillgate-tls-") as folder:
+            # load_cert_chain reads files only; material given as bytes goes through a
+            # private temporary folder (mode 0700), removed at once.
+            cert_file, key_file = self.cert, self.key
+            if not isinstance(cert_file, Path):
+                cert_file = Path(folder) / "cert.pem"
+                cert_file.write_bytes(cert)
+            if not isinstance(key_file, Path):
+                key_file = Path(folder) / "key.pem"
+                key_file.write_bytes(key)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            try:
+                context.load_cert_chain(cert_file, key_file, password=_no_passphrase)
+            except ssl.SSLError as exc:
+                key_name = self._name(self.key, "tls_key")
+                if exc.reason == "KEY_VALUES_MISMATCH":
+                    message = (
+                        f"{key_name}: this private key does not belong to the certificate "
+                        f"{self._name(self.cert, 'tls_cert')}"
+                    )
+                else:
+                    message = f"{key_name}: not a PEM private key (or an encrypted one)"
+                raise ConfigError(message, key="tls_key") from exc
+
+    def check(self) -> tuple[bytes, bytes, bytes]:
+        """Read and check the material before anything listens; returns ``(ca, cert, key)``.
+
+        The CA and the certificate must parse, the key must parse and belong to the
+        certificate. gRPC itself reports any of these only as "Failed to bind"; a
+        :class:`ConfigError` here names the file at fault.
+        """
+        ca = self._read(self.ca, "tls_ca")
+        cert = self._read(self.cert, "tls_cert")
+        key = self._read(self.key, "tls_key")
+        self._check_certificates(self.ca, ca, "tls_ca")
+        self._check_certificates(self.cert, cert, "tls_cert")
+        self._check_key(cert, key)
+        return ca, cert, key
+
     def credentials(self) -> grpc.ServerCredentials:
         """Server credentials that require a client certificate signed by ``ca``."""
+        ca, cert, key = self.check()
         return grpc.ssl_server_credentials(
-            [(self._read(self.key, "tls_key"), self._read(self.cert, "tls_cert"))],
-            root_certificates=self._read(self.ca, "tls_ca"),
-            require_client_auth=True,
+            [(key, cert)], root_certificates=ca, require_client_auth=True
         )
 
 
@@ -243,7 +302,11 @@ def start_server(
     workers: int = DEFAULT_WORKERS,
 ) -> CentralServer:
     """Open (create or migrate) the database, load demo data into a new one when ``demo``,
-    and serve Processing, Sync, health and reflection on ``listen``."""
+    and serve Processing, Sync, health and reflection on ``listen``.
+
+    The TLS material is checked before the database is opened; a problem with it is a
+    :class:`ConfigError` naming the file."""
+    credentials = tls.credentials() if tls is not None else None
     repository = SQLiteRepository(Path(db_path))
     if demo:
         load_demo(repository, clock.now())
@@ -268,10 +331,10 @@ def start_server(
     )
     reflection.enable_server_reflection(names, server)
     try:
-        if tls is None:
+        if credentials is None:
             port = server.add_insecure_port(listen)
         else:
-            port = server.add_secure_port(listen, tls.credentials())
+            port = server.add_secure_port(listen, credentials)
     except RuntimeError as exc:
         repository.close()
         raise ConfigError(f"cannot listen on {listen}: {exc}", key="listen") from exc
