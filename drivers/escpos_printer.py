@@ -8,6 +8,9 @@ sends those bytes to ``tcp://host:9100`` or a serial port through :mod:`drivers.
 Layout rules: text is wrapped to the paper width in columns (32, 42 or 48); a ``large`` line
 is double width and height, so it wraps at half the width. Text is encoded in the printer's
 codepage (CP866 by default, for Cyrillic); a character the codepage lacks prints as ``?``.
+A codepage is named in any case and spelling python-escpos or Python knows it by (``cp866``,
+``CP866``, ``ibm866``; ``iso8859-2`` for ``ISO_8859-2``), among the tables the printer profile
+has and python-escpos can encode to.
 Barcodes are printed by the printer itself: EAN-13 (12 digits, or 13 with a correct check
 digit), Code128 (printable ASCII, code set B) and QR (native, model 2). A receipt ends with a
 feed and a full cut.
@@ -15,13 +18,16 @@ feed and a full cut.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import functools
 import io
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from escpos.codepages import CodePages
 from escpos.exceptions import Error as EscposError
 from escpos.printer import Dummy
 
@@ -83,20 +89,49 @@ class PrintItem:
     barcode: BarcodeSpec | None = None
 
 
+def _spelling(name: str) -> str:
+    return "".join(c for c in name.lower() if c.isalnum())
+
+
+@functools.cache
+def _codepages(profile: str | None) -> dict[str, str]:
+    """Spelling → python-escpos name of each table the profile has and python-escpos encodes."""
+    printer = Dummy(profile=profile) if profile else Dummy()
+    # Some tables of the profiles (CP851, RK1048 ...) have no character data in python-escpos:
+    # selecting them works, and the first text line then fails. Offer only the usable ones.
+    return {
+        _spelling(name): name
+        for name in printer.profile.get_code_pages()
+        if {"data", "python_encode"} & set(CodePages.data.get(name, {}))
+    }
+
+
+def _codepage_name(codepage: str, profile: str | None) -> str | None:
+    """The python-escpos name of ``codepage`` for ``profile``, in any case or Python spelling."""
+    known = _codepages(profile)
+    found = known.get(_spelling(codepage))
+    if found is None:
+        with contextlib.suppress(LookupError):
+            found = known.get(_spelling(codecs.lookup(codepage).name))
+    return found
+
+
 def _printer(codepage: str, profile: str | None) -> Dummy:
     try:
         printer = Dummy(profile=profile) if profile else Dummy()
     except (EscposError, ValueError, KeyError) as exc:
         raise ConfigError(f"unknown printer profile {profile!r}", key="profile") from exc
-    try:
-        printer.hw("INIT")  # ESC @ first: it resets the code table, so select ours after it
-        printer.charcode(codepage.upper())
-    except (EscposError, ValueError, KeyError) as exc:
+    name = _codepage_name(codepage, profile)
+    if name is None:
+        known = [known_name.lower() for known_name in _codepages(profile).values()]
+        cyrillic = "cp866 for Cyrillic; " if "cp866" in known else ""
         raise ConfigError(
             f"codepage {codepage!r} is not available for printer profile {profile or 'default'}",
             key="codepage",
-            hint=str(exc)[:200],
-        ) from exc
+            hint=f"{cyrillic}the profile has {', '.join(known)}",
+        )
+    printer.hw("INIT")  # ESC @ first: it resets the code table, so select ours after it
+    printer.charcode(name)
     return printer
 
 
@@ -192,3 +227,4 @@ class ReceiptPrinter:
             await send_to_device(self.url, data, baud=self.baud, timeout=self.timeout)
         except DeviceError as exc:
             raise DeviceError(f"printer: {exc}") from exc
+
