@@ -149,7 +149,7 @@ def probe_page(width: int) -> list[PrintItem]:
     return [
         PrintItem("tillgate: проверка принтера", bold=True, center=True),
         PrintItem(f"Ширина {width} колонок".ljust(width, ".")),
-        PrintItem("0123456789" * (width // 10 + 1)),
+        PrintItem(("0123456789" * (width // 10 + 1))[:width]),  # exactly one line when right
         PrintItem("АБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯ абвгдеёжзийклмнопрстуфхцчшщъыьэюя"),
         PrintItem("ИТОГО 1 234,56", large=True),
         PrintItem("EAN-13:", barcode=BarcodeSpec("ean13", "460000000001")),
