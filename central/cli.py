@@ -23,7 +23,7 @@ from central import admin, favorites, statuses
 from central.accounts import ACTIVATION_SETTING, VALIDITY_SETTING
 from central.clock import now
 from central.importer import ImportRejectedError, import_file
-from central.server import ServerTLS, start_server
+from central.server import ServerTLS, parse_listen, start_server
 from central.storage import SQLiteRepository
 from central.syncfeed import HORIZON_SETTING
 from tillgate import systemd
@@ -85,6 +85,11 @@ def _serve(args: argparse.Namespace) -> int:
     tls_parts = (args.tls_ca, args.tls_cert, args.tls_key)
     if any(tls_parts) and not all(tls_parts):
         print("error: --tls-ca, --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    try:
+        parse_listen(args.listen)
+    except ConfigError as exc:
+        print(f"error: --listen: {exc.message}", file=sys.stderr)
         return 2
     tls = (
         ServerTLS(Path(args.tls_ca), Path(args.tls_cert), Path(args.tls_key))

@@ -47,6 +47,26 @@ DEFAULT_WORKERS = 16
 HOUSEKEEPING_INTERVAL = 60.0
 
 
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``HOST:PORT`` (an IPv6 host in brackets, ``[::1]:7443``) as ``(host, port)``.
+
+    A missing port is refused rather than left to gRPC, which would bind the scheme's 443.
+    """
+    host, colon, port = listen.rpartition(":")
+    example = "such as 127.0.0.1:7443, 0.0.0.0:7443 or [::1]:7443"
+    if not colon or not host:
+        raise ConfigError(f"expected HOST:PORT {example}, got {listen!r}", key="listen")
+    if host.startswith("[") != host.endswith("]") or host == "[]":
+        raise ConfigError(f"expected HOST:PORT {example}, got {listen!r}", key="listen")
+    if ":" in host and not host.startswith("["):
+        raise ConfigError(
+            f"an IPv6 host goes in brackets ([::1]:7443), got {listen!r}", key="listen"
+        )
+    if not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        raise ConfigError(f"the port must be a number 0-65535, got {listen!r}", key="listen")
+    return host, int(port)
+
+
 def _no_passphrase() -> bytes:
     # gRPC cannot use an encrypted key; without a callback OpenSSL would prompt on the tty.
     return b""
@@ -302,10 +322,11 @@ def start_server(
     workers: int = DEFAULT_WORKERS,
 ) -> CentralServer:
     """Open (create or migrate) the database, load demo data into a new one when ``demo``,
-    and serve Processing, Sync, health and reflection on ``listen``.
+    and serve Processing, Sync, health and reflection on ``listen`` (``HOST:PORT``).
 
-    The TLS material is checked before the database is opened; a problem with it is a
-    :class:`ConfigError` naming the file."""
+    ``listen`` and the TLS material are checked before the database is opened; a problem
+    with either is a :class:`ConfigError` naming the address or the file."""
+    host, _ = parse_listen(listen)
     credentials = tls.credentials() if tls is not None else None
     repository = SQLiteRepository(Path(db_path))
     if demo:
@@ -344,8 +365,7 @@ def start_server(
     server.start()
     for name in ("", *names[:2]):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    host = listen.rsplit(":", 1)[0].strip("[]") or "127.0.0.1"
-    if host in ("0.0.0.0", "::", ""):
+    if host in ("0.0.0.0", "[::]"):
         host = "127.0.0.1"
     log.info("central_started", address=f"{host}:{port}", db=str(db_path), tls=tls is not None)
     return CentralServer(server, port, host, repository, processing, health_servicer)
