@@ -2,7 +2,10 @@
 statuses, favorites, settings.
 
 Every handler returns an exit code; errors print one line (or one per problem, for a
-rejected import) to stderr and exit non-zero, never a traceback.
+rejected import) to stderr and exit non-zero, never a traceback: 2 for a command line that
+cannot work (a bad flag, a database file that does not exist), 1 for anything else.
+Only ``serve`` and ``import`` create a database; the administration commands refuse a
+``--db`` that does not exist, since a mistyped path would otherwise report an empty chain.
 """
 
 from __future__ import annotations
@@ -50,6 +53,21 @@ def _guarded(handler: Handler) -> Handler:
         except OSError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+
+    return run
+
+
+def _on_existing_db(handler: Handler) -> Handler:
+    def run(args: argparse.Namespace) -> int:
+        db: Path = args.db
+        if not db.exists():
+            print(
+                f"error: --db {db}: no such database (only central import and central serve "
+                "create one)",
+                file=sys.stderr,
+            )
+            return 2
+        return handler(args)
 
     return run
 
@@ -319,36 +337,36 @@ def add_central_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     adjust.add_argument("customer_id", metavar="CUSTOMER_ID")
     adjust.add_argument("points", type=int, metavar="POINTS")
     adjust.add_argument("--reason", required=True)
-    adjust.set_defaults(handler=_guarded(_adjust))
+    adjust.set_defaults(handler=_guarded(_on_existing_db(_adjust)))
 
     receipts = sub.add_parser("receipts", help="list receipts")
     _db(receipts)
     receipts.add_argument("--json", action="store_true")
-    receipts.set_defaults(handler=_guarded(_receipts))
+    receipts.set_defaults(handler=_guarded(_on_existing_db(_receipts)))
 
     customer = sub.add_parser("customer", help="show a customer's balance and ledger")
     _db(customer)
     customer.add_argument("customer_id", metavar="ID")
     customer.add_argument("--json", action="store_true")
-    customer.set_defaults(handler=_guarded(_customer))
+    customer.set_defaults(handler=_guarded(_on_existing_db(_customer)))
 
     journal = sub.add_parser("journal", help="uploaded store journal entries")
     _db(journal)
     journal.add_argument("--rejected", action="store_true", help="only entries kept for review")
     journal.add_argument("--json", action="store_true")
-    journal.set_defaults(handler=_guarded(_journal))
+    journal.set_defaults(handler=_guarded(_on_existing_db(_journal)))
 
     status = sub.add_parser("statuses", help="status systems")
     status_sub = status.add_subparsers(dest="statuses_command", metavar="ACTION", required=True)
     recompute = status_sub.add_parser("recompute", help="apply the status rules")
     _db(recompute)
-    recompute.set_defaults(handler=_guarded(_statuses_recompute))
+    recompute.set_defaults(handler=_guarded(_on_existing_db(_statuses_recompute)))
     manual = status_sub.add_parser("set", help="set a status manually")
     _db(manual)
     manual.add_argument("customer_id", metavar="CUSTOMER_ID")
     manual.add_argument("system", metavar="SYSTEM")
     manual.add_argument("value", metavar="VALUE")
-    manual.set_defaults(handler=_guarded(_statuses_set))
+    manual.set_defaults(handler=_guarded(_on_existing_db(_statuses_set)))
 
     fav = sub.add_parser("favorites", help="favorite products sets")
     fav_sub = fav.add_subparsers(dest="favorites_command", metavar="ACTION", required=True)
@@ -356,13 +374,13 @@ def add_central_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     _db(refresh)
     refresh.add_argument("--month", help="YYYY-MM to take purchases from (default: last month)")
     refresh.add_argument("--fill", action="store_true", help="fill empty slots automatically")
-    refresh.set_defaults(handler=_guarded(_favorites_refresh))
+    refresh.set_defaults(handler=_guarded(_on_existing_db(_favorites_refresh)))
 
     settings = sub.add_parser("settings", help="show or change central settings")
     _db(settings)
     settings.add_argument("key", nargs="?", help=", ".join(KNOWN_SETTINGS))
     settings.add_argument("value", nargs="?", help="new value (days); empty to switch off")
-    settings.set_defaults(handler=_guarded(_settings))
+    settings.set_defaults(handler=_guarded(_on_existing_db(_settings)))
 
 
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
