@@ -109,8 +109,10 @@ def _sync(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     from adapter.edge import sync_now  # noqa: PLC0415
+    from adapter.preflight import check_data_files  # noqa: PLC0415
 
     try:
+        check_data_files(config, central=True)
         summary = asyncio.run(sync_now(config))
     except TillgateError as exc:
         print(f"tillgate sync: {exc}", file=sys.stderr)

@@ -26,6 +26,7 @@ from adapter.journal import AnswerJournal
 from adapter.lanes import LanePolicy, Lanes
 from adapter.metrics import DaemonMetrics, Readings
 from adapter.outputs import LaneOutputs
+from adapter.preflight import DataDirLock, check_data_files
 from adapter.router import EdgeBackend, Router
 from adapter.upstream import CentralClient, open_channel
 from drivers.base import Channel, Framing
@@ -35,7 +36,7 @@ from drivers.tcp import parse_address, serve_tcp
 from drivers.trace import SOCKET_NAME, TraceError, TraceHub
 from offline.breaker import BreakerState, CircuitBreaker
 from tillgate import systemd
-from tillgate.errors import DeviceError
+from tillgate.errors import DeviceError, StartupError
 
 log = structlog.get_logger("tillgate.daemon")
 
@@ -62,10 +63,12 @@ class Daemon:
         self.outputs: LaneOutputs | None = None
         self.trace: TraceHub | None = None
         self._stop = asyncio.Event()
+        self._lock: DataDirLock | None = None
 
     async def start(self) -> None:
         cfg = self.config
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        check_data_files(cfg, central=True)
+        self._lock = DataDirLock(cfg.data_dir)
         tz = zoneinfo.ZoneInfo(cfg.timezone)
         target = await self._start_central()
         self._client = CentralClient(
@@ -113,15 +116,21 @@ class Daemon:
         )
         self._tasks.append(asyncio.create_task(self._probe_central(), name="central probe"))
         self._tasks.append(asyncio.create_task(self._purge_answers(), name="answer purge"))
-        for listener in cfg.listeners:
+        for number, listener in enumerate(cfg.listeners):
             host, port = parse_address(listener.address)
-            server = await serve_tcp(
-                host,
-                port,
-                _framing_factory(listener.framing),
-                functools.partial(self.lanes.serve, idle_timeout_s=listener.idle_timeout_s),
-                **self._trace_callbacks(listener.framing),
-            )
+            try:
+                server = await serve_tcp(
+                    host,
+                    port,
+                    _framing_factory(listener.framing),
+                    functools.partial(self.lanes.serve, idle_timeout_s=listener.idle_timeout_s),
+                    **self._trace_callbacks(listener.framing),
+                )
+            except OSError as exc:  # in use, not an address of this host, unknown host name
+                raise StartupError(
+                    f"listener[{number}].address {listener.address}: cannot listen: "
+                    f"{exc.strerror or exc}"
+                ) from exc
             self._servers.append(server)
             for sock in server.sockets:
                 name = sock.getsockname()
@@ -178,7 +187,12 @@ class Daemon:
             )
         )
         host, port = parse_address(cfg.metrics.address)
-        bound = metrics.serve(host, port)
+        try:
+            bound = metrics.serve(host, port)
+        except OSError as exc:
+            raise StartupError(
+                f"metrics.address {cfg.metrics.address}: cannot listen: {exc.strerror or exc}"
+            ) from exc
         log.info("metrics", address=f"{host}:{bound}")
         return metrics
 
@@ -301,6 +315,8 @@ class Daemon:
             self._journal.close()
         if self.metrics is not None:
             self.metrics.stop()
+        if self._lock is not None:
+            self._lock.release()
         log.info("stopped")
 
 
@@ -318,8 +334,8 @@ async def run_daemon(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.request_stop)
-    await daemon.start()
     try:
+        await daemon.start()  # a start that fails half-way is undone by stop() too
         await daemon.wait_stopped()
     finally:
         await daemon.stop()

@@ -15,7 +15,7 @@ import grpc.aio
 from adapter.config import CentralConfig
 from protos import tillgate_pb2 as pb
 from protos import tillgate_pb2_grpc as pb_grpc
-from tillgate.errors import UpstreamUnavailable
+from tillgate.errors import ConfigError, UpstreamUnavailable
 
 Reply = TypeVar("Reply")
 
@@ -30,10 +30,16 @@ def open_channel(target: str, central: CentralConfig) -> grpc.aio.Channel:
     ]
     if central.tls is None:
         return grpc.aio.insecure_channel(target, options=options)
+    pems: dict[str, bytes] = {}
+    for key, path in (("ca", central.tls.ca), ("key", central.tls.key), ("cert", central.tls.cert)):
+        try:
+            pems[key] = path.read_bytes()
+        except OSError as exc:  # check-config run by another user than the service's
+            raise ConfigError(
+                f"cannot read {path}: {exc.strerror or exc}", key=f"central.tls_{key}"
+            ) from exc
     credentials = grpc.ssl_channel_credentials(
-        root_certificates=central.tls.ca.read_bytes(),
-        private_key=central.tls.key.read_bytes(),
-        certificate_chain=central.tls.cert.read_bytes(),
+        root_certificates=pems["ca"], private_key=pems["key"], certificate_chain=pems["cert"]
     )
     return grpc.aio.secure_channel(target, credentials, options=options)
 

@@ -115,3 +115,7 @@ class StorageError(TillgateError):
 
 class DeviceError(TillgateError):
     """A serial port, printer or display could not be opened or written."""
+
+
+class StartupError(TillgateError):
+    """The daemon cannot start: a port, a file or the data directory's lock it needs."""

@@ -71,10 +71,12 @@ display_model = "escpos"
     )
     printers = found["lane[0].printer_driver"].removeprefix("must be one of ").split(", not ")
     assert printers[1] == "'cd5220'"
-    assert "escpos" in printers[0] and "cd5220" not in printers[0]
+    assert "escpos" in printers[0]
+    assert "cd5220" not in printers[0]
     displays = found["lane[0].display_model"].removeprefix("must be one of ").split(", not ")
     assert displays[1] == "'escpos'"
-    assert "cd5220" in displays[0] and "escpos" not in displays[0].split(", ")
+    assert "cd5220" in displays[0]
+    assert "escpos" not in displays[0].split(", ")
 
 
 def test_both_display_names_of_the_field_guide_are_accepted(tmp_path: Path) -> None:
