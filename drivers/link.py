@@ -26,7 +26,7 @@ tables under "Transition tables" below:
   states READY, WAITING, FAILED) keeps one unacknowledged frame, repeats it 1 s after its ETX
   and after any NAK, and after 3 repeats declares the link failed: it drops the frame (and the
   rest of its message), emits ``LinkNotice("link_failed")`` and sends ENQ every second until
-  the peer answers ``ACK 0``, then goes on with the queued messages.
+  the peer answers ``ACK 0`` or sends a good frame, then goes on with the queued messages.
 
 The register side is the same machine: two :class:`Link` objects wired back to back talk.
 
@@ -44,7 +44,9 @@ Decisions where the spec is silent (documented in docs/field-guide.md):
 * SEQ order is not checked on receipt: any frame that is not a repeat is new. A frame with
   SEQ 0 is a bad frame (``seq_zero``): it is answered ``NAK 0`` and never passed on.
 * An ENQ received between the frames of a message abandons the partial message (the sender
-  gave up on it); after a link failure the sending side only resumes once its ENQ is answered.
+  gave up on it); after a link failure the sending side resumes once its ENQ is answered, or
+  once a good frame arrives from the peer: a register that is sending frames is there, and
+  one that never answers ENQ must not get its requests acknowledged but never answered.
 * Payloads of 0 bytes cannot be framed (LEN is 1..1024): sending one is a LocalProtocolError.
 """
 
@@ -249,6 +251,7 @@ class TxInput(enum.Enum):
     REPEAT_DUE = "repeat_due"  # the repeat timer expired (or a NAK came) with repeats left
     GIVE_UP = "give_up"  # the repeat timer expired (or a NAK came) after 3 repeats
     ENQ_DUE = "enq_due"  # the ENQ timer expired
+    PEER_FRAME = "peer_frame"  # a good frame arrived from the peer
 
 
 #: (state, input) -> (next state, action). Every pair is listed: nothing is implicit.
@@ -262,6 +265,7 @@ _TX_TABLE: dict[tuple[Tx, TxInput], tuple[Tx, str]] = {
     (Tx.READY, TxInput.REPEAT_DUE): (Tx.READY, "nothing"),
     (Tx.READY, TxInput.GIVE_UP): (Tx.READY, "nothing"),
     (Tx.READY, TxInput.ENQ_DUE): (Tx.READY, "nothing"),
+    (Tx.READY, TxInput.PEER_FRAME): (Tx.READY, "nothing"),
     (Tx.WAITING, TxInput.PAYLOAD): (Tx.WAITING, "queue"),
     (Tx.WAITING, TxInput.ACK_OURS): (Tx.READY, "acknowledged"),
     (Tx.WAITING, TxInput.ACK_ZERO): (Tx.WAITING, "peer_alive"),
@@ -270,6 +274,7 @@ _TX_TABLE: dict[tuple[Tx, TxInput], tuple[Tx, str]] = {
     (Tx.WAITING, TxInput.REPEAT_DUE): (Tx.WAITING, "repeat"),
     (Tx.WAITING, TxInput.GIVE_UP): (Tx.FAILED, "fail_link"),
     (Tx.WAITING, TxInput.ENQ_DUE): (Tx.WAITING, "nothing"),
+    (Tx.WAITING, TxInput.PEER_FRAME): (Tx.WAITING, "nothing"),
     (Tx.FAILED, TxInput.PAYLOAD): (Tx.FAILED, "queue"),
     (Tx.FAILED, TxInput.ACK_OURS): (Tx.FAILED, "stray_ack"),
     (Tx.FAILED, TxInput.ACK_ZERO): (Tx.READY, "restored"),
@@ -278,6 +283,7 @@ _TX_TABLE: dict[tuple[Tx, TxInput], tuple[Tx, str]] = {
     (Tx.FAILED, TxInput.REPEAT_DUE): (Tx.FAILED, "nothing"),
     (Tx.FAILED, TxInput.GIVE_UP): (Tx.FAILED, "nothing"),
     (Tx.FAILED, TxInput.ENQ_DUE): (Tx.FAILED, "send_enq"),
+    (Tx.FAILED, TxInput.PEER_FRAME): (Tx.READY, "restored"),
 }
 
 
@@ -617,6 +623,8 @@ class Link:
 
     def _on_frame(self, frame: WireFrame, now: float) -> None:
         self._send_control(encode_control(ACK, frame.seq), now)
+        if self.tx_state is Tx.FAILED:
+            self._tx(TxInput.PEER_FRAME, now)
         if self._last_accepted == (frame.seq, frame.payload):
             self._notice("repeat_received", f"seq={frame.seq}")
             return

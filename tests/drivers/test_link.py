@@ -574,3 +574,24 @@ def test_a_flipped_bit_never_delivers_a_wrong_payload(position: int, bit: int) -
     wire.run(until=10.0)
     assert wire.b.received == [message]
     assert not failed_messages(wire.a.notices)
+
+
+def test_a_good_frame_from_a_register_that_ignores_enq_brings_the_link_back() -> None:
+    link = Link()
+    link.send_payload(b"lost answer", 0.0)
+    now = 0.0
+    while not link.failed:
+        deadline = link.next_deadline()
+        assert deadline is not None
+        now = deadline
+        link.handle_timer(now)
+    link.send_payload(b"next answer", now)
+    link.data_to_send()
+    now += 3.0
+    link.handle_timer(now)
+    assert link.data_to_send() == bytes((ENQ,))  # still failed: ENQ, no frame
+    link.receive_data(encode_frame(1, b"a new request"), now + 0.1)
+    assert not link.failed
+    sent = link.data_to_send()
+    assert sent.startswith(bytes((ACK, 1)))  # the register's frame is acknowledged first
+    assert encode_frame(2, b"next answer") in sent  # then the queued answer goes out
