@@ -102,3 +102,15 @@ def test_a_codepage_python_escpos_cannot_encode_is_not_offered() -> None:
     assert code == 2
     assert "codepage 'cp851' is not available" in err
     assert "cp851" not in err.split("(hint:", 1)[1]
+
+
+@pytest.mark.parametrize("kind", ["printer", "display"])
+def test_a_refused_connection_says_connection_refused_with_host_and_port(kind: str) -> None:
+    port = closed_port()
+    code, out, err = run(tillgate("probe", kind, f"tcp://127.0.0.1:{port}"))
+    assert code == 1
+    assert out == ""
+    assert err == (
+        f"tillgate: {kind}: device tcp://127.0.0.1:{port}: "
+        f"connection refused by 127.0.0.1:{port}\n"
+    )
