@@ -18,8 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from drivers.tcp import parse_address
 from loyalty.values import format_money
 
+MAX_GENERATED_LINES = 500
 DEMO_LINES = [
     ("4600001", "Масло подсолнечное 1 л", "2", 15990),
     ("4600010", "Хлеб Бородинский 400 г", "1", 4500),
@@ -120,10 +122,9 @@ def cashier_view(calc: dict[str, Any], receipt: dict[str, Any]) -> str:
 
 
 async def simulate(
-    address: str, lane: str, receipts: list[dict[str, Any]], *, token: str = ""
+    host: str, port: int, lane: str, receipts: list[dict[str, Any]], *, token: str = ""
 ) -> int:
-    host, _, port = address.rpartition(":")
-    client = await RegisterClient.connect(host, int(port))
+    client = await RegisterClient.connect(host, port)
     try:
         hello = await client.request(
             "hello",
@@ -187,7 +188,10 @@ def add_commands(subparsers: Any) -> None:
     )
     parser.add_argument("--token", default="", help="the lane's token, if configured")
     parser.add_argument(
-        "--lines", type=int, default=3, help="lines of the generated receipt (default %(default)s)"
+        "--lines",
+        type=int,
+        default=3,
+        help=f"lines of the generated receipt, 1..{MAX_GENERATED_LINES} (default %(default)s)",
     )
     parser.add_argument(
         "receipts",
@@ -199,6 +203,12 @@ def add_commands(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    try:
+        host, port = parse_address(args.address)
+    except ValueError as exc:
+        return _usage_error(f"--address: {exc} (the form is HOST:PORT, e.g. 127.0.0.1:7171)")
+    if not 1 <= args.lines <= MAX_GENERATED_LINES:
+        return _usage_error(f"--lines: must be 1..{MAX_GENERATED_LINES}, not {args.lines}")
     receipts: list[dict[str, Any]] = []
     for path in args.receipts:
         try:
@@ -208,9 +218,21 @@ def _run(args: argparse.Namespace) -> int:
             return 2
         receipts.append(data.get("receipt", data) if isinstance(data, dict) else data)
     if not receipts:
-        receipts.append(generated_receipt(max(1, min(args.lines, 500))))
+        receipts.append(generated_receipt(args.lines))
     try:
-        return asyncio.run(simulate(args.address, args.lane, receipts, token=args.token))
+        return asyncio.run(simulate(host, port, args.lane, receipts, token=args.token))
+    except ConnectionRefusedError:
+        print(
+            f"tillgate simulate: connection refused by {host}:{port}"
+            " (is the daemon running, with a listener there?)",
+            file=sys.stderr,
+        )
+        return 1
     except (OSError, ConnectionError) as exc:
         print(f"cannot talk to tillgate at {args.address}: {exc}", file=sys.stderr)
         return 1
+
+
+def _usage_error(message: str) -> int:
+    print(f"tillgate simulate: {message}", file=sys.stderr)
+    return 2
