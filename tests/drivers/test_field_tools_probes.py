@@ -111,6 +111,5 @@ def test_a_refused_connection_says_connection_refused_with_host_and_port(kind: s
     assert code == 1
     assert out == ""
     assert err == (
-        f"tillgate: {kind}: device tcp://127.0.0.1:{port}: "
-        f"connection refused by 127.0.0.1:{port}\n"
+        f"tillgate: {kind}: device tcp://127.0.0.1:{port}: connection refused by 127.0.0.1:{port}\n"
     )
