@@ -35,12 +35,15 @@ from drivers.registry import make_framing
 from drivers.tcp import parse_address, serve_tcp
 from drivers.trace import SOCKET_NAME, TraceError, TraceHub
 from offline.breaker import BreakerState, CircuitBreaker
+from offline.sync import SyncResult
 from tillgate import systemd
 from tillgate.errors import DeviceError, StartupError
 
 log = structlog.get_logger("tillgate.daemon")
 
 PROBE_INTERVAL_S = 0.5
+#: how often central's health is checked while calls go to it, for the mode ping reports
+LIVENESS_INTERVAL_S = 2.0
 SERIAL_REOPEN_S = 2.0
 
 
@@ -95,6 +98,7 @@ class Daemon:
             interval_s=cfg.sync.interval_s,
             mode=lambda: router.mode,
             breaker=breaker,
+            on_synced=self._synced,
         )
         policy = LanePolicy(
             any_lane=cfg.any_lane,
@@ -166,6 +170,10 @@ class Daemon:
         log.info("embedded_central", db=str(cfg.central.db), address=self._embedded.address)
         return str(self._embedded.address)
 
+    def _synced(self, result: SyncResult) -> None:
+        if self.metrics is not None:
+            self.metrics.sync_seconds.observe(result.duration_s)
+
     def _start_metrics(self) -> DaemonMetrics | None:
         cfg = self.config
         if cfg.metrics is None:
@@ -197,27 +205,41 @@ class Daemon:
         return metrics
 
     async def _probe_central(self) -> None:
-        """Lets an open breaker close by itself: one background health check per cool-down."""
+        """Keeps the daemon's mode true without register traffic: a health check every
+        :data:`LIVENESS_INTERVAL_S` while the breaker is closed (so ``ping`` says ``offline``
+        soon after central goes, and ``online`` again soon after a failed call once it is
+        back), and one per cool-down while it is open, which lets it close by itself."""
         assert self.router is not None
         assert self._client is not None
-        breaker = self.router.breaker
+        router = self.router
+        breaker = router.breaker
         stub = health_pb2_grpc.HealthStub(self._client.channel)
+        checked_at = time.monotonic()
         while True:
             await asyncio.sleep(PROBE_INTERVAL_S)
             now = time.monotonic()
-            if breaker.state is BreakerState.CLOSED or not breaker.allow(now):
+            if breaker.state is BreakerState.CLOSED:
+                if now - checked_at < LIVENESS_INTERVAL_S:
+                    continue
+            elif not breaker.allow(now):
                 continue
+            checked_at = now
             try:
                 await stub.Check(
                     health_pb2.HealthCheckRequest(service=""),
                     timeout=self.config.central.deadline_ms / 1000,
                 )
             except grpc.aio.AioRpcError as exc:
-                breaker.record_failure(time.monotonic())
-                log.info("central_probe_failed", code=exc.code().name)
+                was_online = router.mode == "online"
+                router.central_lost()
+                if was_online or breaker.state is not BreakerState.CLOSED:
+                    log.info("central_probe_failed", code=exc.code().name,
+                             breaker=breaker.state.value)  # fmt: skip
             else:
-                self.router.central_back()
-                log.info("central_back", breaker=breaker.state.value)
+                was_online = router.mode == "online"
+                router.central_back()
+                if not was_online:
+                    log.info("central_back", breaker=breaker.state.value)
 
     def _trace_callbacks(self, framing: str) -> dict[str, Any]:
         """``serve_tcp``'s per-connection trace callbacks, when the trace hub runs."""

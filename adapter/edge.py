@@ -92,10 +92,17 @@ class EdgeRuntime:
         interval_s: float,
         mode: Callable[[], str],
         breaker: CircuitBreaker,
+        on_synced: Callable[[SyncResult], None] | None = None,
     ) -> None:
         self.tasks.append(
             asyncio.create_task(
-                run_sync_loop(self.sync, channel, interval_s=interval_s, stop=self.stop_event),
+                run_sync_loop(
+                    self.sync,
+                    channel,
+                    interval_s=interval_s,
+                    stop=self.stop_event,
+                    on_synced=on_synced,
+                ),
                 name="edge sync",
             )
         )

@@ -118,6 +118,11 @@ class Router:
             return "offline"
         return self.last_mode
 
+    def central_lost(self) -> None:
+        """The background probe could not reach central: counted as a failed call."""
+        self.breaker.record_failure(self._monotonic())
+        self.last_mode = "offline"
+
     def central_back(self) -> None:
         """The background probe reached central: the next answers will be online."""
         self.breaker.record_success(self._monotonic())

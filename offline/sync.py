@@ -241,13 +241,17 @@ async def run_sync_loop(
     interval_s: float,
     stop: asyncio.Event,
     retry_s: float = 5.0,
+    on_synced: Callable[[SyncResult], None] | None = None,
 ) -> None:
     """Sync every ``interval_s`` seconds until ``stop`` is set; after a failure, retry
-    sooner (``retry_s``). Failures are logged, never raised."""
+    sooner (``retry_s``). Failures are logged, never raised; ``on_synced`` hears of every
+    complete sync (the daemon's metrics)."""
     while not stop.is_set():
         delay = interval_s
         try:
-            await client.sync_once(channel)
+            result = await client.sync_once(channel)
+            if on_synced is not None:
+                on_synced(result)
             await asyncio.to_thread(client.cache.db.checkpoint)
         except UpstreamUnavailable as exc:
             log.warning("sync_failed", error=str(exc))

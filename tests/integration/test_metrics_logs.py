@@ -58,7 +58,7 @@ def test_metrics_move_and_logs_are_masked(tmp_path: Path) -> None:
             asyncio.run(traffic())
             after = scrape(metrics_port)
             for _ in range(100):  # cache figures are refreshed a few times a second
-                if after["tillgate_cache_version"] > 0:
+                if after["tillgate_cache_version"] > 0 and after["tillgate_sync_seconds_count"]:
                     break
                 time.sleep(0.05)
                 after = scrape(metrics_port)
@@ -74,6 +74,8 @@ def test_metrics_move_and_logs_are_masked(tmp_path: Path) -> None:
     assert after["tillgate_online"] == 1.0
     assert after["tillgate_breaker_state"] == 0.0
     assert after["tillgate_cache_version"] > 0
+    assert after["tillgate_sync_seconds_count"] >= 1  # every complete sync is timed
+    assert after["tillgate_sync_seconds_sum"] > 0
     assert "tillgate_outbox_depth" in after
 
     log = daemon.output()
