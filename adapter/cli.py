@@ -91,6 +91,14 @@ def _status(args: argparse.Namespace) -> int:
         return 2
     from offline.status import read_status  # noqa: PLC0415
 
+    if not config.cache.db.exists():
+        # Not "outbox depth 0": a mistyped --config must not pass for an empty outbox.
+        print(
+            f"tillgate status: no edge database at {config.cache.db}: no daemon has run with "
+            f"this configuration ({config.source})",
+            file=sys.stderr,
+        )
+        return 1
     try:
         status = read_status(config.cache.db)
     except TillgateError as exc:
@@ -99,9 +107,20 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(status, ensure_ascii=False))
     else:
-        for key, value in status.items():
-            print(f"{key}: {value}")
+        for key, value in _flat(status):
+            print(f"{key}: {'-' if value is None else value}")
     return 0
+
+
+def _flat(status: dict[str, Any], prefix: str = "") -> list[tuple[str, object]]:
+    """``cache: {"version": 3}`` as ``("cache.version", 3)``: one ``key: value`` line each."""
+    lines: list[tuple[str, object]] = []
+    for key, value in status.items():
+        if isinstance(value, dict):
+            lines.extend(_flat(value, f"{prefix}{key}."))
+        else:
+            lines.append((f"{prefix}{key}", value))
+    return lines
 
 
 def _sync(args: argparse.Namespace) -> int:

@@ -54,16 +54,23 @@ def test_status_json_without_a_daemon_and_sync_on_demand(tmp_path: Path) -> None
     with central_server(db, demo=False) as central:
         config = tmp_path / "tillgate.toml"
         config.write_text(f'data_dir = "data"\n[central]\nurl = "grpc://{central.address}"\n')
-        before = json.loads(tillgate("status", "--config", str(config), "--json").stdout)
-        assert before["mode"] in ("online", "offline")
-        assert before["breaker"] in ("closed", "open", "half_open")
-        assert before["cache"]["version"] is None
-        assert before["running"] is False
-        assert before["outbox"]["depth"] == 0
+        before = tillgate("status", "--config", str(config), "--json")
+        # No daemon ever ran with it: not an "outbox depth 0" a mistyped --config could pass for.
+        assert before.returncode == 1
+        assert before.stdout == ""
+        assert f"no edge database at {tmp_path / 'data' / 'edge.db'}" in before.stderr
         synced = tillgate("sync", "--config", str(config))
         assert synced.returncode == 0, synced.stderr
         assert "synced" in synced.stdout
         after = json.loads(tillgate("status", "--config", str(config), "--json").stdout)
+        assert after["mode"] in ("online", "offline")
+        assert after["breaker"] in ("closed", "open", "half_open")
+        assert after["running"] is False
         assert after["cache"]["version"] > 0
         assert after["cache"]["age_s"] >= 0
         assert after["outbox"] == {"depth": 0, "oldest_age_s": None, "rejected": 0}
+        text = tillgate("status", "--config", str(config)).stdout.splitlines()
+        assert "running: False" in text
+        assert f"cache.version: {after['cache']['version']}" in text
+        assert "outbox.depth: 0" in text
+        assert "outbox.oldest_age_s: -" in text
