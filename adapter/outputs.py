@@ -3,7 +3,8 @@
 For registers that cannot print loyalty messages or drive the customer display themselves, a
 lane may name a printer and a display in the configuration. After ``confirm`` the receipt tail
 is printed and cut: the ``receipt`` messages of the receipt's last calculation (the applied
-promotions' texts) followed by the confirm's own (balance line, offers), barcodes included.
+promotions' texts) followed by the confirm's own (the personal offers it advertises), barcodes
+included; ``cashier`` messages such as the balance line are not printed.
 After ``calculate`` and ``confirm`` the first ``display`` message is shown. Output never
 delays or fails the register's answer: it runs as its own task, one job at a time per lane,
 and a device failure is logged.
