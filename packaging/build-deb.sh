@@ -122,6 +122,17 @@ head -n1 "$venv/bin/tillgate" | grep -qx "#!$prefix/bin/python[0-9.]*" \
     || die "bin/tillgate has shebang $(head -n1 "$venv/bin/tillgate")"
 
 # --- package --------------------------------------------------------------------------------
+# The documents refer to each other (operations.md links field-guide.md, tls.md and protocol.md;
+# protocol.md names promotions.md), so all of docs/ ships: no installed link may dangle.
+doc_contents=""
+for doc in "$repo"/docs/*.md; do
+    doc_contents+="  - src: $doc
+    dst: /usr/share/doc/tillgate/$(basename "$doc")
+    file_info: {mode: 0644}
+"
+done
+[[ -n "$doc_contents" ]] || die "no documents in $repo/docs"
+
 cat > "$work/nfpm.yaml" <<YAML
 name: tillgate
 arch: $arch
@@ -165,13 +176,7 @@ contents:
   - src: $here/tillgate.toml.example
     dst: /usr/share/doc/tillgate/tillgate.toml.example
     file_info: {mode: 0644}
-  - src: $repo/docs/operations.md
-    dst: /usr/share/doc/tillgate/operations.md
-    file_info: {mode: 0644}
-  - src: $repo/docs/tls.md
-    dst: /usr/share/doc/tillgate/tls.md
-    file_info: {mode: 0644}
-scripts:
+${doc_contents}scripts:
   postinstall: $here/scripts/postinst.sh
   preremove: $here/scripts/prerm.sh
   postremove: $here/scripts/postrm.sh

@@ -129,6 +129,36 @@ def test_shipped_config_is_the_documented_example(unpacked: Unpacked) -> None:
     assert (doc / "tls.md").is_file()
 
 
+def _referenced_docs(text: str, known: set[str]) -> set[str]:
+    """Names of docs/ files a document refers to: markdown links and plain mentions."""
+    return {name for name in re.findall(r"[\w-]+\.md\b", text) if name in known}
+
+
+def test_every_document_the_installed_ones_refer_to_is_installed(unpacked: Unpacked) -> None:
+    doc = unpacked.root / "usr" / "share" / "doc" / "tillgate"
+    known = {path.name for path in (REPO / "docs").glob("*.md")}
+    installed = {path.name for path in doc.glob("*.md")}
+    # Where the units and the README send an operator first.
+    assert {"operations.md", "tls.md"} <= installed
+    missing = {
+        f"{name} -> {target}"
+        for name in installed
+        for target in _referenced_docs((doc / name).read_text(encoding="utf-8"), known)
+        if target not in installed
+    }
+    assert missing == set()
+    assert {"field-guide.md", "protocol.md"} <= installed  # operations.md links them
+    for name in installed:
+        assert (doc / name).read_bytes() == (REPO / "docs" / name).read_bytes(), name
+
+
+def test_packaged_maintainer_scripts_are_the_tested_ones(unpacked: Unpacked) -> None:
+    """tests/packaging/test_maintainer_scripts.py runs packaging/scripts; these are they."""
+    for script in ("postinst", "prerm", "postrm"):
+        packaged = (unpacked.control / script).read_bytes()
+        assert packaged == (REPO / "packaging" / "scripts" / f"{script}.sh").read_bytes(), script
+
+
 def test_daemon_unit_is_notify_with_watchdog_and_sandbox(unpacked: Unpacked) -> None:
     unit = unit_settings(unpacked.root / "lib" / "systemd" / "system" / "tillgate.service")
     assert unit["Type"] == ["notify"]
