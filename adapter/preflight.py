@@ -48,7 +48,12 @@ def _check_writable(key: str, path: Path) -> None:
                 "created it, give it to the daemon's user (chown tillgate: FILE)"
             )
     folder = path.parent
-    if folder.exists() and not os.access(folder, os.W_OK | os.X_OK):
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise StartupError(f"{key} {path}: cannot create its folder: {reason}") from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
         raise StartupError(
             f"{key} {path}: its folder {folder} cannot be written by {_user()} "
             "(SQLite keeps its journal beside the database)"

@@ -118,3 +118,24 @@ def test_root_is_sent_to_the_owner_of_the_data_dir(tmp_path: Path) -> None:
         assert f"data_dir {data} belongs to " in result.stderr
         assert "run this as that user (sudo -u " in result.stderr
     assert list(data.iterdir()) == []  # nothing root-owned was left behind
+
+
+def test_database_folders_are_made_for_the_central_as_for_the_cache(tmp_path: Path) -> None:
+    port = free_port()
+    config = daemon_config(tmp_path, central_url="embedded", port=port)
+    config.write_text(
+        config.read_text().replace('db = "data/central.db"', 'db = "new/central.db"'),
+        encoding="utf-8",
+    )
+    daemon = DaemonProcess(config, port, tmp_path / "daemon.log").start()
+    assert daemon.stop() == 0
+    assert (tmp_path / "new" / "central.db").is_file()
+
+
+def test_a_data_dir_that_is_a_file_is_named(tmp_path: Path) -> None:
+    config = daemon_config(tmp_path, central_url="embedded", port=free_port())
+    (tmp_path / "data").write_text("not a folder", encoding="utf-8")
+    result = run_briefly(config)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"{tmp_path / 'data'}" in result.stderr
