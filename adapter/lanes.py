@@ -111,6 +111,8 @@ class Lanes:
         self.idle_timeout_s = idle_timeout_s
         self.after_answer = after_answer
         self.metrics = metrics
+        #: ``(peer, lane)`` when a hello on a connection without a lane names one, admitted
+        #: or refused (the trace labels the connection by it)
         self.on_lane_named = on_lane_named
         self.holders: dict[str, LaneSession] = {}
         #: request id → (request digest, future answer) while the first attempt runs
@@ -387,13 +389,15 @@ class LaneSession:
         """Answered afresh every time and never kept (see the module docstring): a hello is
         about this connection, and binds its lane whenever it is admitted."""
         refusal = self._hello_refusal(envelope.id, request)
+        if self.lane is None and self.lanes.on_lane_named is not None:
+            # Refused or not: `sniff LANE` is where an engineer looks for a register whose
+            # hello is refused (wrong token), so its traffic goes under the lane it names.
+            self.lanes.on_lane_named(self.channel.peer, request.lane)
         if refusal is not None:
             return refusal
         if self.fixed_lane is None and self.lane is None:
             await self.lanes.claim(self, request.lane)
             self.lane = request.lane
-            if self.lanes.on_lane_named is not None:
-                self.lanes.on_lane_named(self.channel.peer, request.lane)
             log.info(
                 "lane_hello", lane=request.lane, peer=self.channel.peer, register=request.register
             )

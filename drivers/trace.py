@@ -9,6 +9,12 @@ asks it for a :class:`Tap` per lane (or per connection, before the lane is known
 does, each call becomes a :class:`TraceRecord` put on that subscriber's bounded queue (a slow
 subscriber loses records, counted, rather than slowing a lane down).
 
+A TCP connection's lane is known only once its ``hello`` has been read, after the hello's own
+bytes were traced; until then its records are labelled by the peer (``tcp:HOST:PORT``). The tap
+holds them (the last :data:`HELD_LIMIT`), and when the daemon names the lane, which it does for
+a refused hello too, the held records go to that lane's subscribers under the lane's name. So
+``sniff 01`` shows the register's hello, refused or not, and what came before it.
+
 ``tillgate sniff LANE`` connects to the socket, sends ``{"lane": "LANE"}`` (``*`` for every
 lane) as one JSON line and then reads one JSON record per line. :class:`SniffPrinter` is the
 sans-I/O formatter: records in, printable lines out. For a ``link`` lane it decodes each
@@ -21,9 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,6 +55,8 @@ __all__ = [
 #: the hub's socket file name inside the daemon's state directory
 SOCKET_NAME = "sniff.sock"
 QUEUE_LIMIT = 10_000
+#: records kept per connection until a hello names its lane (a hello is a few frames)
+HELD_LIMIT = 200
 PAYLOAD_PREVIEW = 240
 
 
@@ -112,6 +122,8 @@ class Tap:
         self.peer = peer
         self.framing = framing
         self.lane = lane
+        #: records published before the lane was known, for that lane's subscribers
+        self.held: deque[TraceRecord] = deque(maxlen=HELD_LIMIT)
 
     @property
     def name(self) -> str:
@@ -153,21 +165,38 @@ class TraceHub:
         """The callbacks for connection ``peer`` (the same tap on every call for one peer).
 
         Pass ``tap.trace`` and ``tap.on_notice`` to the channel; a non-empty ``framing`` or
-        ``lane`` given later (say once ``hello`` names the lane) updates the tap.
+        ``lane`` given later (say once ``hello`` names the lane) updates the tap. Naming the lane
+        hands the records held until then to the lane's subscribers.
         """
         tap = self._taps.get(peer)
         if tap is None:
             tap = self._taps[peer] = Tap(self, peer, framing, lane)
         tap.framing = framing or tap.framing
-        tap.lane = lane or tap.lane
+        if lane and lane != tap.lane:
+            tap.lane = lane
+            self._hand_over_held(tap)
         return tap
+
+    def _hand_over_held(self, tap: Tap) -> None:
+        held = [dataclasses.replace(record, lane=tap.lane) for record in tap.held]
+        tap.held.clear()
+        for subscriber in self._subscribers:
+            # "*" and peer subscribers were given these records when they were published.
+            if subscriber.lane == tap.lane:
+                for record in held:
+                    try:
+                        subscriber.queue.put_nowait(record)
+                    except asyncio.QueueFull:
+                        subscriber.dropped += 1
 
     def forget(self, peer: str) -> None:
         """The connection ``peer`` is gone."""
         self._taps.pop(peer, None)
 
     def publish(self, tap: Tap, record: TraceRecord) -> None:
-        """Hand ``record`` to every subscriber of ``tap``'s lane."""
+        """Hand ``record`` to every subscriber of ``tap``'s lane (hold it while none is known)."""
+        if not tap.lane:
+            tap.held.append(record)
         for subscriber in self._subscribers:
             if subscriber.lane in ("*", tap.lane, tap.peer):
                 try:
