@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import pwd
 import signal
 import sys
 import threading
@@ -53,6 +55,33 @@ def _guarded(handler: Handler) -> Handler:
         except OSError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+
+    return run
+
+
+def _owner_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _as_db_owner(handler: Handler) -> Handler:
+    """Root is sent to the user whose folder holds the database: SQLite files (and the -wal and
+    -shm files even a reader makes) created by root could not be written by that user's
+    service afterwards."""
+
+    def run(args: argparse.Namespace) -> int:
+        folder = Path(args.db).resolve().parent
+        if os.geteuid() == 0 and folder.is_dir() and folder.stat().st_uid != 0:
+            owner = _owner_name(folder.stat().st_uid)
+            print(
+                f"error: --db {args.db}: its folder belongs to {owner}; run this as that user "
+                f"(sudo -u {owner} tillgate central ...) so that the service can still write it",
+                file=sys.stderr,
+            )
+            return 2
+        return handler(args)
 
     return run
 
@@ -325,48 +354,48 @@ def add_central_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentPar
         metavar="DAYS",
         help="accrued points expire DAYS after activation (0: never); stored",
     )
-    serve.set_defaults(handler=_guarded(_serve))
+    serve.set_defaults(handler=_guarded(_as_db_owner(_serve)))
 
     load = sub.add_parser("import", help="load catalog/customers/promotions (.json/.jsonl) or CSV")
     _db(load)
     load.add_argument("files", nargs="+", metavar="FILE")
-    load.set_defaults(handler=_guarded(_import))
+    load.set_defaults(handler=_guarded(_as_db_owner(_import)))
 
     adjust = sub.add_parser("adjust", help="manual balance adjustment (a ledger row)")
     _db(adjust)
     adjust.add_argument("customer_id", metavar="CUSTOMER_ID")
     adjust.add_argument("points", type=int, metavar="POINTS")
     adjust.add_argument("--reason", required=True)
-    adjust.set_defaults(handler=_guarded(_on_existing_db(_adjust)))
+    adjust.set_defaults(handler=_guarded(_as_db_owner(_on_existing_db(_adjust))))
 
     receipts = sub.add_parser("receipts", help="list receipts")
     _db(receipts)
     receipts.add_argument("--json", action="store_true")
-    receipts.set_defaults(handler=_guarded(_on_existing_db(_receipts)))
+    receipts.set_defaults(handler=_guarded(_as_db_owner(_on_existing_db(_receipts))))
 
     customer = sub.add_parser("customer", help="show a customer's balance and ledger")
     _db(customer)
     customer.add_argument("customer_id", metavar="ID")
     customer.add_argument("--json", action="store_true")
-    customer.set_defaults(handler=_guarded(_on_existing_db(_customer)))
+    customer.set_defaults(handler=_guarded(_as_db_owner(_on_existing_db(_customer))))
 
     journal = sub.add_parser("journal", help="uploaded store journal entries")
     _db(journal)
     journal.add_argument("--rejected", action="store_true", help="only entries kept for review")
     journal.add_argument("--json", action="store_true")
-    journal.set_defaults(handler=_guarded(_on_existing_db(_journal)))
+    journal.set_defaults(handler=_guarded(_as_db_owner(_on_existing_db(_journal))))
 
     status = sub.add_parser("statuses", help="status systems")
     status_sub = status.add_subparsers(dest="statuses_command", metavar="ACTION", required=True)
     recompute = status_sub.add_parser("recompute", help="apply the status rules")
     _db(recompute)
-    recompute.set_defaults(handler=_guarded(_on_existing_db(_statuses_recompute)))
+    recompute.set_defaults(handler=_guarded(_as_db_owner(_on_existing_db(_statuses_recompute))))
     manual = status_sub.add_parser("set", help="set a status manually")
     _db(manual)
     manual.add_argument("customer_id", metavar="CUSTOMER_ID")
     manual.add_argument("system", metavar="SYSTEM")
     manual.add_argument("value", metavar="VALUE")
-    manual.set_defaults(handler=_guarded(_on_existing_db(_statuses_set)))
+    manual.set_defaults(handler=_guarded(_as_db_owner(_on_existing_db(_statuses_set))))
 
     fav = sub.add_parser("favorites", help="favorite products sets")
     fav_sub = fav.add_subparsers(dest="favorites_command", metavar="ACTION", required=True)
@@ -374,13 +403,13 @@ def add_central_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     _db(refresh)
     refresh.add_argument("--month", help="YYYY-MM to take purchases from (default: last month)")
     refresh.add_argument("--fill", action="store_true", help="fill empty slots automatically")
-    refresh.set_defaults(handler=_guarded(_on_existing_db(_favorites_refresh)))
+    refresh.set_defaults(handler=_guarded(_as_db_owner(_on_existing_db(_favorites_refresh))))
 
     settings = sub.add_parser("settings", help="show or change central settings")
     _db(settings)
     settings.add_argument("key", nargs="?", help=", ".join(KNOWN_SETTINGS))
     settings.add_argument("value", nargs="?", help="new value (days); empty to switch off")
-    settings.set_defaults(handler=_guarded(_on_existing_db(_settings)))
+    settings.set_defaults(handler=_guarded(_as_db_owner(_on_existing_db(_settings))))
 
 
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

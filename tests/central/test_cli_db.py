@@ -6,6 +6,7 @@ one, and a mistyped ``--db`` must be refused, not answered from a fresh empty da
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -85,3 +86,27 @@ def test_tillgate_central_receipts_refuses_typo(tmp_path: Path) -> None:
     assert f"--db {typo}: no such database" in result.stderr
     assert result.stdout == ""
     assert not typo.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can be the wrong user for a database")
+@pytest.mark.parametrize("command", [["import", str(DEMO_FILES[0])], ["receipts"]])
+def test_root_is_sent_to_the_owner_of_the_database_folder(
+    tmp_path: Path, command: list[str]
+) -> None:
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    db = folder / "central.db"
+    cli.main(["import", "--db", str(db), *map(str, DEMO_FILES)])  # the owner made it
+    os.chown(folder, 65534, 65534)
+    before = sorted(path.name for path in folder.iterdir())
+    result = subprocess.run(
+        [sys.executable, "-m", "tillgate", "central", command[0], "--db", str(db), *command[1:]],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert f"--db {db}: its folder belongs to " in result.stderr
+    assert "sudo -u " in result.stderr
+    assert sorted(path.name for path in folder.iterdir()) == before  # no root-owned -wal/-shm
