@@ -144,11 +144,20 @@ def _handle_probe_serial(args: argparse.Namespace) -> int:
 # --- probe printer / display -------------------------------------------------------------------
 
 
+def _columns_word(count: int) -> str:
+    """"колонка" agreeing with ``count`` (1 колонка, 32 колонки, 48 колонок)."""
+    if count % 10 == 1 and count % 100 != 11:
+        return "колонка"
+    if 2 <= count % 10 <= 4 and not 12 <= count % 100 <= 14:
+        return "колонки"
+    return "колонок"
+
+
 def probe_page(width: int) -> list[PrintItem]:
     """The probe's test page: every feature a receipt uses."""
     return [
         PrintItem("tillgate: проверка принтера", bold=True, center=True),
-        PrintItem(f"Ширина {width} колонок".ljust(width, ".")),
+        PrintItem(f"Ширина: {width} {_columns_word(width)}".ljust(width, ".")),
         PrintItem(("0123456789" * (width // 10 + 1))[:width]),  # exactly one line when right
         PrintItem("АБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯ абвгдеёжзийклмнопрстуфхцчшщъыьэюя"),
         PrintItem("ИТОГО 1 234,56", large=True),

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from drivers.output import parse_tcp_url, send_to_device
+from drivers.output import send_to_device
 from tillgate.errors import ConfigError, DeviceError
 
 __all__ = ["COLUMNS", "MODELS", "PoleDisplay", "cd5220_display", "encode_show", "epson_display"]
@@ -117,7 +117,7 @@ class PoleDisplay:
         try:
             await send_to_device(self.url, data, baud=self.baud, timeout=self.timeout)
         except DeviceError as exc:
-            raise DeviceError(f"display: {_in_plain_words(self.url, exc)}") from exc
+            raise DeviceError(f"display: {exc}") from exc
 
 
 def cd5220_display(url: str, **options: Any) -> PoleDisplay:
@@ -128,11 +128,3 @@ def cd5220_display(url: str, **options: Any) -> PoleDisplay:
 def epson_display(url: str, **options: Any) -> PoleDisplay:
     """Registry factory for ``epson_display``: a :class:`PoleDisplay` speaking the Epson set."""
     return PoleDisplay(url, model="epson", **options)
-
-
-def _in_plain_words(url: str, exc: DeviceError) -> str:
-    # asyncio words a refusal "Connect call failed ('10.0.0.5', 9100)", which does not say what
-    # happened; a field engineer looks for "refused" and the address that refused.
-    if isinstance(exc.__cause__, ConnectionRefusedError) and (address := parse_tcp_url(url)):
-        return f"device {url}: connection refused by {address[0]}:{address[1]}"
-    return str(exc)

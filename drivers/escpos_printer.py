@@ -31,7 +31,7 @@ from escpos.codepages import CodePages
 from escpos.exceptions import Error as EscposError
 from escpos.printer import Dummy
 
-from drivers.output import parse_tcp_url, send_to_device
+from drivers.output import send_to_device
 from tillgate.errors import ConfigError, DeviceError, ValidationError
 
 __all__ = [
@@ -226,12 +226,5 @@ class ReceiptPrinter:
         try:
             await send_to_device(self.url, data, baud=self.baud, timeout=self.timeout)
         except DeviceError as exc:
-            raise DeviceError(f"printer: {_in_plain_words(self.url, exc)}") from exc
+            raise DeviceError(f"printer: {exc}") from exc
 
-
-def _in_plain_words(url: str, exc: DeviceError) -> str:
-    # asyncio words a refusal "Connect call failed ('10.0.0.5', 9100)", which does not say what
-    # happened; a field engineer looks for "refused" and the address that refused.
-    if isinstance(exc.__cause__, ConnectionRefusedError) and (address := parse_tcp_url(url)):
-        return f"device {url}: connection refused by {address[0]}:{address[1]}"
-    return str(exc)

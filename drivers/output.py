@@ -53,5 +53,11 @@ async def send_to_device(url: str, data: bytes, *, baud: int = 9600, timeout: fl
                     await writer.wait_closed()
     except TimeoutError as exc:
         raise DeviceError(f"device {url}: no progress within {timeout:g} s") from exc
+    except ConnectionRefusedError as exc:
+        # asyncio words it "Connect call failed ('10.0.0.5', 9100)", which does not say what
+        # happened; a field engineer looks for "refused" and the address that refused.
+        refused = parse_tcp_url(url)
+        where = f" by {refused[0]}:{refused[1]}" if refused else ""
+        raise DeviceError(f"device {url}: connection refused{where}") from exc
     except OSError as exc:
         raise DeviceError(f"device {url}: {exc.strerror or exc}") from exc
