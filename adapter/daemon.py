@@ -127,7 +127,7 @@ class Daemon:
                     host,
                     port,
                     _framing_factory(listener.framing),
-                    functools.partial(self.lanes.serve, idle_timeout_s=listener.idle_timeout_s),
+                    functools.partial(self._serve_tcp, idle_timeout_s=listener.idle_timeout_s),
                     **self._trace_callbacks(listener.framing),
                 )
             except OSError as exc:  # in use, not an address of this host, unknown host name
@@ -157,6 +157,15 @@ class Daemon:
         interval = systemd.watchdog_interval_s()
         if interval:
             self._tasks.append(asyncio.create_task(self._watchdog(interval), name="watchdog"))
+
+    async def _serve_tcp(self, channel: Channel, *, idle_timeout_s: float) -> None:
+        """One register's TCP connection, to its end; then its trace records are let go."""
+        assert self.lanes is not None
+        try:
+            await self.lanes.serve(channel, idle_timeout_s=idle_timeout_s)
+        finally:
+            if self.trace is not None:
+                self.trace.forget(channel.peer)
 
     async def _start_central(self) -> str:
         cfg = self.config

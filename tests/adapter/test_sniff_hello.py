@@ -112,3 +112,34 @@ def test_held_records_go_to_the_named_lane_only_and_once(tmp_path: Path) -> None
     # "*" saw the hello as it happened, under the peer, and is not given it twice.
     assert [(r["lane"], r["dir"]) for r in every] == [("tcp:127.0.0.1:5000", "in"), ("01", "out")]
     assert held_after == 0
+
+
+def test_a_closed_connection_leaves_nothing_in_the_trace_hub(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "tillgate.toml"
+    config.write_text(
+        f'store = "S001"\ndata_dir = "data"\n[[listener]]\naddress = "127.0.0.1:{port}"\n',
+        encoding="utf-8",
+    )
+
+    async def header_after_a_register_left() -> bytes:
+        answers = await say(port, [{"v": 1, "type": "hello", "id": "h1", "lane": "05"}])
+        assert answers[0]["type"] == "hello.result"
+        await asyncio.sleep(0.5)  # the daemon sees the connection end
+        sniffer = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tillgate", "sniff", "01", "--config", str(config),
+            cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert sniffer.stdout is not None
+        try:
+            return await asyncio.wait_for(sniffer.stdout.readline(), 20)
+        finally:
+            sniffer.send_signal(signal.SIGINT)
+            await sniffer.wait()
+
+    daemon = DaemonProcess(config, port, tmp_path / "daemon.log").start()
+    try:
+        header = asyncio.run(header_after_a_register_left())
+    finally:
+        assert daemon.stop() == 0
+    assert header.startswith(b"# sniffing lane 01 (lanes now: none yet)"), header
