@@ -6,7 +6,6 @@ import asyncio
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,28 +15,8 @@ from drivers.escpos_reader import BarcodePrinted, Cut, QrPrinted, TextLine, read
 from drivers.link import Link, encode_frame
 from drivers.serial import open_serial_channel
 from drivers.trace import TraceHub
+from tests.drivers.field_cli import ROOT, run, tillgate
 from tests.drivers.ptys import master_streams, pty_pair
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 60.0))
-
-
-async def tillgate(*args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "drivers.cli",
-        *args,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 def test_probe_serial_finds_a_link_peer() -> None:

@@ -6,36 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sys
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from drivers.escpos_printer import WIDTHS, PrintItem, encode_receipt
 from drivers.escpos_reader import TextLine, read_all
 from tests.capture import CaptureServer
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 60.0))
-
-
-async def tillgate(*args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "drivers.cli",
-        *args,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+from tests.drivers.field_cli import run, tillgate
 
 
 async def probe_printer(*options: str) -> tuple[tuple[int, str, str], list[bytes]]:
