@@ -32,6 +32,14 @@ async def say(port: int, messages: list[dict[str, Any]]) -> list[dict[str, Any]]
     return answers
 
 
+async def sniff_lane_01(config: Path) -> asyncio.subprocess.Process:
+    """A ``tillgate sniff 01`` process reading the daemon's trace socket."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tillgate", "sniff", "01", "--config", str(config),
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
 def test_sniff_lane_shows_the_refused_and_the_accepted_hello(tmp_path: Path) -> None:
     port = free_port()
     config = tmp_path / "tillgate.toml"
@@ -45,10 +53,7 @@ def test_sniff_lane_shows_the_refused_and_the_accepted_hello(tmp_path: Path) -> 
     stranger = {"v": 1, "type": "hello", "id": "s1", "lane": "02", "token": ""}
 
     async def scenario() -> tuple[list[str], list[dict[str, Any]]]:
-        sniffer = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tillgate", "sniff", "01", "--config", str(config),
-            cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+        sniffer = await sniff_lane_01(config)
         assert sniffer.stdout is not None
         try:
             header = await asyncio.wait_for(sniffer.stdout.readline(), 20)
@@ -126,10 +131,7 @@ def test_a_closed_connection_leaves_nothing_in_the_trace_hub(tmp_path: Path) -> 
         answers = await say(port, [{"v": 1, "type": "hello", "id": "h1", "lane": "05"}])
         assert answers[0]["type"] == "hello.result"
         await asyncio.sleep(0.5)  # the daemon sees the connection end
-        sniffer = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tillgate", "sniff", "01", "--config", str(config),
-            cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+        sniffer = await sniff_lane_01(config)
         assert sniffer.stdout is not None
         try:
             return await asyncio.wait_for(sniffer.stdout.readline(), 20)
