@@ -72,8 +72,10 @@ class LaneConfig:
     printer_driver: str = "escpos"  #: output driver name in the registry
     printer_width: int = 42
     printer_codepage: str = "cp866"
+    printer_baud: int = 9600  #: for a printer on a serial line
     display: str | None = None  #: customer pole display URL
-    display_model: str = "cd5220"  #: output driver name: cd5220 or epson_display
+    display_model: str = "cd5220"  #: output driver name: cd5220 or epson (epson_display)
+    display_baud: int = 9600  #: for a display on a serial line
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,6 +391,8 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
         "printer_codepage",
         "display",
         "display_model",
+        "printer_baud",
+        "display_baud",
     }
     printers = tuple(printer_names())
     displays = tuple(display_names())
@@ -426,6 +430,15 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
         display = r.string(item, "display", f"lane[{i}].display")
         if display is not None:
             _check_device_url(r, f"lane[{i}].display", display)
+        device_bauds = []
+        for device in ("printer", "display"):
+            device_baud = item.get(f"{device}_baud", 9600)
+            if device_baud not in BAUD_RATES:
+                r.problem(
+                    f"lane[{i}].{device}_baud", f"must be one of {', '.join(map(str, BAUD_RATES))}"
+                )
+                device_baud = 9600
+            device_bauds.append(device_baud)
         width = item.get("printer_width", 42)
         if width not in (32, 42, 48):
             r.problem(f"lane[{i}].printer_width", "must be one of 32, 42, 48")
@@ -445,6 +458,8 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
                     item, "printer_driver", f"lane[{i}].printer_driver", "escpos", printers
                 ),
                 printer_codepage=codepage or "cp866",
+                printer_baud=device_bauds[0],
+                display_baud=device_bauds[1],
                 display=display,
                 display_model=r.choice(
                     item, "display_model", f"lane[{i}].display_model", "cd5220", displays

@@ -20,6 +20,7 @@ import structlog
 
 from adapter.config import LaneConfig
 from drivers.escpos_printer import BarcodeSpec, PrintItem
+from drivers.output import parse_tcp_url
 from drivers.registry import make_output
 from tillgate.errors import TillgateError
 
@@ -52,6 +53,12 @@ def display_lines(messages: list[dict[str, Any]]) -> tuple[str, str] | None:
     return None
 
 
+def _line_speed(url: str, baud: int) -> dict[str, int]:
+    """``baud`` for a device on a serial line; nothing for one on the network (a plug-in
+    driver for network devices need not take it)."""
+    return {} if parse_tcp_url(url) is not None else {"baud": baud}
+
+
 class LaneOutputs:
     """The printer and display of every lane that has them."""
 
@@ -69,9 +76,14 @@ class LaneOutputs:
                     url=lane.printer,
                     width=lane.printer_width,
                     codepage=lane.printer_codepage,
+                    **_line_speed(lane.printer, lane.printer_baud),
                 )
             if lane.display:
-                self._displays[lane.id] = make_output(lane.display_model, url=lane.display)
+                self._displays[lane.id] = make_output(
+                    lane.display_model,
+                    url=lane.display,
+                    **_line_speed(lane.display, lane.display_baud),
+                )
 
     def __bool__(self) -> bool:
         return bool(self._printers or self._displays)
