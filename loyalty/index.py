@@ -28,7 +28,7 @@ checks every candidate's other rules, so the index may over-approximate but neve
 A promotion filed by its reward's selector is left out of a receipt without those lines: it
 would yield nothing there, but as a member of a group it may still be the one that places the
 group's step (§3.3), so the lookup adds the members of each group met that come before the
-first one found (:meth:`PromotionIndex._with_group_heads`).
+last one found (:meth:`PromotionIndex._with_group_heads`).
 """
 
 from __future__ import annotations
@@ -53,7 +53,6 @@ _DAY = 24 * 3600 * 10**6  # in instant() units
 _WEEK = 7 * _DAY
 _MONDAY = instant(datetime(1970, 1, 5, tzinfo=UTC))  # weeks run Monday..Sunday in UTC
 _ANY_TIME: tuple[str, int] = ("any", 0)
-_LAST = 2**62  # after every step position
 _position = attrgetter("position")
 _KEPT_VIEWS = 4  #: merged day views kept (see PromotionIndex._view)
 
@@ -250,27 +249,31 @@ class PromotionIndex:
         A member filed by its reward's selector is left out when the receipt has none of its
         lines, which is right for what it yields (nothing) but not for where its group's
         step goes (§3.3: at the place of its first eligible member). So for each group met,
-        the members ahead of the first one found are added, up to the first that is surely
-        eligible (dates only and running now), after which none could move the step.
+        the running members ahead of the last one found are added, up to the first that is
+        surely eligible (dates only and running now), after which none could move the step.
         """
-        heads: dict[str, int] = {}
+        # Up to the last member found: the first ones found may turn out not eligible (an
+        # audience, a condition), and then the step is at the first eligible member, found
+        # or not. (If no member found is eligible, the eligible ones yield nothing and the
+        # step changes nothing wherever it is.)
+        bounds: dict[str, int] = {}
         for filed in candidates:
             group = filed.promotion.group
-            if group and filed.position < heads.get(group, _LAST):
-                heads[group] = filed.position
-        if not heads:
+            if group and filed.position > bounds.get(group, -1):
+                bounds[group] = filed.position
+        if not bounds:
             return candidates
         known = set(candidates)
-        for group, head in heads.items():
+        for group, bound in bounds.items():
             for bucket in buckets:
                 for member in self._members.get((group, bucket), ()):
-                    if member.position >= head:
+                    if member.position >= bound:
                         break
-                    running = moment is None or member.start <= moment < member.end
-                    if not running or member in known:
+                    if moment is not None and not member.start <= moment < member.end:
                         continue
-                    known.add(member)
-                    candidates.append(member)
+                    if member not in known:
+                        known.add(member)
+                        candidates.append(member)
                     if member.dates_only and moment is not None:
-                        break
+                        break  # surely eligible: no later member can place the step
         return candidates

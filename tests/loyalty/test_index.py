@@ -7,7 +7,7 @@ from datetime import datetime
 from loyalty import Customer, PromotionIndex
 from loyalty.index import trigger_keys
 
-from .helpers import FEB_MONDAY, MSK, customer, item, promo
+from .helpers import FEB_MONDAY, MSK, catalog, customer, item, line, price, promo, receipt
 
 OIL = item("oil", groups=["oils", "grocery"], brand="A")
 BREAD = item("bread", groups=["bakery"], brand="B")
@@ -113,3 +113,20 @@ def test_promotions_priced_alongside_take_their_place_in_the_step_order() -> Non
     assert positions["a"] < index.place(same_key).position < positions["c"]
     assert index.place(promo("y", reward, priority=9)).position < positions["z"]
     assert index.place(promo("zz", reward)).position > positions["c"]
+
+
+def test_a_group_found_by_a_member_that_is_not_eligible_still_steps_at_its_first_eligible() -> None:
+    # ga is found (sku x) but shut out by its audience; gb is eligible and yields nothing, so
+    # the index files it under a sku the receipt lacks; the group's step is gb's place (§3.3),
+    # before mid: G takes 20% of 10,00 first, then mid its 1,00.
+    promotions = [
+        promo("ga", {"type": "percent_off", "percent": "10", "on": {"skus": ["x"]}},
+              priority=30, group="G", audience={"segments": ["vip"]}),
+        promo("gb", {"type": "percent_off", "percent": "20", "on": {"skus": ["absent"]}},
+              priority=20, group="G"),
+        promo("mid", {"type": "amount_off", "amount": 100}, priority=10),
+        promo("gc", {"type": "percent_off", "percent": "20"}, priority=5, group="G"),
+    ]  # fmt: skip
+    calculation = price(receipt(line(1, "x", "1", 1000)), promotions, catalog(item("x")))
+    assert calculation.discount == 200 + 100
+    assert calculation.lines[0].promotions == ("gc", "mid")
