@@ -223,7 +223,7 @@ class Daemon:
         router = self.router
         breaker = router.breaker
         stub = health_pb2_grpc.HealthStub(self._client.channel)
-        checked_at = time.monotonic()
+        checked_at = -LIVENESS_INTERVAL_S  # the first check right after start
         while True:
             await asyncio.sleep(PROBE_INTERVAL_S)
             now = time.monotonic()

@@ -57,6 +57,10 @@ from tillgate.errors import StorageError, ValidationError
 
 log = structlog.get_logger("tillgate.lane")
 
+#: answered afresh every time, never kept nor checked against kept answers (docs/protocol.md
+#: §2.3): a ping reports the mode of now, and registers send every hello under one fixed id
+_NEVER_KEPT = frozenset({"hello", "ping"})
+
 MAX_OUTSTANDING = 8
 IDLE_TIMEOUT_S = 120.0
 BUSY_RETRY_MS = 200
@@ -329,6 +333,8 @@ class LaneSession:
         # Without an id there is no key; without a lane the peer has not proved who it is, and
         # must not be able to write into the journal (nor take ids the registers will use).
         if request_id is None or self.lane is None:
+            return refusal
+        if message.get("type") in _NEVER_KEPT:  # refused or not: registers reuse one hello id
             return refusal
         kind = message.get("type")
         kind = kind[:64] if isinstance(kind, str) else ""  # for the journal's record only

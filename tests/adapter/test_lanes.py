@@ -160,14 +160,14 @@ def test_refusals_of_a_request_are_kept_and_its_id_cannot_be_reused(tmp_path: Pa
             calculate("bad", {}),
             calculate("bad", {}),
             calculate("bad", oil_receipt("R-1")),
-            {"v": 2, "type": "ping", "id": "v2"},
-            {"v": 2, "type": "ping", "id": "v2"},
+            {"v": 2, "type": "cancel", "id": "v2", "receipt_id": "R-8"},
+            {"v": 2, "type": "cancel", "id": "v2", "receipt_id": "R-8"},
             {"v": 1, "type": "cancel", "id": "v2", "receipt_id": "R-9"},
             {"v": 1, "type": "teleport", "id": "tp"},
             {"v": 1, "type": "teleport", "id": "tp"},
             calculate("tp", oil_receipt("R-2")),
-            {"type": "ping", "id": "nv"},
-            {"type": "ping", "id": "nv"},
+            {"type": "cancel", "id": "nv", "receipt_id": "R-8"},
+            {"type": "cancel", "id": "nv", "receipt_id": "R-8"},
             {"v": 1, "type": "cancel", "id": "nv", "receipt_id": "R-9"},
             calculate("c1", oil_receipt("R-3")),
             calculate("c1", {}),
@@ -307,3 +307,28 @@ def test_any_byte_in_counts_as_traffic_for_the_idle_close(tmp_path: Path) -> Non
     assert answer["id"] == "late"
     assert end == b""
     assert 0.5 < quiet < 3
+
+
+def test_a_refused_hello_or_ping_is_not_kept_either(tmp_path: Path) -> None:
+    answers = run_lanes(
+        tmp_path,
+        PricingRouter,
+        [
+            HELLO,
+            {"v": 1, "type": "hello", "id": "y", "lane": ""},
+            calculate("y", oil_receipt("R-1")),
+            calculate("k", oil_receipt("R-2")),
+            {"v": 1, "type": "hello", "id": "k", "lane": 5},
+            {"v": 2, "type": "ping", "id": "v"},
+            calculate("v", oil_receipt("R-3")),
+        ],
+    )
+    assert answers[1]["code"] == "invalid"
+    assert answers[1]["field"] == "lane"
+    assert answers[2]["type"] == "calculate.result"  # the refused hello did not take "y"
+    assert answers[4]["code"] == "invalid"  # checked afresh, not against k's calculate
+    assert answers[4]["field"] == "lane"
+    assert answers[5]["code"] == "unsupported_version"
+    assert answers[6]["type"] == "calculate.result"
+    assert kept(tmp_path, "y")["type"] == "calculate.result"
+    assert kept(tmp_path, "v")["type"] == "calculate.result"
