@@ -21,6 +21,7 @@ from adapter.upstream import open_channel
 from offline.breaker import CircuitBreaker
 from offline.cache import EdgeCache
 from offline.db import EdgeDatabase
+from offline.outbox import claim_store
 from offline.policy import OfflinePolicy
 from offline.processor import OfflineProcessor
 from offline.status import clear_runtime_state, write_runtime_state
@@ -32,6 +33,7 @@ from offline.sync import (
     run_sync_loop,
 )
 from offline.uploader import Uploader
+from tillgate.errors import ConfigError
 
 log = structlog.get_logger("tillgate.edge")
 
@@ -72,6 +74,11 @@ class EdgeRuntime:
     @classmethod
     def build(cls, config: Config) -> EdgeRuntime:
         db = EdgeDatabase(config.cache.db)
+        try:
+            claim_store(db, config.store)
+        except ConfigError:
+            db.close()
+            raise
         uploader_box: list[Uploader] = []
         processor = OfflineProcessor(
             db,
@@ -175,6 +182,13 @@ async def sync_now(config: Config) -> str:
         server = None
         target = config.central.target
     db = EdgeDatabase(config.cache.db)
+    try:
+        claim_store(db, config.store)
+    except ConfigError:
+        db.close()
+        if server is not None:
+            await asyncio.to_thread(server.stop, 1.0)
+        raise
     channel = open_channel(target, config.central)
     try:
         client = SyncClient(

@@ -23,17 +23,59 @@ from typing import Literal
 
 import structlog
 
+from offline.cache import META_SYNC_VERSION
 from offline.db import EdgeDatabase
 from protos import tillgate_pb2 as pb
+from tillgate.errors import ConfigError
 
-__all__ = ["META_OUTBOX_PENDING", "AckSummary", "Operation", "Outbox"]
+__all__ = ["META_OUTBOX_PENDING", "META_STORE", "AckSummary", "Operation", "Outbox", "claim_store"]
 
 log = structlog.get_logger("tillgate.offline.outbox")
 
 #: meta key: how many entries are pending (kept with the rows, one transaction)
 META_OUTBOX_PENDING = "outbox_pending"
 
+#: meta key: the store the edge database belongs to (its entries carry it to central)
+META_STORE = "store"
+
 Operation = Literal["calculate", "confirm", "cancel", "refund"]
+
+
+def claim_store(db: EdgeDatabase, store: str) -> None:
+    """Bind ``db`` to ``store`` before any entry is journaled or uploaded under it.
+
+    Central refuses an entry uploaded by another store than the one it was made at, and a
+    refused entry is never retried: a daemon whose ``store`` was edited while entries wait
+    would lose them. So a database with entries of another store waiting is refused (with
+    what to do); one with none waiting takes the new store, and its cache, synced for the
+    old one, is pulled again from scratch.
+    """
+    owner = db.get_meta(META_STORE)
+    if owner is None:  # a database from before stores were recorded: its entries tell
+        rows = db.query("SELECT entry FROM outbox ORDER BY seq DESC LIMIT 1")
+        if rows:
+            owner = pb.JournalEntry.FromString(bytes(rows[0]["entry"])).store or None
+    if owner == store:
+        if db.get_meta(META_STORE) is None:
+            with db.transaction():
+                db.set_meta(META_STORE, store)
+        return
+    if owner is not None:
+        waiting = int(
+            db.query("SELECT count(*) AS n FROM outbox WHERE status = 'pending'")[0]["n"]
+        )
+        if waiting:
+            raise ConfigError(
+                f"{db.path} holds {waiting} entries of store {owner!r} not yet uploaded to "
+                f"central, which takes them from that store only: run with store = {owner!r} "
+                "until `tillgate status` shows outbox.depth 0, then change it",
+                key="store",
+            )
+        log.warning("store_changed", before=owner, after=store)
+    with db.transaction() as conn:
+        if owner is not None:
+            conn.execute("DELETE FROM meta WHERE key = ?", (META_SYNC_VERSION,))
+        db.set_meta(META_STORE, store)
 
 
 @dataclass(frozen=True, slots=True)
