@@ -247,7 +247,7 @@ class Daemon:
             else:
                 was_online = router.mode == "online"
                 router.central_back()
-                if not was_online:
+                if not was_online and router.mode == "online":
                     log.info("central_back", breaker=breaker.state.value)
 
     def _trace_callbacks(self, framing: str) -> dict[str, Any]:

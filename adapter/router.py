@@ -111,10 +111,15 @@ class Router:
         self._wall = wall_clock or (lambda: datetime.now(tz))
         self._monotonic = monotonic
         self.last_mode = "online"
+        #: the last call was refused by central for this store (a certificate of another
+        #: store): central's health check still passes, so only a call that succeeds clears it
+        self.refused = False
 
     @property
     def mode(self) -> str:
         if self.central is None or self.breaker.state is not BreakerState.CLOSED:
+            return "offline"
+        if self.refused:
             return "offline"
         return self.last_mode
 
@@ -143,6 +148,7 @@ class Router:
         except UpstreamUnavailable as exc:
             self.breaker.record_failure(self._monotonic())
             self.last_mode = "offline"
+            self.refused = exc.refused
             log.warning(
                 "central_failed",
                 call=name,
@@ -153,6 +159,7 @@ class Router:
             return None
         self.breaker.record_success(self._monotonic())
         self.last_mode = "online"
+        self.refused = False
         return reply
 
     def _offline(self, name: str, request: Any) -> Any:

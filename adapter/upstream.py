@@ -20,6 +20,9 @@ from tillgate.errors import ConfigError, UpstreamUnavailable
 Reply = TypeVar("Reply")
 
 
+#: central answered, and refuses this store: not a connection problem
+_REFUSALS = frozenset({grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED})
+
 def open_channel(target: str, central: CentralConfig) -> grpc.aio.Channel:
     """A gRPC channel to ``target`` (host:port), TLS with a client certificate for grpcs://."""
     options = [
@@ -59,7 +62,8 @@ class CentralClient:
             return await method(request, timeout=self._timeout, wait_for_ready=False)
         except grpc.aio.AioRpcError as exc:
             raise UpstreamUnavailable(
-                f"central {name}: {exc.code().name}: {exc.details()}"
+                f"central {name}: {exc.code().name}: {exc.details()}",
+                refused=exc.code() in _REFUSALS,
             ) from exc
 
     async def calculate(self, request: pb.CalculateRequest) -> pb.CalculateReply:

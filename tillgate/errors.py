@@ -106,7 +106,14 @@ class UpstreamError(TillgateError):
 
 
 class UpstreamUnavailable(UpstreamError):  # noqa: N818 - reads as the condition it reports
-    """Central could not be reached in time (deadline, refused connection, open breaker)."""
+    """Central could not be reached in time (deadline, refused connection, open breaker).
+
+    ``refused``: central answered but refuses this store (its certificate names another one,
+    or none): no retry helps until the configuration or the certificate is fixed."""
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 class StorageError(TillgateError):

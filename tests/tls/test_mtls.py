@@ -134,6 +134,18 @@ async def sell(port: int, receipt_id: str) -> tuple[dict[str, Any], dict[str, An
         await client.close()
 
 
+async def mode_after(port: int, seconds: float) -> str:
+    """The mode ``ping`` reports ``seconds`` from now (the health check runs every 2 s)."""
+    await asyncio.sleep(seconds)
+    client = await RegisterClient.connect("127.0.0.1", port)
+    try:
+        await client.request("hello", {"lane": "01"})
+        mode: str = (await client.request("ping"))["mode"]
+        return mode
+    finally:
+        await client.close()
+
+
 def receipts(db: Path) -> set[str]:
     return {row["receipt_id"] for row in central_json(db, "receipts")}
 
@@ -182,6 +194,9 @@ def test_refused_store_never_reaches_central(
             what="a refused sync",
         )
         calc, confirm = asyncio.run(sell(daemon.port, "R-tls-refused"))
+        # The health check passes even for a certificate of another store; the mode must not
+        # say online while every call is refused.
+        mode = asyncio.run(mode_after(daemon.port, 3.0))
         status = read_status(edge_db)
     finally:
         daemon.stop()
@@ -192,6 +207,7 @@ def test_refused_store_never_reaches_central(
     assert confirm["type"] == "error", confirm
     assert confirm["code"] == "not_found"
     assert status["cache"]["version"] is None
+    assert mode == "offline"
     events = log_events(daemon)
     failures = [e for e in events if e["event"] == "central_failed"]
     assert [e["call"] for e in failures] == ["calculate", "confirm"]
