@@ -10,6 +10,7 @@ seeded with demo data, data files in the user's data directory.
 from __future__ import annotations
 
 import os
+import ssl
 import tomllib
 import zoneinfo
 from dataclasses import dataclass, field
@@ -242,6 +243,22 @@ def _check_readable(r: _Reader, key: str, path: Path) -> None:
         )
 
 
+def _check_tls_material(r: _Reader, tls: TLSConfig) -> None:
+    """The CA parses, and the key belongs to the certificate (else the daemon would start and
+    only log "Failed to create security handshaker" at each call)."""
+    try:
+        ssl.create_default_context(cafile=str(tls.ca))
+    except ssl.SSLError:
+        r.problem("central.tls_ca", f"is not a PEM CA certificate: {tls.ca}")
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(str(tls.cert), str(tls.key))
+    except ssl.SSLError as exc:
+        if "KEY_VALUES_MISMATCH" in str(exc) or "key values mismatch" in str(exc):
+            r.problem("central.tls_key", f"{tls.key} does not belong to the certificate {tls.cert}")
+        else:
+            r.problem("central.tls_cert", f"{tls.cert} / {tls.key}: not a PEM certificate and key")
+
+
 _SERIAL_URL_SCHEMES = ("socket", "rfc2217", "loop", "spy", "alt", "hwgrep")
 
 
@@ -336,8 +353,17 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
         else:
             ca, cert, key = (_path(base, p) for p in tls_paths if p)
             tls = TLSConfig(ca, cert, key)
+            problems_before = len(r.problems)
             for name, p in (("tls_ca", ca), ("tls_cert", cert), ("tls_key", key)):
                 _check_readable(r, f"central.{name}", p)
+            if len(r.problems) == problems_before:
+                _check_tls_material(r, tls)
+    elif any(tls_paths):
+        r.problem(
+            "central.url",
+            f"{url!r} is not TLS, yet tls_ca, tls_cert or tls_key is set",
+            hint="grpcs://HOST:PORT to use them, or remove them",
+        )
     demo = c.get("demo", True)
     if not isinstance(demo, bool):
         r.problem("central.demo", "must be true or false")
