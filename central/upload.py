@@ -206,6 +206,17 @@ def _confirm(
         first_purchase=effects.first_purchase,
     )
     processing.apply_confirm(tx, store, receipt, calculation, effects, now=at, tz=tz)
+    note = ""
+    if calculation.customer is not None and customer is None:
+        # Deleted since the edge synced, or the store was pointed at another chain: the sale
+        # is recorded, the points have no account to move; said in the entry's ack for review.
+        note = (
+            f"customer {calculation.customer.id!r} is unknown to central: the "
+            f"{given_points.accrued} points accrued and {given_points.redeemed} redeemed "
+            "offline were not moved"
+        )
+        log.warning("offline_customer_unknown", store=store, receipt_id=entry.receipt_id,
+                    customer_id=calculation.customer.id)  # fmt: skip
     given = pb.ConfirmReply()
     given.CopyFrom(offline.given)
     given.mode = "offline"
@@ -225,7 +236,7 @@ def _confirm(
             due=calculation.due,
         )
     )
-    return ""
+    return note
 
 
 def _cancel(tx: Transaction, store: str, entry: pb.JournalEntry) -> str:

@@ -188,6 +188,13 @@ class Outbox:
                     )
                 else:
                     done += 1
+                    if ack.message:  # applied, with something the loyalty team should see
+                        log.warning(
+                            "journal_entry_note",
+                            receipt_id=ack.receipt_id,
+                            seq=ack.seq,
+                            message=ack.message,
+                        )
         return AckSummary(done, rejected, unmatched)
 
     def depth(self) -> int:

@@ -144,3 +144,20 @@ def test_offline_cancel_of_a_receipt_central_never_saw_has_no_effect(
     rows = {row["receipt_id"]: row for row in admin.receipts_view(server.repository)}
     assert rows["OFF9"]["state"] == "confirmed"
     assert ledger_sum(server, "C1") == 340000 + 1000
+
+
+def test_offline_confirm_for_a_customer_central_does_not_know_says_so(
+    stub: pb_grpc.ProcessingStub, server: CentralServer
+) -> None:
+    entry = _confirm_entry("OFF9", 9, accrued=450)
+    entry.confirm.calculation.customer.id = "C-GONE"
+    reply = stub.Upload(pb.UploadRequest(store=STORE, entries=[entry]))
+    note = (
+        "customer 'C-GONE' is unknown to central: the 450 points accrued and 0 redeemed "
+        "offline were not moved"
+    )
+    assert [(ack.status, ack.message) for ack in reply.acks] == [("applied", note)]
+    rows = {row["receipt_id"]: row for row in admin.receipts_view(server.repository)}
+    assert rows["OFF9"]["state"] == "confirmed"  # the sale itself is recorded
+    journal = [row for row in admin.journal_view(server.repository) if row["receipt_id"] == "OFF9"]
+    assert "is unknown to central" in journal[0]["message"]
