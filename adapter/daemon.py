@@ -243,7 +243,7 @@ class Daemon:
                 router.central_lost()
                 if was_online or breaker.state is not BreakerState.CLOSED:
                     log.info("central_probe_failed", code=exc.code().name,
-                             breaker=breaker.state.value)  # fmt: skip
+                             error=exc.details(), breaker=breaker.state.value)  # fmt: skip
             else:
                 was_online = router.mode == "online"
                 router.central_back()
