@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from loyalty.values import (
     MONEY_MAX,
+    TIME_RANGE,
+    TIME_RANGE_TEXT,
     CustomerRef,
     Receipt,
     ReceiptLine,
@@ -189,7 +191,7 @@ def parse_time(value: Any, path: str) -> datetime:
         raise ValidationError(path, _TIME_FORMAT)
     offset = timedelta(hours=part["off_hour"], minutes=part["off_minute"])
     try:
-        return datetime(
+        moment = datetime(
             part["year"],
             part["month"],
             part["day"],
@@ -201,6 +203,9 @@ def parse_time(value: Any, path: str) -> datetime:
         )
     except ValueError as exc:  # no such date or time of day (2026-02-30, 24:00:00)
         raise ValidationError(path, f"{_TIME_FORMAT}: {exc}") from None
+    if not TIME_RANGE[0] <= moment < TIME_RANGE[1]:
+        raise ValidationError(path, TIME_RANGE_TEXT)
+    return moment
 
 
 def _quantity(value: Any, path: str) -> int:

@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from tillgate.errors import ValidationError
 
 #: The largest money amount the protocol carries: 10^12 kopecks.
 MONEY_MAX = 10**12
+#: The instants a receipt may carry, [from, to): a register whose clock battery died reads
+#: 1970 or 2000 and is still priced (register spec §2.1), but years such as 0001 or 9999
+#: cannot be moved into the store's time zone or have days added to them.
+TIME_RANGE = (datetime(1900, 1, 1, tzinfo=UTC), datetime(3000, 1, 1, tzinfo=UTC))
+TIME_RANGE_TEXT = "must be between 1900-01-01 and 2999-12-31 (UTC)"
 #: Thousandths in one unit of quantity.
 QUANTITY_SCALE = 1000
 
@@ -163,6 +168,9 @@ class Receipt:
         _check_money(self.points_to_redeem, "points_to_redeem")
         if self.opened_at is not None:
             _require(self.opened_at.tzinfo is not None, "opened_at", "must carry an offset")
+            _require(
+                TIME_RANGE[0] <= self.opened_at < TIME_RANGE[1], "opened_at", TIME_RANGE_TEXT
+            )
 
     @property
     def total(self) -> int:

@@ -215,6 +215,36 @@ def test_times_that_are_not_rfc3339_are_invalid_and_name_the_field(text: str) ->
     )
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "9999-12-31T23:59:59+00:00",
+        "9999-12-31T23:59:59-05:00",  # the store's zone cannot hold it
+        "0001-01-01T00:00:00+03:00",
+        "1899-12-31T23:59:59Z",
+        "3000-01-01T00:00:00Z",
+    ],
+)
+def test_times_no_register_can_mean_are_invalid_and_name_the_field(text: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        parse_request("calculate", {"receipt": receipt(opened_at=text)})
+    assert caught.value.field == "receipt.opened_at"
+    assert "between 1900-01-01 and 2999-12-31" in caught.value.message
+    fiscal = {"document": "1", "at": text}
+    confirm = {"receipt_id": "R1", "due": 1, "fiscal": fiscal, "payments": []}
+    assert field_of("confirm", confirm) == "fiscal.at"
+
+
+@pytest.mark.parametrize(
+    "text", ["1970-01-01T00:00:00+03:00", "2000-01-01T00:00:00Z", "2999-12-31T23:59:59+14:00"]
+)
+def test_a_register_clock_reset_to_1970_or_2000_is_still_priced(text: str) -> None:
+    request = parse_request("calculate", {"receipt": receipt(opened_at=text)})
+    assert isinstance(request, Calculate)
+    assert request.receipt.opened_at is not None
+    assert request.receipt.opened_at.isoformat().startswith(text[:4])
+
+
 def test_a_receipt_total_over_the_money_range_is_invalid() -> None:
     line = {"n": 1, "sku": "1", "quantity": "1", "price": 10**12, "amount": 10**12}
     body = receipt(lines=[line, {**line, "n": 2}])

@@ -256,6 +256,19 @@ def test_bad_opened_at_and_missing_store_are_invalid(stub: pb_grpc.ProcessingStu
     assert (reply.error.code, reply.error.field) == ("invalid", "context.store")
 
 
+@pytest.mark.parametrize(
+    "opened_at", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+03:00", "3000-01-01T00:00Z"]
+)
+def test_an_opened_at_no_zone_can_hold_is_invalid_not_an_internal_error(
+    stub: pb_grpc.ProcessingStub, opened_at: str
+) -> None:
+    receipt = oil_receipt("T6")
+    receipt.opened_at = opened_at
+    reply = stub.Calculate(pb.CalculateRequest(context=ctx(), receipt=receipt))
+    assert (reply.error.code, reply.error.field) == ("invalid", "receipt.opened_at")
+    assert "between 1900-01-01 and 2999-12-31" in reply.error.message
+
+
 def test_identify_answers_a_cashier_line(stub: pb_grpc.ProcessingStub) -> None:
     reply = stub.Identify(pb.IdentifyRequest(context=ctx(), customer=pb.CustomerRef(card=CARD)))
     assert [(m.target, m.text) for m in reply.messages] == [
