@@ -146,6 +146,9 @@ class Router:
         try:
             reply = await getattr(self.central, name)(request)
         except UpstreamUnavailable as exc:
+            if exc.answered:
+                log.warning("central_call_failed", call=name, error=str(exc))
+                return None
             self.breaker.record_failure(self._monotonic())
             self.last_mode = "offline"
             self.refused = exc.refused

@@ -22,6 +22,18 @@ Reply = TypeVar("Reply")
 
 #: central answered, and refuses this store: not a connection problem
 _REFUSALS = frozenset({grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED})
+#: central answered and failed this one call; the connection and central itself are fine, so
+#: one poisoned request (retried by its lane) must not open the breaker for the whole store
+_CALL_FAULTS = frozenset({
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.OUT_OF_RANGE,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.ALREADY_EXISTS,
+    grpc.StatusCode.DATA_LOSS,
+})
+
 
 def open_channel(target: str, central: CentralConfig) -> grpc.aio.Channel:
     """A gRPC channel to ``target`` (host:port), TLS with a client certificate for grpcs://."""
@@ -64,6 +76,7 @@ class CentralClient:
             raise UpstreamUnavailable(
                 f"central {name}: {exc.code().name}: {exc.details()}",
                 refused=exc.code() in _REFUSALS,
+                answered=exc.code() in _CALL_FAULTS,
             ) from exc
 
     async def calculate(self, request: pb.CalculateRequest) -> pb.CalculateReply:

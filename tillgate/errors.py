@@ -109,11 +109,14 @@ class UpstreamUnavailable(UpstreamError):  # noqa: N818 - reads as the condition
     """Central could not be reached in time (deadline, refused connection, open breaker).
 
     ``refused``: central answered but refuses this store (its certificate names another one,
-    or none): no retry helps until the configuration or the certificate is fixed."""
+    or none): no retry helps until the configuration or the certificate is fixed.
+    ``answered``: central is reachable but failed this one call (an internal error, a request
+    it could not read): the call falls back to the edge, yet central is not counted as down."""
 
-    def __init__(self, message: str, *, refused: bool = False) -> None:
+    def __init__(self, message: str, *, refused: bool = False, answered: bool = False) -> None:
         super().__init__(message)
         self.refused = refused
+        self.answered = answered
 
 
 class StorageError(TillgateError):

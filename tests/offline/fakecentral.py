@@ -185,9 +185,9 @@ class FakeProcessing(pb_grpc.ProcessingServicer):
 class FakeCentral:
     """Both servicers on one real gRPC server bound to 127.0.0.1:0."""
 
-    def __init__(self) -> None:
+    def __init__(self, processing: FakeProcessing | None = None) -> None:
         self.sync = FakeSync()
-        self.processing = FakeProcessing()
+        self.processing = processing or FakeProcessing()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         pb_grpc.add_SyncServicer_to_server(self.sync, self.server)
         pb_grpc.add_ProcessingServicer_to_server(self.processing, self.server)
