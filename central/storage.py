@@ -292,6 +292,10 @@ class Transaction(Protocol):
         """Keep a refund and its answer."""
         ...
 
+    def replace_refund_reply(self, store: str, refund_id: str, reply: bytes) -> None:
+        """Replace the kept answer of a refund (the one the store gave its register)."""
+        ...
+
     def kept_request(self, store: str, request_id: str) -> KeptRequest | None:
         """The kept answer of (store, request id)."""
         ...
@@ -845,6 +849,12 @@ class SQLiteTransaction:
             "INSERT INTO refunds (store, refund_id, receipt_id, request, reply, at) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (store, refund.refund_id, refund.receipt_id, refund.request, refund.reply, at),
+        )
+
+    def replace_refund_reply(self, store: str, refund_id: str, reply: bytes) -> None:
+        self._conn.execute(
+            "UPDATE refunds SET reply = ? WHERE store = ? AND refund_id = ?",
+            (reply, store, refund_id),
         )
 
     def kept_request(self, store: str, request_id: str) -> KeptRequest | None:

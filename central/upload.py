@@ -167,7 +167,7 @@ def _confirm(
     record = tx.receipt(store, entry.receipt_id)
     if record is not None and record.state == "confirmed":
         if record.fiscal == fiscal:
-            return "already confirmed with the same fiscal data; nothing changed"
+            return _keep_given_confirmation(tx, record, offline.given)
         raise EntryRejectedError(
             f"receipt {entry.receipt_id!r} is already confirmed with other fiscal data"
         )
@@ -239,6 +239,28 @@ def _confirm(
     return note
 
 
+def _keep_given_confirmation(
+    tx: Transaction, record: ReceiptRecord, given: pb.ConfirmReply
+) -> str:
+    """The receipt was confirmed online, and the answer was lost on its way to the store, which
+    then confirmed it offline: the register was told the offline answer, so a repeat of the
+    confirm must get that one (register spec §2.3), as long as the points it names are the ones
+    central moved."""
+    kept = pb.ConfirmReply.FromString(record.confirmation) if record.confirmation else None
+    told = (given.points.accrued, given.points.redeemed)
+    if kept is not None and (kept.points.accrued, kept.points.redeemed) != told:
+        return (
+            "already confirmed with the same fiscal data; nothing changed: the store was told "
+            f"{told[0]} accrued / {told[1]} redeemed, central moved "
+            f"{kept.points.accrued} / {kept.points.redeemed}"
+        )
+    answer = pb.ConfirmReply()
+    answer.CopyFrom(given)
+    answer.mode = "offline"
+    tx.put_receipt(replace(record, confirmation=answer.SerializeToString()))
+    return "already confirmed with the same fiscal data; the store's answer is kept for repeats"
+
+
 def _cancel(tx: Transaction, store: str, entry: pb.JournalEntry) -> str:
     record = tx.receipt(store, entry.receipt_id)
     if record is None:
@@ -262,7 +284,7 @@ def _refund(
     receipt_id = request.receipt_id or entry.receipt_id
     kept = tx.refund(store, request.refund_id)
     if kept is not None:
-        return f"refund {request.refund_id!r} was applied before; nothing changed"
+        return _keep_given_refund(tx, store, kept, request, given)
     record = tx.receipt(store, receipt_id)
     if record is None:
         raise EntryRejectedError(f"receipt {receipt_id!r} is unknown to central")
@@ -279,3 +301,25 @@ def _refund(
         clock.to_text(at),
     )
     return ""
+
+
+def _keep_given_refund(
+    tx: Transaction, store: str, kept: KeptRefund, request: pb.RefundRequest,
+    given: pb.RefundReply,
+) -> str:
+    """As :func:`_keep_given_confirmation`, for a refund applied online whose answer was lost."""
+    applied = f"refund {request.refund_id!r} was applied before"
+    if kept.request != refund_identity(request):
+        return f"{applied} with other lines; nothing changed"
+    reply = pb.RefundReply.FromString(kept.reply)
+    told = (given.points.reversed, given.points.restored)
+    if (reply.points.reversed, reply.points.restored) != told:
+        return (
+            f"{applied}; nothing changed: the store was told {told[0]} reversed / {told[1]} "
+            f"restored, central moved {reply.points.reversed} / {reply.points.restored}"
+        )
+    answer = pb.RefundReply()
+    answer.CopyFrom(given)
+    answer.mode = "offline"
+    tx.replace_refund_reply(store, request.refund_id, answer.SerializeToString())
+    return f"{applied}; the store's answer is kept for repeats"

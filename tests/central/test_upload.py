@@ -7,7 +7,7 @@ from central.server import CentralServer
 from protos import tillgate_pb2 as pb
 from protos import tillgate_pb2_grpc as pb_grpc
 from tests.central.conftest import STORE, ctx, fiscal, oil_receipt
-from tests.central.helpers import ledger_sum
+from tests.central.helpers import ledger_sum, sell
 
 
 def _offline_calculation(
@@ -161,3 +161,72 @@ def test_offline_confirm_for_a_customer_central_does_not_know_says_so(
     assert rows["OFF9"]["state"] == "confirmed"  # the sale itself is recorded
     journal = [row for row in admin.journal_view(server.repository) if row["receipt_id"] == "OFF9"]
     assert "is unknown to central" in journal[0]["message"]
+
+
+def _lost_confirm_entry(
+    calc: pb.CalculateReply, confirm: pb.ConfirmReply, seq: int, *, accrued: int
+) -> pb.JournalEntry:
+    """The store's offline confirm of a receipt central confirmed online (answer lost)."""
+    receipt_id = calc.calculation.receipt_id
+    request = pb.ConfirmRequest(context=ctx(), receipt_id=receipt_id,
+                                due=calc.calculation.due, fiscal=fiscal())
+    given = pb.ConfirmReply(
+        receipt_id=receipt_id, mode="offline",
+        points=pb.PointsMovement(accrued=accrued, redeemed=confirm.points.redeemed, balance=1),
+        messages=[pb.Message(target="receipt", text="told offline")])
+    return pb.JournalEntry(
+        store=STORE, receipt_id=receipt_id, seq=seq, at="2026-11-23T10:17:00+03:00",
+        confirm=pb.OfflineConfirm(request=request, given=given, calculation=calc.calculation,
+                                  receipt=oil_receipt(receipt_id)))
+
+
+def test_a_confirm_whose_online_answer_was_lost_repeats_what_the_register_was_told(
+    stub: pb_grpc.ProcessingStub, server: CentralServer
+) -> None:
+    calc, online = sell(stub, "LOST1")
+    balance = ledger_sum(server, "C1")
+    entry = _lost_confirm_entry(calc, online, 20, accrued=online.points.accrued)
+    acks = stub.Upload(pb.UploadRequest(store=STORE, entries=[entry])).acks
+    assert [(a.status, a.message) for a in acks] == [
+        ("applied", "already confirmed with the same fiscal data; the store's answer is kept "
+                    "for repeats")]
+    assert ledger_sum(server, "C1") == balance  # nothing moved twice
+    again = stub.Confirm(pb.ConfirmRequest(context=ctx(), receipt_id="LOST1",
+                                           due=calc.calculation.due, fiscal=fiscal()))
+    assert again == entry.confirm.given
+
+
+def test_a_lost_confirm_told_other_points_keeps_what_central_moved_and_says_so(
+    stub: pb_grpc.ProcessingStub, server: CentralServer
+) -> None:
+    calc, online = sell(stub, "LOST2")
+    entry = _lost_confirm_entry(calc, online, 21, accrued=online.points.accrued + 1)
+    (ack,) = stub.Upload(pb.UploadRequest(store=STORE, entries=[entry])).acks
+    assert ack.status == "applied"
+    assert f"told {online.points.accrued + 1} accrued" in ack.message
+    assert f"central moved {online.points.accrued} / 0" in ack.message
+    again = stub.Confirm(pb.ConfirmRequest(context=ctx(), receipt_id="LOST2",
+                                           due=calc.calculation.due, fiscal=fiscal()))
+    assert again == online
+
+
+def test_a_refund_whose_online_answer_was_lost_repeats_what_the_register_was_told(
+    stub: pb_grpc.ProcessingStub, server: CentralServer
+) -> None:
+    sell(stub, "LOST3")
+    request = pb.RefundRequest(context=ctx(), refund_id="RF-LOST3", receipt_id="LOST3")
+    online = stub.Refund(request)
+    assert not online.HasField("error")
+    balance = ledger_sum(server, "C1")
+    given = pb.RefundReply(refund_id="RF-LOST3", mode="offline", points=pb.RefundPoints(
+        reversed=online.points.reversed, restored=online.points.restored, balance=1),
+        messages=[pb.Message(target="receipt", text="told offline")])
+    entry = pb.JournalEntry(store=STORE, receipt_id="LOST3", seq=22,
+                            at="2026-11-23T10:30:00+03:00",
+                            refund=pb.OfflineRefund(request=request, given=given))
+    (ack,) = stub.Upload(pb.UploadRequest(store=STORE, entries=[entry])).acks
+    assert (ack.status, ack.message) == (
+        "applied", "refund 'RF-LOST3' was applied before; the store's answer is kept for repeats")
+    assert ledger_sum(server, "C1") == balance
+    request.context.request_id = "a-new-id"
+    assert stub.Refund(request) == given
