@@ -2,7 +2,9 @@
 
 Card numbers and phones never reach a log: every string value in an event passes through
 :func:`mask_secrets`, which hides all but the last four digits of any run of 10 or more digits
-(with the spaces, dashes and parentheses phones are written with).
+(with the spaces, dashes and parentheses phones are written with). The identifiers a register
+or the daemon assigns (:data:`UNMASKED_KEYS`) are exempt: a receipt id such as
+``0001234567890`` is what an engineer searches the log for.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any, TextIO
 import structlog
 
 _DIGIT_RUN = re.compile(r"\+?\d[\d ()-]{8,}\d")
+#: event keys holding receipt, refund and request identifiers, logged as they are
+UNMASKED_KEYS = frozenset({"receipt_id", "refund_id", "request_id", "id", "ref", "seq"})
 
 
 def _mask_match(match: re.Match[str]) -> str:
@@ -54,7 +58,8 @@ def mask_processor(
     _logger: Any, _name: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     for key, value in list(event.items()):
-        event[key] = _mask_value(value)
+        if key not in UNMASKED_KEYS:
+            event[key] = _mask_value(value)
     return event
 
 
