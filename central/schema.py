@@ -170,8 +170,17 @@ ALTER TABLE customer_seen ADD COLUMN seen_version INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX customer_seen_by_version ON customer_seen (store, seen_version);
 """
 
+_STEP_5 = """
+-- This database's identity, sent with every sync page: the edge binds its cache and its
+-- waiting journal to it, so a store pointed at another central never mixes the two.
+INSERT INTO settings (key, value) VALUES ('central.id', lower(hex(randomblob(16))));
+"""
+
 #: Ordered migration steps; step i brings the schema to version i.
-MIGRATIONS: Sequence[str] = (_STEP_1, _STEP_2, _STEP_3, _STEP_4)
+MIGRATIONS: Sequence[str] = (_STEP_1, _STEP_2, _STEP_3, _STEP_4, _STEP_5)
+
+#: The settings key of the database's identity (see step 5).
+CENTRAL_ID = "central.id"
 
 #: The schema version this code expects.
 SCHEMA_VERSION = len(MIGRATIONS)

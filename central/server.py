@@ -32,7 +32,7 @@ from central.demo import load_demo
 from central.processing import Processing
 from central.storage import Repository, SQLiteRepository
 from central.syncfeed import content_hash, maintain, pull
-from central.upload import upload
+from central.upload import foreign_entries, upload
 from protos import tillgate_pb2 as pb
 from protos import tillgate_pb2_grpc as pb_grpc
 from tillgate.errors import ConfigError, StorageError, TillgateError
@@ -234,6 +234,10 @@ class ProcessingServicer(pb_grpc.ProcessingServicer):
         self, request: pb.UploadRequest, context: grpc.ServicerContext
     ) -> pb.UploadReply:
         self.guard.authorize(request.store, context)
+        refusal = self.guard.run(context, lambda: foreign_entries(self.processing, request))
+        if refusal is not None:
+            log.warning("upload_refused", store=request.store, error=refusal)
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, refusal)
         return self.guard.run(context, lambda: upload(self.processing, request))
 
 

@@ -8,7 +8,8 @@ value of one monotonic version counter. ``Pull(since)`` streams the documents ch
 Tombstones older than the horizon (setting ``sync.horizon_days``, default 30) are compacted
 away and the history floor rises to the highest compacted version: a checkpoint below the
 floor, or 0, or one ahead of central, gets a full snapshot of live documents instead
-(``snapshot`` on every page, ``last`` on the final one).
+(``snapshot`` on every page, ``last`` on the final one). Every page names the database
+(``central``, setting ``central.id``) its versions count in.
 
 Customer filter: ``all_customers``, or the listed ``customer_ids`` plus the customers seen
 in the store (calculate, identify, confirm) within ``seen_days``. Tombstones always pass.
@@ -23,6 +24,7 @@ from datetime import datetime, timedelta
 
 from central import clock
 from central.accounts import settle
+from central.schema import CENTRAL_ID
 from central.storage import Repository, StoredDocument, Transaction
 from protos import tillgate_pb2 as pb
 from protos.sync import content_hash as hash_documents
@@ -80,6 +82,7 @@ def pull(
     size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     with repository.read() as tx:
         head = tx.head_version()
+        central_id = tx.setting(CENTRAL_ID) or ""
         snapshot = request.since == 0 or request.since < floor or request.since > head
         allowed: set[str] | None = None
         entered: set[str] = set()
@@ -113,12 +116,12 @@ def pull(
                 final = index == len(chunks) - 1
                 if not final:
                     yield pb.SyncPage(version=chunk[-1].version, snapshot=snapshot,
-                                      documents=chunk)
+                                      documents=chunk, central=central_id)
                 elif chunk or last:
                     # the checkpoint after a filtered batch is the batch's end, not its last
                     # sent document: the filtered-out rest needs no second look
                     yield pb.SyncPage(version=head if last else cursor, snapshot=snapshot,
-                                      last=last, documents=chunk)
+                                      last=last, documents=chunk, central=central_id)
             if last:
                 return
 

@@ -27,6 +27,7 @@ from central.processing import (
     refund_identity,
     store_timezone,
 )
+from central.schema import CENTRAL_ID
 from central.storage import JournalRecord, KeptRefund, ReceiptRecord, Transaction
 from loyalty import ConfirmEffects, confirm_effects
 from protos import tillgate_pb2 as pb
@@ -43,6 +44,23 @@ class EntryRejectedError(Exception):
 #: entries applied per transaction: one commit (fsync) per chunk instead of per entry, while the
 #: write lock is never held long enough to delay the online calls of other stores
 ENTRIES_PER_TRANSACTION = 50
+
+
+def foreign_entries(processing: Processing, request: pb.UploadRequest) -> str | None:
+    """Why the upload's entries are not this central's to apply, or None when they are.
+
+    A store names the central it synced from: entries journaled against another central
+    database (another chain, a staging server) belong to that one's customers."""
+    if not request.central:
+        return None
+    with processing.repository.read() as tx:
+        own = tx.setting(CENTRAL_ID)
+    if own is None or request.central == own:
+        return None
+    return (
+        f"store {request.store!r} journaled these entries while synced from central "
+        f"{request.central}; this is central {own}: they can only be uploaded there"
+    )
 
 
 def upload(processing: Processing, request: pb.UploadRequest) -> pb.UploadReply:

@@ -37,6 +37,7 @@ from tillgate.errors import DocumentError
 
 __all__ = [
     "META_CATALOG_GENERATION",
+    "META_CENTRAL",
     "META_PROMOTIONS_GENERATION",
     "META_SYNC_VERSION",
     "EdgeCache",
@@ -45,6 +46,9 @@ __all__ = [
 
 #: meta key of the sync checkpoint; absent until the first sync completed
 META_SYNC_VERSION = "sync_version"
+#: meta key of the central database (``SyncPage.central``) the checkpoint counts in and the
+#: waiting journal was made against; absent until a central that names itself was synced
+META_CENTRAL = "central"
 #: meta key bumped whenever a sync changed a promotion
 META_PROMOTIONS_GENERATION = "promotions_generation"
 #: meta key bumped whenever a sync changed a catalog item

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from offline.cache import META_SYNC_VERSION
+from offline.cache import META_CENTRAL, META_SYNC_VERSION
 from offline.db import EdgeDatabase
 from offline.outbox import META_OUTBOX_PENDING
 from offline.sync import META_LAST_SYNC_AT, META_LAST_SYNC_DURATION_S
@@ -57,7 +57,7 @@ def _float(value: str | None) -> float | None:
 
 def read_status(cache_db_path: Path | str) -> dict[str, Any]:
     """``{"mode", "breaker", "runtime_at", "cache": {"version", "age_s",
-    "last_sync_duration_s"}, "outbox": {"depth", "oldest_age_s", "rejected"}}``.
+    "last_sync_duration_s", "central"}, "outbox": {"depth", "oldest_age_s", "rejected"}}``.
 
     ``cache.version`` and ``cache.age_s`` (seconds since the last complete sync) are None
     before the first sync; ``outbox.oldest_age_s`` is None when nothing waits."""
@@ -66,7 +66,7 @@ def read_status(cache_db_path: Path | str) -> dict[str, Any]:
         "breaker": "closed",
         "runtime_at": None,
         "running": False,
-        "cache": {"version": None, "age_s": None, "last_sync_duration_s": None},
+        "cache": {"version": None, "age_s": None, "last_sync_duration_s": None, "central": None},
         "outbox": {"depth": 0, "oldest_age_s": None, "rejected": 0},
     }
     path = Path(cache_db_path)
@@ -89,6 +89,7 @@ def read_status(cache_db_path: Path | str) -> dict[str, Any]:
             "version": int(version) if version is not None else None,
             "age_s": round(max(0.0, now - last_sync), 3) if last_sync is not None else None,
             "last_sync_duration_s": _float(meta.get(META_LAST_SYNC_DURATION_S)),
+            "central": meta.get(META_CENTRAL),
         }
         oldest = db.query(
             "SELECT created_at FROM outbox WHERE status = 'pending' ORDER BY seq LIMIT 1"

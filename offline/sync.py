@@ -14,6 +14,11 @@ whole state machine and does no network I/O:
 After a complete sync it records the sync time and duration, forgets offline redemptions that
 central acknowledged before the pull began (the synced balances include them) and customers
 last identified longer ago than the selection keeps.
+
+Every page names the central database it comes from. The edge binds itself to the first one
+it syncs from: pointed at another central (another chain, a staging server), it takes that
+one's full snapshot when nothing waits in its journal, and refuses to sync while entries made
+against the old one wait (they can only be uploaded there, and the two caches must not mix).
 """
 
 from __future__ import annotations
@@ -28,10 +33,12 @@ import structlog
 
 from offline.cache import (
     META_CATALOG_GENERATION,
+    META_CENTRAL,
     META_PROMOTIONS_GENERATION,
     META_SYNC_VERSION,
     EdgeCache,
 )
+from offline.outbox import META_OUTBOX_PENDING
 from protos import tillgate_pb2 as pb
 from protos import tillgate_pb2_grpc as pb_grpc
 from tillgate.errors import ConfigError, RemoteProtocolError, StorageError, UpstreamUnavailable
@@ -39,6 +46,7 @@ from tillgate.errors import ConfigError, RemoteProtocolError, StorageError, Upst
 __all__ = [
     "META_LAST_SYNC_AT",
     "META_LAST_SYNC_DURATION_S",
+    "CentralChanged",
     "CustomerSelection",
     "SyncClient",
     "SyncResult",
@@ -54,6 +62,18 @@ META_LAST_SYNC_AT = "last_sync_at"
 META_LAST_SYNC_DURATION_S = "last_sync_duration_s"
 
 _DAY_S = 86_400.0
+
+
+class CentralChanged(UpstreamUnavailable):
+    """The pages come from another central database than the cache was synced from.
+
+    ``resync``: nothing waited in the journal, so the edge now belongs to the new central and
+    the pull starts again from scratch; otherwise the sync is refused until the entries made
+    against the old central are uploaded there."""
+
+    def __init__(self, message: str, *, resync: bool) -> None:
+        super().__init__(message)
+        self.resync = resync
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +123,7 @@ class SyncClient:
         self.page_timeout_s = page_timeout_s
         self.clock = clock
         self._snapshot_started = False
+        self._central_checked = False
 
     # -- the sans-I/O part ---------------------------------------------------------------
 
@@ -127,10 +148,15 @@ class SyncClient:
     def begin_stream(self) -> None:
         """Forget the state of an earlier, interrupted stream."""
         self._snapshot_started = False
+        self._central_checked = False
 
     def apply_page(self, page: pb.SyncPage) -> None:
         """Apply one page and (for delta pages and a snapshot's last page) its checkpoint,
-        in one transaction."""
+        in one transaction. Raises :class:`CentralChanged` before applying anything from a
+        central database other than the cache's."""
+        if page.central and not self._central_checked:
+            self._adopt_central(page)
+            self._central_checked = True
         with self.cache.db.transaction():
             if page.snapshot:
                 if not self._snapshot_started:
@@ -154,6 +180,33 @@ class SyncClient:
             if "catalog" in changed:
                 self.cache.bump_generation(META_CATALOG_GENERATION)
 
+    def _adopt_central(self, page: pb.SyncPage) -> None:
+        db = self.cache.db
+        known = db.get_meta(META_CENTRAL)
+        if known == page.central:
+            return
+        if known is None:
+            with db.transaction():
+                db.set_meta(META_CENTRAL, page.central)
+            return
+        waiting = int(db.get_meta(META_OUTBOX_PENDING) or 0)
+        log.warning("central_changed", before=known, after=page.central, waiting=waiting)
+        if waiting:
+            raise CentralChanged(
+                f"central {page.central} is not central {known}, which this store synced from "
+                f"and whose {waiting} journal entries wait: they can only be uploaded there. "
+                "Point the daemon back at it until `tillgate status` shows outbox.depth 0",
+                resync=False,
+            )
+        with db.transaction() as conn:
+            conn.execute("DELETE FROM meta WHERE key = ?", (META_SYNC_VERSION,))
+            db.set_meta(META_CENTRAL, page.central)
+        if not page.snapshot:  # a delta counted in the old central's versions: start over
+            raise CentralChanged(
+                f"central {page.central} replaces central {known}: pulling its snapshot",
+                resync=True,
+            )
+
     def finish(self, *, started_at: float, duration_s: float) -> None:
         """Bookkeeping after a complete sync (one transaction)."""
         db = self.cache.db
@@ -175,6 +228,14 @@ class SyncClient:
     async def sync_once(self, channel: grpc.aio.Channel) -> SyncResult:
         """Pull and apply everything since the checkpoint; raises UpstreamUnavailable when
         the stream fails (pages applied so far stay applied)."""
+        try:
+            return await self._pull(channel)
+        except CentralChanged as exc:
+            if not exc.resync:
+                raise
+            return await self._pull(channel)
+
+    async def _pull(self, channel: grpc.aio.Channel) -> SyncResult:
         started_at = self.clock()
         monotonic_start = time.monotonic()
         request = self.pull_request()
@@ -197,6 +258,9 @@ class SyncClient:
                 snapshot = snapshot or page.snapshot
                 if page.last:
                     break
+        except CentralChanged:
+            call.cancel()
+            raise
         except TimeoutError as exc:
             call.cancel()
             raise UpstreamUnavailable(

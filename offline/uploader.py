@@ -23,6 +23,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from offline.cache import META_CENTRAL
 from offline.outbox import AckSummary, Outbox
 from protos import tillgate_pb2 as pb
 from protos import tillgate_pb2_grpc as pb_grpc
@@ -69,7 +70,11 @@ class Uploader:
         if not entries:
             return None
         stub = pb_grpc.ProcessingStub(channel)
-        request = pb.UploadRequest(store=self.outbox.store, entries=entries)
+        request = pb.UploadRequest(
+            store=self.outbox.store,
+            entries=entries,
+            central=self.outbox.db.get_meta(META_CENTRAL) or "",
+        )
         try:
             reply = await stub.Upload(request, timeout=self.call_timeout_s)
         except grpc.aio.AioRpcError as exc:

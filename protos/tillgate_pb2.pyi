@@ -1100,7 +1100,12 @@ class UploadRequest(_message.Message):
 
     STORE_FIELD_NUMBER: _builtins.int
     ENTRIES_FIELD_NUMBER: _builtins.int
+    CENTRAL_FIELD_NUMBER: _builtins.int
     store: _builtins.str
+    central: _builtins.str
+    """the central the entries' store synced from (SyncPage.central); central refuses entries
+    made against another one. Empty: not known (a store that never synced).
+    """
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___JournalEntry]: ...
     def __init__(
@@ -1108,10 +1113,11 @@ class UploadRequest(_message.Message):
         *,
         store: _builtins.str = ...,
         entries: _abc.Iterable[Global___JournalEntry] | None = ...,
+        central: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "store", b"store"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["central", b"central", "entries", b"entries", "store", b"store"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1249,12 +1255,17 @@ class SyncPage(_message.Message):
     SNAPSHOT_FIELD_NUMBER: _builtins.int
     LAST_FIELD_NUMBER: _builtins.int
     DOCUMENTS_FIELD_NUMBER: _builtins.int
+    CENTRAL_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     """the checkpoint after applying this page"""
     snapshot: _builtins.bool
     """part of a full snapshot: load into shadow tables, swap on the last page"""
     last: _builtins.bool
     """nothing more after this page"""
+    central: _builtins.str
+    """the identity of central's database, in which the versions count: a store pointed at
+    another central (another chain, a staging server) must not mix the two
+    """
     @_builtins.property
     def documents(self) -> _containers.RepeatedCompositeFieldContainer[Global___Document]: ...
     def __init__(
@@ -1264,10 +1275,11 @@ class SyncPage(_message.Message):
         snapshot: _builtins.bool = ...,
         last: _builtins.bool = ...,
         documents: _abc.Iterable[Global___Document] | None = ...,
+        central: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "last", b"last", "snapshot", b"snapshot", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["central", b"central", "documents", b"documents", "last", b"last", "snapshot", b"snapshot", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

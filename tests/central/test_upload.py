@@ -188,8 +188,8 @@ def test_a_confirm_whose_online_answer_was_lost_repeats_what_the_register_was_to
     entry = _lost_confirm_entry(calc, online, 20, accrued=online.points.accrued)
     acks = stub.Upload(pb.UploadRequest(store=STORE, entries=[entry])).acks
     assert [(a.status, a.message) for a in acks] == [
-        ("applied", "already confirmed with the same fiscal data; the store's answer is kept "
-                    "for repeats")]
+        ("applied", ("already confirmed with the same fiscal data; the store's answer is kept "
+                     "for repeats"))]
     assert ledger_sum(server, "C1") == balance  # nothing moved twice
     again = stub.Confirm(pb.ConfirmRequest(context=ctx(), receipt_id="LOST1",
                                            due=calc.calculation.due, fiscal=fiscal()))

@@ -23,7 +23,7 @@ def test_a_missing_database_reports_defaults(tmp_path: Path) -> None:
         "breaker": "closed",
         "runtime_at": None,
         "running": False,
-        "cache": {"version": None, "age_s": None, "last_sync_duration_s": None},
+        "cache": {"version": None, "age_s": None, "last_sync_duration_s": None, "central": None},
         "outbox": {"depth": 0, "oldest_age_s": None, "rejected": 0},
     }
     assert not (tmp_path / "nothing.db").exists(), "reading status must not create the file"
