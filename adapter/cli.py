@@ -1,4 +1,4 @@
-"""The daemon's commands: ``run``, ``check-config``, ``status``, ``sync``."""
+"""The daemon's commands: ``run``, ``check-config``, ``status``, ``sync``, ``retry-rejected``."""
 
 from __future__ import annotations
 
@@ -44,6 +44,17 @@ def add_commands(subparsers: Any) -> None:
     sync = subparsers.add_parser("sync", help="pull the edge cache from central now")
     _config_arg(sync)
     sync.set_defaults(handler=_sync)
+
+    retry = subparsers.add_parser(
+        "retry-rejected",
+        help="send journal entries central rejected once more (after fixing the cause there)",
+    )
+    _config_arg(retry)
+    retry.add_argument(
+        "--seq", type=int, action="append", default=[], metavar="N",
+        help="only this entry (repeatable; `tillgate central journal --rejected` lists them)",
+    )
+    retry.set_defaults(handler=_retry_rejected)
 
 
 def _load(args: argparse.Namespace) -> Config | None:
@@ -137,4 +148,37 @@ def _sync(args: argparse.Namespace) -> int:
         print(f"tillgate sync: {exc}", file=sys.stderr)
         return 1
     print(summary)
+    return 0
+
+
+def _retry_rejected(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return 2
+    from adapter.preflight import check_data_files  # noqa: PLC0415
+    from offline.db import EdgeDatabase  # noqa: PLC0415
+    from offline.outbox import Outbox  # noqa: PLC0415
+
+    if not config.cache.db.exists():
+        print(f"tillgate retry-rejected: no edge database at {config.cache.db}", file=sys.stderr)
+        return 1
+    try:
+        check_data_files(config, central=False)
+        db = EdgeDatabase(config.cache.db)
+        try:
+            requeued = Outbox(db, store=config.store).requeue_rejected(args.seq)
+        finally:
+            db.close()
+    except TillgateError as exc:
+        print(f"tillgate retry-rejected: {exc}", file=sys.stderr)
+        return 1
+    missing = sorted(set(args.seq) - {seq for seq, _, _ in requeued})
+    for seq, receipt_id, operation in requeued:
+        print(f"seq {seq}: {operation} of receipt {receipt_id} waits for central again")
+    if missing:
+        print(f"tillgate retry-rejected: no rejected entry with seq {', '.join(map(str, missing))}",
+              file=sys.stderr)
+        return 1
+    if not requeued:
+        print("no rejected entries")
     return 0

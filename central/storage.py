@@ -316,6 +316,10 @@ class Transaction(Protocol):
         """Record an uploaded journal entry (applied or rejected)."""
         ...
 
+    def forget_journal_entry(self, store: str, receipt_id: str, seq: int) -> None:
+        """Drop a kept entry (a rejected one sent again is judged again)."""
+        ...
+
     def journal(self, status: str | None = None) -> list[JournalRecord]:
         """Uploaded entries, optionally of one status."""
         ...
@@ -897,6 +901,12 @@ class SQLiteTransaction:
                 record.entry,
                 record.at,
             ),
+        )
+
+    def forget_journal_entry(self, store: str, receipt_id: str, seq: int) -> None:
+        self._conn.execute(
+            "DELETE FROM journal WHERE store = ? AND receipt_id = ? AND seq = ?",
+            (store, receipt_id, seq),
         )
 
     def journal(self, status: str | None = None) -> list[JournalRecord]:

@@ -84,9 +84,16 @@ def _apply_entry(
     ack = pb.EntryAck(receipt_id=entry.receipt_id, seq=entry.seq)
     now = clock.now()
     key_store = store or entry.store  # an entry is the uploader's, even when misaddressed
-    if tx.journal_entry(key_store, entry.receipt_id, entry.seq) is not None:
+    kept = tx.journal_entry(key_store, entry.receipt_id, entry.seq)
+    if kept is not None and kept.status == "applied":
         ack.status = "duplicate"
         return ack
+    if kept is not None:
+        # Rejected before, which changed nothing: the store sends it again once the cause is
+        # fixed (`tillgate retry-rejected`), so it is judged again, never applied twice.
+        tx.forget_journal_entry(key_store, entry.receipt_id, entry.seq)
+        log.info("journal_entry_retried", store=key_store, receipt_id=entry.receipt_id,
+                 seq=entry.seq, rejected_for=kept.message)
     status = "applied"
     message = ""
     try:

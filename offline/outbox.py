@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -196,6 +196,30 @@ class Outbox:
                             message=ack.message,
                         )
         return AckSummary(done, rejected, unmatched)
+
+    def requeue_rejected(self, seqs: Collection[int] = ()) -> list[tuple[int, str, str]]:
+        """Make rejected entries (all, or those of ``seqs``) pending again, so that they are
+        sent once more: central judges a rejected entry again when it comes back. Returns
+        (seq, receipt id, operation) of each, in seq order."""
+        with self.db.transaction() as conn:
+            rows = conn.execute(
+                "SELECT seq, receipt_id, operation FROM outbox WHERE status = 'rejected' "
+                "ORDER BY seq"
+            ).fetchall()
+            chosen = [
+                (int(row[0]), str(row[1]), str(row[2]))
+                for row in rows
+                if not seqs or int(row[0]) in seqs
+            ]
+            for seq, _, _ in chosen:
+                conn.execute(
+                    "UPDATE outbox SET status = 'pending', ack_status = NULL, ack_message = NULL, "
+                    "acked_at = NULL WHERE seq = ?",
+                    (seq,),
+                )
+            if chosen:
+                self._count_pending(conn, len(chosen))
+        return chosen
 
     def depth(self) -> int:
         """Entries waiting for central."""

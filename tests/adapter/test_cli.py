@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from offline.db import EdgeDatabase
+from offline.outbox import Outbox
+from protos import tillgate_pb2 as pb
 from tests.integration.data import import_chain
 from tests.integration.harness import central_server
 
@@ -74,3 +77,36 @@ def test_status_json_without_a_daemon_and_sync_on_demand(tmp_path: Path) -> None
         assert f"cache.version: {after['cache']['version']}" in text
         assert "outbox.depth: 0" in text
         assert "outbox.oldest_age_s: -" in text
+
+
+def test_retry_rejected_puts_rejected_entries_back_in_the_outbox(tmp_path: Path) -> None:
+    config = tmp_path / "tillgate.toml"
+    config.write_text('store = "S001"\ndata_dir = "data"\n')
+    assert tillgate("retry-rejected", "--config", str(config)).returncode == 1  # no database
+    (tmp_path / "data").mkdir()
+    db = EdgeDatabase(tmp_path / "data" / "edge.db")
+    outbox = Outbox(db, store="S001")
+    sent = [outbox.append(f"R{i}", "cancel", pb.CancelRequest(receipt_id=f"R{i}"))
+            for i in range(3)]
+    acks = [pb.EntryAck(receipt_id=e.receipt_id, seq=e.seq,
+                        status="applied" if e.receipt_id == "R0" else "rejected") for e in sent]
+    outbox.record_acks(sent, acks)
+    assert outbox.depth() == 0
+    db.close()
+
+    unknown = tillgate("retry-rejected", "--config", str(config), "--seq", "1", "--seq", "9")
+    assert unknown.returncode == 1
+    assert "no rejected entry with seq 1, 9" in unknown.stderr
+    assert unknown.stdout == ""
+    one = tillgate("retry-rejected", "--config", str(config), "--seq", "2")
+    assert (one.returncode, one.stdout) == (
+        0, "seq 2: cancel of receipt R1 waits for central again\n")
+    status = json.loads(tillgate("status", "--config", str(config), "--json").stdout)
+    assert (status["outbox"]["depth"], status["outbox"]["rejected"]) == (1, 1)
+    rest = tillgate("retry-rejected", "--config", str(config))
+    assert (rest.returncode, rest.stdout) == (
+        0, "seq 3: cancel of receipt R2 waits for central again\n")
+    again = tillgate("retry-rejected", "--config", str(config))
+    assert (again.returncode, again.stdout) == (0, "no rejected entries\n")
+    status = json.loads(tillgate("status", "--config", str(config), "--json").stdout)
+    assert (status["outbox"]["depth"], status["outbox"]["rejected"]) == (2, 0)

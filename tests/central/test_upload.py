@@ -87,8 +87,29 @@ def test_rejected_entry_is_kept_and_does_not_block(
     kept = admin.journal_view(server.repository, rejected_only=True)
     assert [(r["receipt_id"], r["seq"], r["operation"]) for r in kept] == [("NOPE", 3, "refund")]
     assert "unknown" in kept[0]["message"]
-    # a rejected entry repeated is a duplicate: it is already kept for review
-    assert _upload(stub, refund_unknown) == [("NOPE", "duplicate")]
+    # a rejected entry sent again is judged again (it changed nothing the first time)
+    assert _upload(stub, refund_unknown) == [("NOPE", "rejected")]
+    assert len(admin.journal_view(server.repository, rejected_only=True)) == 1
+
+
+def test_a_rejected_entry_sent_again_after_the_cause_is_fixed_is_applied_once(
+    stub: pb_grpc.ProcessingStub, server: CentralServer
+) -> None:
+    refund = pb.JournalEntry(
+        store=STORE, receipt_id="LATE1", seq=30, at="2026-11-23T10:18:00+03:00",
+        refund=pb.OfflineRefund(
+            request=pb.RefundRequest(context=ctx(), refund_id="RF-LATE1", receipt_id="LATE1"),
+            given=pb.RefundReply(refund_id="RF-LATE1", mode="offline")),
+    )
+    assert _upload(stub, refund) == [("LATE1", "rejected")]
+    sell(stub, "LATE1")  # the receipt reaches central (say, from a till that was offline)
+    balance = ledger_sum(server, "C1")
+    assert _upload(stub, refund) == [("LATE1", "applied")]
+    assert ledger_sum(server, "C1") < balance  # the refund took its points back
+    after = ledger_sum(server, "C1")
+    assert _upload(stub, refund) == [("LATE1", "duplicate")]
+    assert ledger_sum(server, "C1") == after
+    assert admin.journal_view(server.repository, rejected_only=True) == []
 
 
 def test_offline_refund_cancel_and_calculate(

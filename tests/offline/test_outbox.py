@@ -150,6 +150,33 @@ def test_rejected_entries_are_kept_and_never_block(tmp_path: Path, central: Fake
     assert outbox.depth() == 0
 
 
+def test_rejected_entries_requeued_are_sent_again_and_applied_once(
+    tmp_path: Path, central: FakeCentral
+) -> None:
+    db = EdgeDatabase(tmp_path / "cache.db")
+    outbox = Outbox(db, store="S001")
+    _fill(outbox, 300)
+    central.processing.control.reject_receipts = {"R5", "R6"}
+    _drain(outbox, central.address)
+    rejected = [int(row["seq"]) for row in db.query(
+        "SELECT seq FROM outbox WHERE status = 'rejected' ORDER BY seq")]
+    assert len(rejected) == 8  # R5 and R6 are seqs 6, 7, 103, 104, 200, 201, 297, 298
+    central.processing.control.reject_receipts = set()  # the cause is fixed at central
+
+    one = outbox.requeue_rejected([rejected[0]])
+    assert one == [(rejected[0], "R5", "cancel")]
+    assert outbox.depth() == 1
+    assert _drain(outbox, central.address) == 1
+    rest = outbox.requeue_rejected()
+    assert [seq for seq, _, _ in rest] == rejected[1:]
+    assert outbox.depth() == 7
+    assert _drain(outbox, central.address) == 7
+    assert outbox.depth() == 0
+    assert db.query("SELECT count(*) AS n FROM outbox WHERE status = 'rejected'")[0]["n"] == 0
+    assert len(central.processing.applied) == 300  # every entry once
+    assert outbox.requeue_rejected() == []
+
+
 def test_unreachable_central_raises_upstream_unavailable(tmp_path: Path) -> None:
     outbox = Outbox(EdgeDatabase(tmp_path / "cache.db"), store="S001")
     _fill(outbox, 2)
