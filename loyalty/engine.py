@@ -37,7 +37,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from fractions import Fraction
 from itertools import chain, compress
 from operator import attrgetter
@@ -805,6 +805,11 @@ def price_receipt(
     now = receipt.opened_at
     if now is None:
         raise ValueError("receipt.opened_at must be set before pricing")
+    if not isinstance(now.tzinfo, timezone):
+        # Two datetimes of one zone of changing offset (a ZoneInfo) compare by wall clock, so
+        # in the autumn fold 02:10 CET would come before 02:20 CEST: windows compare as
+        # instants (§5.13), so the receipt's time is taken at its fixed offset of the moment.
+        now = now.astimezone(timezone(now.utcoffset() or timedelta(0)))
     lines = _Lines(_make_lines(receipt, catalog))
     total = receipt.total
 
@@ -815,17 +820,17 @@ def price_receipt(
     series = {code[:at] for code in usable_coupons
               for at in range(1, len(code) - 1) if code[at] == "-"}
 
+    # Offers are all of priority 0, so often placed alike among the index's promotions:
+    # taken in id order, the stable sort below keeps §3.2's id order among them.
+    offers = [promotions.place(offer.as_promotion())
+              for offer in sorted(customer.personal_offers, key=_offer_id)
+              if offer.accepted and in_window(offer.valid, now, tz)
+              ] if customer is not None and customer.personal_offers else []
     candidates = promotions.lookup(
         now=now, skus=lines.by_sku.keys(),
         items=[line.item for line in lines.all if line.item is not None],
-        customer=customer, coupon_series=series,
+        customer=customer, coupon_series=series, offers=offers,
     )
-    if customer is not None and customer.personal_offers:
-        # Offers are all of priority 0, so often placed alike among the index's promotions:
-        # taken in id order, the stable sort below keeps §3.2's id order among them.
-        candidates += [promotions.place(offer.as_promotion())
-                       for offer in sorted(customer.personal_offers, key=_offer_id)
-                       if offer.accepted and in_window(offer.valid, now, tz)]
     candidates.sort(key=_position)
 
     local = now.astimezone(tz)

@@ -186,10 +186,15 @@ class PromotionIndex:
         items: Sequence[CatalogItem],
         customer: Customer | None,
         coupon_series: Iterable[str],
+        offers: Sequence[Prepared] = (),
     ) -> list[Prepared]:
         """Every promotion that might apply to such a receipt (a superset), each once, as
         its :class:`~loyalty.eligibility.Prepared`, in a new list the caller may change.
-        When ``now`` has a fixed UTC offset, only those whose window holds it."""
+        When ``now`` has a fixed UTC offset, only those whose window holds it.
+
+        ``offers``: the customer's personal offers valid now, placed by :meth:`place`; they
+        are in the list too, and their group (``personal``) is met like any other, so a
+        promotion of this index in that group still places the group's step (§3.3)."""
         groups: set[str] = set().union(*[item.groups for item in items])
         brands = {item.brand for item in items}
         brands.discard("")
@@ -216,12 +221,12 @@ class PromotionIndex:
         if not isinstance(now.tzinfo, timezone):
             # Two datetimes of one non-fixed zone compare by wall clock (a DST fold): leave
             # the window test to the engine.
-            return self._with_group_heads(list(found), buckets, None)
+            return self._with_group_heads([*found, *offers], buckets, None)
         # A table holds about twice the promotions running at any instant of its day or
         # week: drop those whose window does not hold ``now`` here, on integers.
         moment = instant(now)
-        return self._with_group_heads(
-            [filed for filed in found if filed.start <= moment < filed.end], buckets, moment)
+        running = [filed for filed in found if filed.start <= moment < filed.end]
+        return self._with_group_heads([*running, *offers], buckets, moment)
 
     def _view(self, buckets: tuple[Bucket, Bucket, Bucket]) -> dict[str, dict[str, list[Prepared]]]:
         """The tables of a day, its week and "any time" merged, by kind: one probe per kind

@@ -85,3 +85,22 @@ def test_offers_of_equal_value_tie_to_the_lower_id_whatever_their_order_in_the_d
         assert calc.lines[0].discount == 10000
         assert calc.lines[0].promotions == ("po-a",)
         assert [p.id for p in calc.promotions] == ["po-a"]
+
+
+def test_a_chain_promotion_in_group_personal_places_the_offers_step_selecting_nothing() -> None:
+    # §3.2 + §3.3: offers join group `personal`; the group is one step at its first member's
+    # place. Here that member (priority 10) is aimed at tea, absent from the receipt: the
+    # step still comes before "half" (priority 5, exclusive), so the offer gives its 20% first.
+    tea_only = promo("tea-10", {"type": "percent_off", "percent": "10", "on": {"skus": ["tea"]}},
+                     priority=10, group="personal")
+    half = promo("half", {"type": "percent_off", "percent": "50"}, priority=5, exclusive=True)
+    anna = customer(personal_offers=[PO_77])
+    calc = price(receipt(line(1, "coffee", "1", 50000), at=NOV_MONDAY, card="1"),
+                 [tea_only, half], ITEMS, anna)
+    # 500.00 - 20% = 400.00; then half: - 200.00
+    assert calc.lines[0].discount == 10000 + 20000
+    assert calc.lines[0].promotions == ("po-77", "half")
+    # without the chain member the offers' step is at priority 0, after the exclusive "half"
+    alone = price(receipt(line(1, "coffee", "1", 50000), at=NOV_MONDAY, card="1"), [half],
+                  ITEMS, anna)
+    assert (alone.lines[0].discount, alone.lines[0].promotions) == (25000, ("half",))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -100,7 +101,7 @@ def promotions(draw: st.DrawFn, number: int) -> Promotion:
     doc: dict[str, Any] = {
         "id": f"p{number}", "name": f"P{number}", "reward": draw(rewards()),
         "priority": draw(st.integers(0, 3)),
-        "group": draw(st.sampled_from(["", "", "", "x", "y"])),
+        "group": draw(st.sampled_from(["", "", "", "x", "y", "personal"])),
         "exclusive": draw(st.booleans()),
         "counters": draw(st.sampled_from([[], [{"name": "c", "add": 1}]])),
         "messages": {"receipt": f"P{number} −{{discount}} +{{accrue}}"},
@@ -165,8 +166,8 @@ def scenarios(draw: st.DrawFn) -> tuple[Receipt, dict[str, CatalogItem], list[Pr
 class _EveryPromotion(PromotionIndex):
     """An index that returns every promotion: what pricing would see without indexing."""
 
-    def lookup(self, **_: Any) -> list[Prepared]:
-        return [self.prepared(promotion) for promotion in self]
+    def lookup(self, *, offers: Sequence[Prepared] = (), **_: Any) -> list[Prepared]:
+        return [*(self.prepared(promotion) for promotion in self), *offers]
 
 
 def _price(receipt: Receipt, items: dict[str, CatalogItem], index: PromotionIndex,

@@ -31,20 +31,22 @@ def test_instants_order_like_datetimes(now: datetime, start: datetime | None,
     assert on_the_clock(window, 1, 0)
 
 
-def test_a_wall_clock_zone_keeps_the_datetime_comparison() -> None:
-    # In the autumn fold 02:10 CET is an instant after 02:20 CEST, but two datetimes of one
-    # ZoneInfo compare by wall clock: neither the index nor the engine may decide on
-    # instants then, or a promotion starting at 02:20 would apply at 02:10.
+def test_windows_compare_as_instants_even_in_a_zone_of_changing_offset() -> None:
+    # §5.13: from/to compare as instants. In the autumn fold 02:10 CET (the second pass) is an
+    # instant after 02:20 CEST, though two datetimes of one ZoneInfo compare by wall clock: a
+    # promotion starting at 02:20 CEST runs at 02:10 CET, and not at 02:10 CEST.
     berlin = ZoneInfo("Europe/Berlin")
     start = datetime(2026, 10, 25, 2, 20, tzinfo=berlin)  # fold=0: 02:20 CEST, 00:20 UTC
-    earlier_wall = datetime(2026, 10, 25, 2, 10, fold=1, tzinfo=berlin)  # 01:10 UTC
-    later_wall = datetime(2026, 10, 25, 2, 30, fold=1, tzinfo=berlin)  # 01:30 UTC
-    assert earlier_wall > start.astimezone(UTC)
-    assert earlier_wall < start
+    before = datetime(2026, 10, 25, 2, 10, tzinfo=berlin)  # fold=0: 02:10 CEST, 00:10 UTC
+    second_pass = datetime(2026, 10, 25, 2, 10, fold=1, tzinfo=berlin)  # 02:10 CET, 01:10 UTC
+    assert second_pass < start  # what Python says: wall clock
     starting = dataclasses.replace(
         promo("fold", {"type": "percent_off", "percent": "10"}), active=ActiveWindow(start))
+    ending = dataclasses.replace(
+        promo("fold-end", {"type": "amount_off", "amount": 100}),
+        active=ActiveWindow(None, start))
     items = catalog(item("oil"))
-    for now, applies in ((earlier_wall, False), (later_wall, True)):
-        calc = price(receipt(line(1, "oil", "1", 10000), at=now), [starting], items,
+    for now, started in ((before, False), (second_pass, True)):
+        calc = price(receipt(line(1, "oil", "1", 10000), at=now), [starting, ending], items,
                      tz=berlin)
-        assert bool(calc.promotions) is applies
+        assert [p.id for p in calc.promotions] == (["fold"] if started else ["fold-end"])
