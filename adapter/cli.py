@@ -1,4 +1,5 @@
-"""The daemon's commands: ``run``, ``check-config``, ``status``, ``sync``, ``retry-rejected``."""
+"""The daemon's commands: ``run``, ``check-config``, ``status``, ``sync``, ``retry-rejected``,
+``forget-central``."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapter.config import Config, InvalidConfigError, load_config
 from tillgate.errors import ConfigError, TillgateError
+
+if TYPE_CHECKING:
+    from offline.outbox import Outbox
 
 
 def _config_arg(parser: argparse.ArgumentParser) -> None:
@@ -52,9 +57,17 @@ def add_commands(subparsers: Any) -> None:
     _config_arg(retry)
     retry.add_argument(
         "--seq", type=int, action="append", default=[], metavar="N",
-        help="only this entry (repeatable; `tillgate central journal --rejected` lists them)",
+        help="only this entry (repeatable; --list shows them)",
     )
+    retry.add_argument("--list", action="store_true", help="list the rejected entries, send none")
     retry.set_defaults(handler=_retry_rejected)
+
+    forget = subparsers.add_parser(
+        "forget-central",
+        help="let kept entries go to the central reached now (the old central's database is gone)",
+    )
+    _config_arg(forget)
+    forget.set_defaults(handler=_forget_central)
 
 
 def _load(args: argparse.Namespace) -> Config | None:
@@ -155,30 +168,63 @@ def _retry_rejected(args: argparse.Namespace) -> int:
     config = _load(args)
     if config is None:
         return 2
+
+    def act(outbox: Outbox) -> int:
+        if args.list:
+            for entry in outbox.rejected():
+                print(f"seq {entry.seq}: {entry.operation} of receipt {entry.receipt_id}: "
+                      f"{entry.message}")
+            return 0
+        requeued, foreign = outbox.requeue_rejected(args.seq)
+        for entry in requeued:
+            print(f"seq {entry.seq}: {entry.operation} of receipt {entry.receipt_id} waits for "
+                  "central again")
+        for entry in foreign:
+            print(f"tillgate retry-rejected: seq {entry.seq} was journaled against central "
+                  f"{entry.central}, not the one this store syncs from now: it can only be sent "
+                  "there (see `tillgate forget-central`)", file=sys.stderr)
+        found = {entry.seq for entry in [*requeued, *foreign]}
+        missing = sorted(set(args.seq) - found)
+        if missing:
+            print(f"tillgate retry-rejected: no rejected entry with seq "
+                  f"{', '.join(map(str, missing))}", file=sys.stderr)
+        if not requeued and not foreign and not missing:
+            print("no rejected entries")
+        return 1 if foreign or missing else 0
+
+    return _on_outbox(config, "retry-rejected", act)
+
+
+def _forget_central(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return 2
+
+    def act(outbox: Outbox) -> int:
+        bound = outbox.forget_central()
+        print(f"{bound} kept entries will go to the central this store reaches next, and the "
+              "cache will be pulled from it from scratch")
+        return 0
+
+    return _on_outbox(config, "forget-central", act)
+
+
+def _on_outbox(config: Config, command: str, act: Callable[[Outbox], int]) -> int:
+    """``act`` on the store's outbox, as the user the data files belong to."""
     from adapter.preflight import check_data_files  # noqa: PLC0415
     from offline.db import EdgeDatabase  # noqa: PLC0415
     from offline.outbox import Outbox  # noqa: PLC0415
 
     if not config.cache.db.exists():
-        print(f"tillgate retry-rejected: no edge database at {config.cache.db}", file=sys.stderr)
+        print(f"tillgate {command}: no edge database at {config.cache.db}", file=sys.stderr)
         return 1
     try:
         check_data_files(config, central=False)
         db = EdgeDatabase(config.cache.db)
         try:
-            requeued = Outbox(db, store=config.store).requeue_rejected(args.seq)
+            return act(Outbox(db, store=config.store))
         finally:
             db.close()
     except TillgateError as exc:
-        print(f"tillgate retry-rejected: {exc}", file=sys.stderr)
+        print(f"tillgate {command}: {exc}", file=sys.stderr)
         return 1
-    missing = sorted(set(args.seq) - {seq for seq, _, _ in requeued})
-    for seq, receipt_id, operation in requeued:
-        print(f"seq {seq}: {operation} of receipt {receipt_id} waits for central again")
-    if missing:
-        print(f"tillgate retry-rejected: no rejected entry with seq {', '.join(map(str, missing))}",
-              file=sys.stderr)
-        return 1
-    if not requeued:
-        print("no rejected entries")
-    return 0

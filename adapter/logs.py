@@ -2,7 +2,8 @@
 
 Card numbers and phones never reach a log: every string value in an event passes through
 :func:`mask_secrets`, which hides all but the last four digits of any run of 10 or more digits
-(with the spaces, dashes and parentheses phones are written with). The identifiers a register
+(with the spaces, dashes and parentheses phones are written with), standing alone, not inside
+a word such as a hexadecimal id. The identifiers a register
 or the daemon assigns (:data:`UNMASKED_KEYS`) are exempt: a receipt id such as
 ``0001234567890`` is what an engineer searches the log for.
 """
@@ -17,7 +18,8 @@ from typing import Any, TextIO
 
 import structlog
 
-_DIGIT_RUN = re.compile(r"\+?\d[\d ()-]{8,}\d")
+#: a run standing alone: digits inside a word (a hex id such as a central's) are not a card
+_DIGIT_RUN = re.compile(r"(?<![0-9A-Za-z])\+?\d[\d ()-]{8,}\d(?![0-9A-Za-z])")
 #: event keys holding receipt, refund and request identifiers, logged as they are
 UNMASKED_KEYS = frozenset({"receipt_id", "refund_id", "request_id", "id", "ref", "seq"})
 

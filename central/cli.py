@@ -28,6 +28,7 @@ from central import admin, favorites, statuses
 from central.accounts import ACTIVATION_SETTING, VALIDITY_SETTING
 from central.clock import now
 from central.importer import ImportRejectedError, import_file
+from central.schema import CENTRAL_ID
 from central.server import ServerTLS, parse_listen, start_server
 from central.storage import SQLiteRepository
 from central.syncfeed import HORIZON_SETTING
@@ -302,8 +303,16 @@ def _settings(args: argparse.Namespace) -> int:
         if args.key is None:
             with repository.read() as tx:
                 for key, value in sorted(tx.settings().items()):
-                    if key in KNOWN_SETTINGS:
+                    if key in KNOWN_SETTINGS or key == CENTRAL_ID:
                         print(f"{key} = {value}")
+            return 0
+        if args.key == CENTRAL_ID:
+            if args.value is not None:
+                print(f"error: {CENTRAL_ID} is drawn when the database is created and cannot "
+                      "be set: stores bind their journal to it", file=sys.stderr)
+                return 2
+            with repository.read() as tx:
+                print(f"{CENTRAL_ID} = {tx.setting(CENTRAL_ID) or ''}")
             return 0
         if args.key not in KNOWN_SETTINGS:
             print(

@@ -30,6 +30,7 @@ from grpc_reflection.v1alpha import reflection
 from central import clock
 from central.demo import load_demo
 from central.processing import Processing
+from central.schema import CENTRAL_ID
 from central.storage import Repository, SQLiteRepository
 from central.syncfeed import content_hash, maintain, pull
 from central.upload import foreign_entries, upload
@@ -371,5 +372,8 @@ def start_server(
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     if host in ("0.0.0.0", "[::]"):
         host = "127.0.0.1"
-    log.info("central_started", address=f"{host}:{port}", db=str(db_path), tls=tls is not None)
+    with repository.read() as tx:
+        central_id = tx.setting(CENTRAL_ID)
+    log.info("central_started", address=f"{host}:{port}", db=str(db_path), tls=tls is not None,
+             central_id=central_id)
     return CentralServer(server, port, host, repository, processing, health_servicer)

@@ -93,6 +93,11 @@ _MIGRATIONS: tuple[str, ...] = (
         counters TEXT NOT NULL, acked_at REAL) WITHOUT ROWID;
     CREATE INDEX offline_purchases_customer ON offline_purchases (customer_id);
     """,
+    # 3: the central database (meta "central") an entry was journaled against: it is sent there
+    # only, even when requeued after the store moved to another central. NULL: not known.
+    """
+    ALTER TABLE outbox ADD COLUMN central TEXT;
+    """,
 )
 
 

@@ -23,7 +23,7 @@ from typing import Literal
 
 import structlog
 
-from offline.cache import META_SYNC_VERSION
+from offline.cache import META_CENTRAL, META_SYNC_VERSION
 from offline.db import EdgeDatabase
 from protos import tillgate_pb2 as pb
 from tillgate.errors import ConfigError
@@ -79,6 +79,17 @@ def claim_store(db: EdgeDatabase, store: str) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class RejectedEntry:
+    """An entry central rejected, as the store keeps it for review."""
+
+    seq: int
+    receipt_id: str
+    operation: str
+    message: str  #: central's reason
+    central: str | None  #: the central it was journaled against (None: not known)
+
+
+@dataclass(frozen=True, slots=True)
 class AckSummary:
     """What one batch of acknowledgements changed."""
 
@@ -107,9 +118,9 @@ class Outbox:
         now = self.clock()
         with self.db.transaction() as conn:
             cursor = conn.execute(
-                "INSERT INTO outbox (receipt_id, operation, entry, created_at) "
-                "VALUES (?, ?, x'', ?)",
-                (receipt_id, operation, now),
+                "INSERT INTO outbox (receipt_id, operation, entry, created_at, central) "
+                "VALUES (?, ?, x'', ?, (SELECT value FROM meta WHERE key = ?))",
+                (receipt_id, operation, now, META_CENTRAL),
             )
             seq = cursor.lastrowid
             assert seq is not None
@@ -137,10 +148,22 @@ class Outbox:
 
     def pending(self, limit: int) -> list[pb.JournalEntry]:
         """The oldest ``limit`` entries not yet acknowledged, in seq order."""
+        return self.pending_batch(limit)[1]
+
+    def pending_batch(self, limit: int) -> tuple[str, list[pb.JournalEntry]]:
+        """The central the oldest pending entry was journaled against ("" when not known) and
+        the oldest pending entries, up to ``limit``, journaled against that same one."""
         rows = self.db.query(
-            "SELECT entry FROM outbox WHERE status = 'pending' ORDER BY seq LIMIT ?", (limit,)
+            "SELECT entry, central FROM outbox WHERE status = 'pending' ORDER BY seq LIMIT ?",
+            (limit,),
         )
-        return [pb.JournalEntry.FromString(bytes(row["entry"])) for row in rows]
+        central = (rows[0]["central"] or "") if rows else ""
+        entries = []
+        for row in rows:
+            if (row["central"] or "") != central:
+                break
+            entries.append(pb.JournalEntry.FromString(bytes(row["entry"])))
+        return central, entries
 
     def record_acks(
         self, sent: Iterable[pb.JournalEntry], acks: Iterable[pb.EntryAck]
@@ -197,21 +220,41 @@ class Outbox:
                         )
         return AckSummary(done, rejected, unmatched)
 
-    def requeue_rejected(self, seqs: Collection[int] = ()) -> list[tuple[int, str, str]]:
+    def rejected(self) -> list[RejectedEntry]:
+        """The entries central rejected, kept for review, in seq order."""
+        rows = self.db.query(
+            "SELECT seq, receipt_id, operation, ack_message, central FROM outbox "
+            "WHERE status = 'rejected' ORDER BY seq"
+        )
+        return [
+            RejectedEntry(int(row["seq"]), str(row["receipt_id"]), str(row["operation"]),
+                          str(row["ack_message"] or ""), row["central"])
+            for row in rows
+        ]
+
+    def requeue_rejected(
+        self, seqs: Collection[int] = ()
+    ) -> tuple[list[RejectedEntry], list[RejectedEntry]]:
         """Make rejected entries (all, or those of ``seqs``) pending again, so that they are
-        sent once more: central judges a rejected entry again when it comes back. Returns
-        (seq, receipt id, operation) of each, in seq order."""
+        sent once more: central judges a rejected entry again when it comes back. Returns the
+        entries requeued and those left alone because they were journaled against another
+        central than the one this store syncs from now (they can only be sent there)."""
         with self.db.transaction() as conn:
-            rows = conn.execute(
-                "SELECT seq, receipt_id, operation FROM outbox WHERE status = 'rejected' "
-                "ORDER BY seq"
-            ).fetchall()
-            chosen = [
-                (int(row[0]), str(row[1]), str(row[2]))
-                for row in rows
-                if not seqs or int(row[0]) in seqs
-            ]
-            for seq, _, _ in chosen:
+            bound = conn.execute(
+                "SELECT value FROM meta WHERE key = ?", (META_CENTRAL,)
+            ).fetchone()
+            current = bound[0] if bound is not None else None
+            chosen: list[RejectedEntry] = []
+            foreign: list[RejectedEntry] = []
+            for entry in self.rejected():
+                if seqs and entry.seq not in seqs:
+                    continue
+                if entry.central is not None and entry.central != current:
+                    foreign.append(entry)
+                else:
+                    chosen.append(entry)
+            for entry in chosen:
+                seq = entry.seq
                 conn.execute(
                     "UPDATE outbox SET status = 'pending', ack_status = NULL, ack_message = NULL, "
                     "acked_at = NULL WHERE seq = ?",
@@ -219,7 +262,21 @@ class Outbox:
                 )
             if chosen:
                 self._count_pending(conn, len(chosen))
-        return chosen
+        return chosen, foreign
+
+    def forget_central(self) -> int:
+        """Unbind this store from the central its cache and journal belong to: every entry
+        kept (waiting or rejected) may go to whichever central the store reaches next, and
+        the cache is pulled again from scratch. For a central rebuilt from scratch, whose old
+        database is gone. Returns the number of entries that were bound."""
+        with self.db.transaction() as conn:
+            bound = conn.execute(
+                "UPDATE outbox SET central = NULL WHERE central IS NOT NULL AND status != 'done'"
+            ).rowcount
+            conn.execute(
+                "DELETE FROM meta WHERE key IN (?, ?)", (META_CENTRAL, META_SYNC_VERSION)
+            )
+        return bound
 
     def depth(self) -> int:
         """Entries waiting for central."""

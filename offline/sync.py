@@ -154,7 +154,7 @@ class SyncClient:
         """Apply one page and (for delta pages and a snapshot's last page) its checkpoint,
         in one transaction. Raises :class:`CentralChanged` before applying anything from a
         central database other than the cache's."""
-        if page.central and not self._central_checked:
+        if not self._central_checked:
             self._adopt_central(page)
             self._central_checked = True
         with self.cache.db.transaction():
@@ -183,27 +183,33 @@ class SyncClient:
     def _adopt_central(self, page: pb.SyncPage) -> None:
         db = self.cache.db
         known = db.get_meta(META_CENTRAL)
-        if known == page.central:
+        if known == (page.central or None):
             return
         if known is None:
             with db.transaction():
                 db.set_meta(META_CENTRAL, page.central)
             return
+        # A central too old to name its database cannot be told apart from another one.
+        reached = page.central or "(one that does not name its database: an older tillgate)"
         waiting = int(db.get_meta(META_OUTBOX_PENDING) or 0)
         log.warning("central_changed", before=known, after=page.central, waiting=waiting)
         if waiting:
             raise CentralChanged(
-                f"central {page.central} is not central {known}, which this store synced from "
-                f"and whose {waiting} journal entries wait: they can only be uploaded there. "
-                "Point the daemon back at it until `tillgate status` shows outbox.depth 0",
+                f"central {reached} is not central {known}, which this store synced from and "
+                f"whose {waiting} journal entries wait: they can only be uploaded there. Point "
+                "the daemon back at it until `tillgate status` shows outbox.depth 0 (if that "
+                "central's database is gone for good: `tillgate forget-central`)",
                 resync=False,
             )
         with db.transaction() as conn:
-            conn.execute("DELETE FROM meta WHERE key = ?", (META_SYNC_VERSION,))
-            db.set_meta(META_CENTRAL, page.central)
+            conn.execute(
+                "DELETE FROM meta WHERE key IN (?, ?)", (META_SYNC_VERSION, META_CENTRAL)
+            )
+            if page.central:
+                db.set_meta(META_CENTRAL, page.central)
         if not page.snapshot:  # a delta counted in the old central's versions: start over
             raise CentralChanged(
-                f"central {page.central} replaces central {known}: pulling its snapshot",
+                f"central {reached} replaces central {known}: pulling its snapshot",
                 resync=True,
             )
 

@@ -23,7 +23,6 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from offline.cache import META_CENTRAL
 from offline.outbox import AckSummary, Outbox
 from protos import tillgate_pb2 as pb
 from protos import tillgate_pb2_grpc as pb_grpc
@@ -66,15 +65,11 @@ class Uploader:
 
     async def upload_batch(self, channel: grpc.aio.Channel) -> AckSummary | None:
         """Send one batch; None when nothing is pending. Raises UpstreamUnavailable."""
-        entries = self.outbox.pending(self.batch_size)
+        central, entries = self.outbox.pending_batch(self.batch_size)
         if not entries:
             return None
         stub = pb_grpc.ProcessingStub(channel)
-        request = pb.UploadRequest(
-            store=self.outbox.store,
-            entries=entries,
-            central=self.outbox.db.get_meta(META_CENTRAL) or "",
-        )
+        request = pb.UploadRequest(store=self.outbox.store, entries=entries, central=central)
         try:
             reply = await stub.Upload(request, timeout=self.call_timeout_s)
         except grpc.aio.AioRpcError as exc:

@@ -89,10 +89,18 @@ def test_retry_rejected_puts_rejected_entries_back_in_the_outbox(tmp_path: Path)
     sent = [outbox.append(f"R{i}", "cancel", pb.CancelRequest(receipt_id=f"R{i}"))
             for i in range(3)]
     acks = [pb.EntryAck(receipt_id=e.receipt_id, seq=e.seq,
-                        status="applied" if e.receipt_id == "R0" else "rejected") for e in sent]
+                        status="applied" if e.receipt_id == "R0" else "rejected",
+                        message=f"receipt {e.receipt_id!r} is confirmed: cannot cancel")
+            for e in sent]
     outbox.record_acks(sent, acks)
     assert outbox.depth() == 0
     db.close()
+
+    listed = tillgate("retry-rejected", "--config", str(config), "--list")
+    assert (listed.returncode, listed.stdout.splitlines()) == (0, [
+        "seq 2: cancel of receipt R1: receipt 'R1' is confirmed: cannot cancel",
+        "seq 3: cancel of receipt R2: receipt 'R2' is confirmed: cannot cancel",
+    ])
 
     unknown = tillgate("retry-rejected", "--config", str(config), "--seq", "1", "--seq", "9")
     assert unknown.returncode == 1
@@ -110,3 +118,21 @@ def test_retry_rejected_puts_rejected_entries_back_in_the_outbox(tmp_path: Path)
     assert (again.returncode, again.stdout) == (0, "no rejected entries\n")
     status = json.loads(tillgate("status", "--config", str(config), "--json").stdout)
     assert (status["outbox"]["depth"], status["outbox"]["rejected"]) == (2, 0)
+
+
+def test_forget_central_unbinds_the_kept_entries(tmp_path: Path) -> None:
+    config = tmp_path / "tillgate.toml"
+    config.write_text('store = "S001"\ndata_dir = "data"\n')
+    (tmp_path / "data").mkdir()
+    db = EdgeDatabase(tmp_path / "data" / "edge.db")
+    with db.transaction():
+        db.set_meta("central", "5c7749da763344c459d1234569837e5f")
+    Outbox(db, store="S001").append("R1", "cancel", pb.CancelRequest(receipt_id="R1"))
+    db.close()
+    before = json.loads(tillgate("status", "--config", str(config), "--json").stdout)
+    assert before["cache"]["central"] == "5c7749da763344c459d1234569837e5f"
+    result = tillgate("forget-central", "--config", str(config))
+    assert result.returncode == 0
+    assert result.stdout.startswith("1 kept entries will go to the central this store reaches next")
+    after = json.loads(tillgate("status", "--config", str(config), "--json").stdout)
+    assert (after["cache"]["central"], after["outbox"]["depth"]) == (None, 1)

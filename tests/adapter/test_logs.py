@@ -39,3 +39,10 @@ def test_receipt_refund_and_request_ids_are_logged_as_they_are() -> None:
 
 def test_short_numbers_are_not_touched() -> None:
     assert masked(due=31683, text="receipt 123456789")["text"] == "receipt 123456789"
+
+
+def test_digits_inside_a_hexadecimal_id_are_not_a_card() -> None:
+    central = "5c7749da763344c459d1234569837e5f"
+    event = masked(event="sync_failed", error=f"central {central} is not central 0a1b")
+    assert event["error"] == f"central {central} is not central 0a1b"
+    assert masked(text="card:7700001234567,")["text"] == "card:*********4567,"

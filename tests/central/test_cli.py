@@ -149,3 +149,19 @@ def test_settings_switch_lifetime_on(tmp_path: Path, capsys: pytest.CaptureFixtu
     code, _, err = run(capsys, "settings", "--db", str(db), "points.bogus", "1")
     assert code == 2
     assert "unknown setting" in err
+
+
+def test_settings_show_the_central_id_and_refuse_to_change_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = _demo_db(tmp_path, capsys)
+    code, out, _ = run(capsys, "settings", "--db", str(db))
+    [line] = [line for line in out.splitlines() if line.startswith("central.id = ")]
+    central_id = line.removeprefix("central.id = ")
+    assert len(central_id) == 32
+    assert int(central_id, 16) >= 0
+    assert run(capsys, "settings", "--db", str(db), "central.id")[1] == f"{line}\n"
+    code, _, err = run(capsys, "settings", "--db", str(db), "central.id", "0" * 32)
+    assert code == 2
+    assert "cannot be set" in err
+    assert run(capsys, "settings", "--db", str(db), "central.id")[1] == f"{line}\n"

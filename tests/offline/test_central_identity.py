@@ -10,6 +10,7 @@ against, exactly once.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from offline.policy import OfflinePolicy
 from offline.processor import OfflineProcessor
 from offline.sync import CentralChanged, CustomerSelection, SyncClient
 from offline.uploader import Uploader
+from protos import tillgate_pb2 as pb
 from tests.offline.data import catalog_item
 from tests.offline.edge import DEFAULT_DOCS, STORE, calculate_request, confirm_request
 from tests.offline.test_with_central import _import
@@ -150,7 +152,91 @@ def test_an_upload_naming_no_central_is_taken_as_before(
     calc = edge.calculate(calculate_request("ID-2")).calculation
     assert not edge.confirm(confirm_request("ID-2", calc.due)).HasField("error")
     with db.transaction() as conn:  # a journal from before centrals named themselves
-        conn.execute("DELETE FROM meta WHERE key = ?", (META_CENTRAL,))
+        conn.execute("UPDATE outbox SET central = NULL")
     upload(edge, first.address)
     assert edge.outbox.depth() == 0
     assert [r["receipt_id"] for r in receipts_view(first.repository)] == ["ID-2"]
+
+
+def refund_unknown_receipt(edge: OfflineProcessor, receipt_id: str) -> None:
+    """An offline refund of a receipt neither the edge nor central knows: journaled, and
+    rejected by central."""
+    reply = edge.refund(pb.RefundRequest(refund_id=f"RF-{receipt_id}", receipt_id=receipt_id))
+    assert not reply.HasField("error")
+
+
+def test_a_rejected_entry_of_the_old_central_is_not_requeued_to_the_new_one(
+    centrals: tuple[CentralServer, CentralServer], tmp_path: Path
+) -> None:
+    first, second = centrals
+    db = EdgeDatabase(tmp_path / "edge.db")
+    cache = EdgeCache(db)
+    sync(cache, first.address)
+    edge = OfflineProcessor(db, store=STORE, policy=OfflinePolicy())
+    refund_unknown_receipt(edge, "GONE-1")
+    upload(edge, first.address)
+    [kept] = edge.outbox.rejected()
+    assert (kept.receipt_id, kept.central) == ("GONE-1", central_id(first))
+    sync(cache, second.address)  # nothing waits: the store moves
+
+    requeued, foreign = edge.outbox.requeue_rejected()
+    assert (requeued, [entry.seq for entry in foreign]) == ([], [kept.seq])
+    assert edge.outbox.depth() == 0
+    assert receipts_view(second.repository) == []
+
+    # the first central's database is gone for good: the engineer lets the entry go on
+    assert edge.outbox.forget_central() == 1
+    requeued, foreign = edge.outbox.requeue_rejected()
+    assert ([entry.seq for entry in requeued], foreign) == ([kept.seq], [])
+    upload(edge, second.address)  # accepted as an upload (and judged: the receipt is unknown)
+    assert [entry.seq for entry in edge.outbox.rejected()] == [kept.seq]
+
+
+def test_a_store_whose_central_was_rebuilt_is_let_go_by_forget_central(
+    centrals: tuple[CentralServer, CentralServer], tmp_path: Path
+) -> None:
+    first, rebuilt = centrals
+    db = EdgeDatabase(tmp_path / "edge.db")
+    cache = EdgeCache(db)
+    sync(cache, first.address)
+    edge = OfflineProcessor(db, store=STORE, policy=OfflinePolicy())
+    calc = edge.calculate(calculate_request("RB-1")).calculation
+    assert not edge.confirm(confirm_request("RB-1", calc.due)).HasField("error")
+    with pytest.raises(CentralChanged, match="tillgate forget-central"):
+        sync(cache, rebuilt.address)
+    with pytest.raises(UpstreamUnavailable, match="FAILED_PRECONDITION"):
+        upload(edge, rebuilt.address)
+
+    assert edge.outbox.forget_central() == 2
+    sync(cache, rebuilt.address)
+    assert db.get_meta(META_CENTRAL) == central_id(rebuilt)
+    assert cache.document("catalog", OTHER_SKU) is not None
+    upload(edge, rebuilt.address)
+    assert edge.outbox.depth() == 0
+    [receipt] = receipts_view(rebuilt.repository)
+    assert (receipt["receipt_id"], receipt["state"]) == ("RB-1", "confirmed")
+
+
+def test_a_central_that_does_not_name_itself_counts_as_another_one(
+    centrals: tuple[CentralServer, CentralServer], tmp_path: Path
+) -> None:
+    first, second = centrals
+    with sqlite3.connect(tmp_path / "second" / "central.db") as conn:  # an older tillgate
+        conn.execute("DELETE FROM settings WHERE key = ?", (CENTRAL_ID,))
+    db = EdgeDatabase(tmp_path / "edge.db")
+    cache = EdgeCache(db)
+    sync(cache, first.address)
+    edge = OfflineProcessor(db, store=STORE, policy=OfflinePolicy())
+    assert not edge.calculate(calculate_request("UN-1")).HasField("error")  # journaled
+    with pytest.raises(CentralChanged, match="does not name its database"):
+        sync(cache, second.address)
+    assert cache.document("catalog", FIRST_SKU) is not None  # nothing of the other merged
+    assert cache.document("catalog", OTHER_SKU) is None
+
+    edge.cancel(pb.CancelRequest(receipt_id="UN-1"))
+    upload(edge, first.address)
+    assert edge.outbox.depth() == 0
+    sync(cache, second.address)  # nothing waits: its snapshot, and no binding
+    assert db.get_meta(META_CENTRAL) is None
+    assert cache.document("catalog", FIRST_SKU) is None
+    assert cache.document("catalog", OTHER_SKU) is not None

@@ -163,18 +163,19 @@ def test_rejected_entries_requeued_are_sent_again_and_applied_once(
     assert len(rejected) == 8  # R5 and R6 are seqs 6, 7, 103, 104, 200, 201, 297, 298
     central.processing.control.reject_receipts = set()  # the cause is fixed at central
 
-    one = outbox.requeue_rejected([rejected[0]])
-    assert one == [(rejected[0], "R5", "cancel")]
+    one, foreign = outbox.requeue_rejected([rejected[0]])
+    assert [(e.seq, e.receipt_id, e.operation) for e in one] == [(rejected[0], "R5", "cancel")]
+    assert foreign == []
     assert outbox.depth() == 1
     assert _drain(outbox, central.address) == 1
-    rest = outbox.requeue_rejected()
-    assert [seq for seq, _, _ in rest] == rejected[1:]
+    rest, _ = outbox.requeue_rejected()
+    assert [entry.seq for entry in rest] == rejected[1:]
     assert outbox.depth() == 7
     assert _drain(outbox, central.address) == 7
     assert outbox.depth() == 0
     assert db.query("SELECT count(*) AS n FROM outbox WHERE status = 'rejected'")[0]["n"] == 0
     assert len(central.processing.applied) == 300  # every entry once
-    assert outbox.requeue_rejected() == []
+    assert outbox.requeue_rejected() == ([], [])
 
 
 def test_unreachable_central_raises_upstream_unavailable(tmp_path: Path) -> None:
