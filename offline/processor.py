@@ -346,7 +346,7 @@ class OfflineProcessor:
                 error=_error(
                     "unavailable",
                     reason="cache_empty",
-                    message="central is unreachable and the edge cache was never synced",
+                    message="central is unreachable and the edge cache holds no complete sync yet",
                 )
             )
         state, _row = self._receipt_row(receipt_id)
@@ -630,7 +630,7 @@ class OfflineProcessor:
                 error=_error(
                     "unavailable",
                     reason="cache_empty",
-                    message="central is unreachable and the edge cache was never synced",
+                    message="central is unreachable and the edge cache holds no complete sync yet",
                 )
             )
         customer = self._customer(lambda: self.cache.customer_by_ref(ref))
