@@ -336,6 +336,8 @@ def _keep_given_refund(
     applied = f"refund {request.refund_id!r} was applied before"
     if kept.request != refund_identity(request):
         return f"{applied} with other lines; nothing changed"
+    if not given.HasField("points"):
+        return f"{applied}; nothing changed (the store, not knowing the receipt, named no points)"
     reply = pb.RefundReply.FromString(kept.reply)
     told = (given.points.reversed, given.points.restored)
     if (reply.points.reversed, reply.points.restored) != told:
