@@ -13,14 +13,13 @@ import asyncio
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
 
 from central.admin import receipts_view
 from central.schema import CENTRAL_ID
-from central.server import CentralServer, start_server
+from central.server import CentralServer
 from offline.cache import META_CENTRAL, EdgeCache
 from offline.db import EdgeDatabase
 from offline.policy import OfflinePolicy
@@ -30,28 +29,17 @@ from offline.uploader import Uploader
 from protos import tillgate_pb2 as pb
 from tests.offline.data import catalog_item
 from tests.offline.edge import DEFAULT_DOCS, STORE, calculate_request, confirm_request
-from tests.offline.test_with_central import _import
+from tests.offline.test_with_central import serve_with
 from tillgate.errors import UpstreamUnavailable
 
 FIRST_SKU, OTHER_SKU = "4699998", "4699999"  # sold by the first / the second chain only
 
 
-def _serve(folder: Path, docs: list[tuple[str, dict[str, Any]]]) -> CentralServer:
-    folder.mkdir()
-    server = start_server(folder / "central.db", "127.0.0.1:0")
-    by_kind: dict[str, list[dict[str, Any]]] = {}
-    for kind, body in docs:
-        by_kind.setdefault(kind, []).append(body)
-    for kind, bodies in by_kind.items():
-        _import(server, folder, f"{kind}.jsonl", bodies)
-    return server
-
-
 @pytest.fixture
 def centrals(tmp_path: Path) -> Iterator[tuple[CentralServer, CentralServer]]:
     # each chain sells one sku the other does not, so their snapshots are told apart
-    first = _serve(tmp_path / "first", [*DEFAULT_DOCS, ("catalog", catalog_item(99_998))])
-    second = _serve(tmp_path / "second", [*DEFAULT_DOCS, ("catalog", catalog_item(99_999))])
+    first = serve_with(tmp_path / "first", [*DEFAULT_DOCS, ("catalog", catalog_item(99_998))])
+    second = serve_with(tmp_path / "second", [*DEFAULT_DOCS, ("catalog", catalog_item(99_999))])
     yield first, second
     first.stop(1)
     second.stop(1)
@@ -82,6 +70,21 @@ def upload(edge: OfflineProcessor, address: str) -> None:
     asyncio.run(main())
 
 
+def synced_edge(central: CentralServer, tmp_path: Path) -> tuple[EdgeDatabase, EdgeCache,
+                                                                  OfflineProcessor]:
+    """A store's edge database synced from ``central``, and its offline processor."""
+    db = EdgeDatabase(tmp_path / "edge.db")
+    cache = EdgeCache(db)
+    sync(cache, central.address)
+    return db, cache, OfflineProcessor(db, store=STORE, policy=OfflinePolicy())
+
+
+def sell_offline(edge: OfflineProcessor, receipt_id: str) -> None:
+    """Calculate and confirm offline: two journal entries."""
+    calc = edge.calculate(calculate_request(receipt_id)).calculation
+    assert not edge.confirm(confirm_request(receipt_id, calc.due)).HasField("error")
+
+
 def test_each_central_database_names_itself_differently(
     centrals: tuple[CentralServer, CentralServer],
 ) -> None:
@@ -94,9 +97,7 @@ def test_a_store_with_nothing_waiting_takes_the_new_centrals_snapshot(
     centrals: tuple[CentralServer, CentralServer], tmp_path: Path
 ) -> None:
     first, second = centrals
-    db = EdgeDatabase(tmp_path / "edge.db")
-    cache = EdgeCache(db)
-    sync(cache, first.address)
+    db, cache, _ = synced_edge(first, tmp_path)
     assert db.get_meta(META_CENTRAL) == central_id(first)
     assert cache.document("catalog", OTHER_SKU) is None
     sync(cache, second.address)  # a delta from the first's checkpoint would be meaningless
@@ -110,12 +111,8 @@ def test_entries_made_against_one_central_never_reach_another(
     centrals: tuple[CentralServer, CentralServer], tmp_path: Path
 ) -> None:
     first, second = centrals
-    db = EdgeDatabase(tmp_path / "edge.db")
-    cache = EdgeCache(db)
-    sync(cache, first.address)
-    edge = OfflineProcessor(db, store=STORE, policy=OfflinePolicy())
-    calc = edge.calculate(calculate_request("ID-1")).calculation
-    assert not edge.confirm(confirm_request("ID-1", calc.due)).HasField("error")
+    db, cache, edge = synced_edge(first, tmp_path)
+    sell_offline(edge, "ID-1")
     waiting = edge.outbox.depth()
     assert waiting == 2
     version = cache.version()
@@ -146,11 +143,8 @@ def test_an_upload_naming_no_central_is_taken_as_before(
     centrals: tuple[CentralServer, CentralServer], tmp_path: Path
 ) -> None:
     first, _ = centrals
-    db = EdgeDatabase(tmp_path / "edge.db")
-    sync(EdgeCache(db), first.address)
-    edge = OfflineProcessor(db, store=STORE, policy=OfflinePolicy())
-    calc = edge.calculate(calculate_request("ID-2")).calculation
-    assert not edge.confirm(confirm_request("ID-2", calc.due)).HasField("error")
+    db, _, edge = synced_edge(first, tmp_path)
+    sell_offline(edge, "ID-2")
     with db.transaction() as conn:  # a journal from before centrals named themselves
         conn.execute("UPDATE outbox SET central = NULL")
     upload(edge, first.address)
@@ -169,10 +163,7 @@ def test_a_rejected_entry_of_the_old_central_is_not_requeued_to_the_new_one(
     centrals: tuple[CentralServer, CentralServer], tmp_path: Path
 ) -> None:
     first, second = centrals
-    db = EdgeDatabase(tmp_path / "edge.db")
-    cache = EdgeCache(db)
-    sync(cache, first.address)
-    edge = OfflineProcessor(db, store=STORE, policy=OfflinePolicy())
+    _, cache, edge = synced_edge(first, tmp_path)
     refund_unknown_receipt(edge, "GONE-1")
     upload(edge, first.address)
     [kept] = edge.outbox.rejected()
@@ -196,12 +187,8 @@ def test_a_store_whose_central_was_rebuilt_is_let_go_by_forget_central(
     centrals: tuple[CentralServer, CentralServer], tmp_path: Path
 ) -> None:
     first, rebuilt = centrals
-    db = EdgeDatabase(tmp_path / "edge.db")
-    cache = EdgeCache(db)
-    sync(cache, first.address)
-    edge = OfflineProcessor(db, store=STORE, policy=OfflinePolicy())
-    calc = edge.calculate(calculate_request("RB-1")).calculation
-    assert not edge.confirm(confirm_request("RB-1", calc.due)).HasField("error")
+    db, cache, edge = synced_edge(first, tmp_path)
+    sell_offline(edge, "RB-1")
     with pytest.raises(CentralChanged, match="tillgate forget-central"):
         sync(cache, rebuilt.address)
     with pytest.raises(UpstreamUnavailable, match="FAILED_PRECONDITION"):
@@ -223,10 +210,7 @@ def test_a_central_that_does_not_name_itself_counts_as_another_one(
     first, second = centrals
     with sqlite3.connect(tmp_path / "second" / "central.db") as conn:  # an older tillgate
         conn.execute("DELETE FROM settings WHERE key = ?", (CENTRAL_ID,))
-    db = EdgeDatabase(tmp_path / "edge.db")
-    cache = EdgeCache(db)
-    sync(cache, first.address)
-    edge = OfflineProcessor(db, store=STORE, policy=OfflinePolicy())
+    db, cache, edge = synced_edge(first, tmp_path)
     assert not edge.calculate(calculate_request("UN-1")).HasField("error")  # journaled
     with pytest.raises(CentralChanged, match="does not name its database"):
         sync(cache, second.address)

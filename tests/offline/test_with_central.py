@@ -43,14 +43,21 @@ def _import(server: CentralServer, folder: Path, name: str, docs: list[dict[str,
     import_file(server.repository, path, datetime.now(UTC))
 
 
+def serve_with(folder: Path, docs: list[tuple[str, dict[str, Any]]]) -> CentralServer:
+    """A central server on loopback over a database in ``folder`` loaded with ``docs``."""
+    folder.mkdir(exist_ok=True)
+    server = start_server(folder / "central.db", "127.0.0.1:0")
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for kind, body in docs:
+        by_kind.setdefault(kind, []).append(body)
+    for kind, bodies in by_kind.items():
+        _import(server, folder, f"{kind}.jsonl", bodies)
+    return server
+
+
 @pytest.fixture
 def central(tmp_path: Path) -> Iterator[CentralServer]:
-    server = start_server(tmp_path / "central.db", "127.0.0.1:0")
-    by_kind: dict[str, list[dict[str, Any]]] = {}
-    for kind, body in DEFAULT_DOCS:
-        by_kind.setdefault(kind, []).append(body)
-    for kind, docs in by_kind.items():
-        _import(server, tmp_path, f"{kind}.jsonl", docs)
+    server = serve_with(tmp_path, DEFAULT_DOCS)
     yield server
     server.stop(1)
 
