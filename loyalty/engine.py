@@ -535,13 +535,12 @@ class _WidePoints:
 def _multiplier_step(members: Sequence[_Outcome], lines: _Lines,
                      customer: Customer | None) -> None:
     # Each line with percent points takes the largest factor offered (ties to the earlier
-    # member); a factor of 1 changes nothing and is not offered.
+    # member). A factor of 1 competes too: it changes nothing, but keeps a smaller factor of
+    # the same group off the line (§3.3).
     best: dict[int, tuple[Fraction, _Outcome, _Line]] = {}
     for outcome in members:
         reward = outcome.reward
         factor = reward.factor
-        if factor == 1:
-            continue
         for line in _selected(reward, lines, customer, for_discount=False):
             if line.percent_points > 0 and (line.n not in best or factor > best[line.n][0]):
                 best[line.n] = (factor, outcome, line)

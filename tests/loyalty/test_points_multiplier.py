@@ -40,3 +40,15 @@ def test_multiplier_below_one_is_applied_where_it_lowered_points() -> None:
     assert by_n(calc)[1].promotions == ("base", "half")
     assert [p.id for p in calc.promotions] == ["base", "half"]
     assert calc.messages[-1].text == "Баллы: -5,00"
+
+
+def test_a_factor_of_one_in_a_group_keeps_a_smaller_factor_off_the_line() -> None:
+    # §3.3: a group's members compete per line, the largest wins, for accrual too; ×1 is the
+    # largest here, so the line keeps its 1000 points and no member is listed on it.
+    base = promo("base", {"type": "points_percent", "percent": "10"}, priority=30)
+    keep = promo("keep", {"type": "points_multiplier", "factor": "1"}, priority=20, group="g")
+    half = promo("half", {"type": "points_multiplier", "factor": "0.5"}, priority=10, group="g")
+    calc = price(receipt(line(1, "bread", "1", 10000), card="1"), [base, keep, half], ITEMS,
+                 customer())
+    assert (by_n(calc)[1].points, by_n(calc)[1].promotions) == (1000, ("base",))
+    assert calc.points.accrue == 1000
