@@ -698,9 +698,11 @@ def _accrue(stages: _Stages, lines: _Lines, customer: Customer) -> None:
 
 
 def _messages(receipt: Receipt, customer: Customer | None, applied: Sequence[_Outcome],
-              spent_here: Sequence[str], tz: tzinfo) -> list[Message]:
-    """The customer line, spent-coupon notes, then applied promotions' messages (§5.15)."""
-    balance = customer.balance if customer is not None else None
+              spent_here: Sequence[str], tz: tzinfo, *, balance_known: bool) -> list[Message]:
+    """The customer line, spent-coupon notes, then applied promotions' messages (§5.15).
+    Offline the balance is not known (the synced one misses what central moved since):
+    the customer line leaves it out and ``{balance}`` is empty."""
+    balance = customer.balance if customer is not None and balance_known else None
     messages: list[Message] = []
     if customer is not None:
         messages.append(customer_line(customer, balance))
@@ -862,7 +864,8 @@ def price_receipt(
                              redeem=redeem, redeem_max=redeem_max, balance=balance),
         promotions=tuple(o.listed for o in applied),
         control=tuple(p.id for p in sorted(control, key=lambda p: (-p.priority, p.id))),
-        messages=tuple(_messages(receipt, customer, applied, spent_here, tz)),
+        messages=tuple(_messages(receipt, customer, applied, spent_here, tz,
+                                 balance_known=mode == "online")),
         effects=_effects(receipt, customer, outcomes, applied),
         mode=mode,
     )

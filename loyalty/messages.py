@@ -95,12 +95,12 @@ def _offer_text(offer: PersonalOffer, values: Mapping[str, str]) -> str:
         f" до {values['valid_to']}" if values.get("valid_to") else "")
 
 
-def offers_of(customer: Customer, now: datetime, *, tz: tzinfo | None = None) -> tuple[
-        OfferSummary, ...]:
+def offers_of(customer: Customer, now: datetime, *, tz: tzinfo | None = None,
+              balance_known: bool = True) -> tuple[OfferSummary, ...]:
     """The customer's accepted personal offers valid at ``now`` (for the identify answer).
 
     ``tz`` is the store's time zone for weekdays/hours and ``{valid_to}``; without it the
-    offset of ``now`` is used.
+    offset of ``now`` is used. ``balance_known`` False (offline): ``{balance}`` is empty.
     """
     zone = tz if tz is not None else now.tzinfo
     if zone is None:
@@ -109,7 +109,8 @@ def offers_of(customer: Customer, now: datetime, *, tz: tzinfo | None = None) ->
     for offer in customer.personal_offers:
         if offer.accepted and in_window(offer.valid, now, zone):
             valid_to = last_valid_day(offer.valid, zone)
-            values = {"name": customer.name, "balance": format_money(customer.balance),
+            values = {"name": customer.name,
+                      "balance": format_money(customer.balance) if balance_known else "",
                       "valid_to": valid_to}
             result.append(OfferSummary(offer.id, offer.name or offer.id, valid_to,
                                        _offer_text(offer, values)))

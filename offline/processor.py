@@ -276,16 +276,10 @@ class OfflineProcessor:
         if self._on_journal is not None:
             self._on_journal()
 
-    def _offline_view(self, calc: Calculation, customer: Customer | None) -> Calculation:
-        """Balances unknown; the customer line without a balance; the offline notes last."""
-        messages = list(calc.messages)
-        if customer is not None:
-            with_balance = customer_line(customer, customer.balance)
-            messages = [
-                customer_line(customer, None) if message == with_balance else message
-                for message in messages
-            ]
-        messages.extend(self._notes())
+    def _offline_view(self, calc: Calculation) -> Calculation:
+        """Balances unknown (the engine priced in offline mode: its customer line and
+        ``{balance}`` leave the balance out); the offline notes last."""
+        messages = [*calc.messages, *self._notes()]
         return replace(
             calc,
             customer=replace(calc.customer, balance=None) if calc.customer else None,
@@ -415,7 +409,7 @@ class OfflineProcessor:
             redeem_limit=limit,
             mode="offline",
         )
-        given = convert.calculation_to_pb(self._offline_view(calc, customer))
+        given = convert.calculation_to_pb(self._offline_view(calc))
         with self.db.transaction():
             self._store_receipt(
                 request, given, mode="offline", customer_id=customer.id if customer else None
@@ -661,7 +655,7 @@ class OfflineProcessor:
                 pb.Offer(
                     id=offer.id, name=offer.name, text=offer.text, valid_to=ends.get(offer.id, "")
                 )
-                for offer in offers_of(customer, self._now(tz), tz=tz)
+                for offer in offers_of(customer, self._now(tz), tz=tz, balance_known=False)
             )
         return reply
 

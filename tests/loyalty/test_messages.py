@@ -49,6 +49,22 @@ def test_messages_follow_step_order_after_the_cashier_line() -> None:
     )
 
 
+def test_offline_the_balance_is_left_out_of_the_customer_line_and_templates() -> None:
+    # The synced balance misses what central moved since: offline it is not known.
+    points = promo("points", {"type": "points_percent", "percent": "5"},
+                   messages={"receipt": "+{accrue} баллов, у вас {balance}"})
+    gold = customer(statuses={"tier": "gold"}, balance=340000,
+                    personal_offers=[_offer(1, messages={"receipt": "{name}: {balance}"})])
+    calc = price(receipt(line(1, "oil", "2", 15990), card="1", at=NOV_MONDAY), [points], ITEMS,
+                 gold, mode="offline")
+    assert calc.messages == (
+        Message("cashier", "Анна К., gold"),
+        Message("receipt", "+15,99 баллов, у вас "),
+    )
+    assert [o.text for o in offers_of(gold, NOV_MONDAY, balance_known=False)] == ["Анна К.: "]
+    assert [o.text for o in offers_of(gold, NOV_MONDAY)] == ["Анна К.: 3 400,00"]
+
+
 def test_customer_line_without_tier() -> None:
     calc = price(receipt(line(1, "oil", "1", 100), card="1"), [], ITEMS, customer(balance=5))
     assert calc.messages == (Message("cashier", "Анна К., 0,05 баллов"),)
