@@ -71,6 +71,8 @@ def upload(processing: Processing, request: pb.UploadRequest) -> pb.UploadReply:
         with processing.repository.transaction() as tx:
             for entry in entries[start : start + ENTRIES_PER_TRANSACTION]:
                 reply.acks.append(_apply_entry(processing, tx, request.store, entry))
+    with processing.repository.read() as tx:
+        reply.version = tx.head_version()
     counts: dict[str, int] = {}
     for ack in reply.acks:
         counts[ack.status] = counts.get(ack.status, 0) + 1

@@ -98,6 +98,13 @@ _MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE outbox ADD COLUMN central TEXT;
     """,
+    # 4: central's sync version once it applied the entry (UploadReply.version): the offline
+    # purchase or redemption is forgotten once a sync reaches it, never before (a sync that
+    # ran while the upload was acknowledged may not hold it, or may)
+    """
+    ALTER TABLE offline_purchases ADD COLUMN acked_version INTEGER;
+    ALTER TABLE offline_redemptions ADD COLUMN acked_version INTEGER;
+    """,
 )
 
 

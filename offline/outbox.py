@@ -166,9 +166,10 @@ class Outbox:
         return central, entries
 
     def record_acks(
-        self, sent: Iterable[pb.JournalEntry], acks: Iterable[pb.EntryAck]
+        self, sent: Iterable[pb.JournalEntry], acks: Iterable[pb.EntryAck], *, version: int = 0
     ) -> AckSummary:
-        """Apply central's acknowledgements of a batch (one transaction)."""
+        """Apply central's acknowledgements of a batch (one transaction). ``version``: central's
+        sync version with the batch applied (``UploadReply.version``; 0 when not told)."""
         by_key = {(entry.receipt_id, entry.seq): entry for entry in sent}
         done = rejected = unmatched = 0
         now = self.clock()
@@ -190,16 +191,12 @@ class Outbox:
                 self._count_pending(conn, -1)
                 if entry.WhichOneof("operation") == "confirm":
                     # central's balance now includes this redemption: the next sync brings it
-                    conn.execute(
-                        "UPDATE offline_redemptions SET acked_at = ? "
-                        "WHERE receipt_id = ? AND acked_at IS NULL",
-                        (now, entry.receipt_id),
-                    )
-                    conn.execute(
-                        "UPDATE offline_purchases SET acked_at = ? "
-                        "WHERE receipt_id = ? AND acked_at IS NULL",
-                        (now, entry.receipt_id),
-                    )
+                    for table in ("offline_redemptions", "offline_purchases"):
+                        conn.execute(
+                            f"UPDATE {table} SET acked_at = ?, acked_version = ? "  # noqa: S608  # fixed table names
+                            "WHERE receipt_id = ? AND acked_at IS NULL",
+                            (now, version or None, entry.receipt_id),
+                        )
                 if status == "rejected":
                     rejected += 1
                     log.error(

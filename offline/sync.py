@@ -11,9 +11,10 @@ whole state machine and does no network I/O:
   and sets the checkpoint in one transaction. A kill mid-snapshot leaves the live cache as it
   was and the checkpoint unchanged, so the next sync starts the snapshot again.
 
-After a complete sync it records the sync time and duration, forgets offline redemptions that
-central acknowledged before the pull began (the synced balances include them) and customers
-last identified longer ago than the selection keeps.
+After a complete sync it records the sync time and duration, forgets the offline redemptions
+and purchases whose acknowledgement named a central version the checkpoint has reached (the
+synced documents hold them; for a central that names none: acknowledged before the pull
+began) and customers last identified longer ago than the selection keeps.
 
 Every page names the central database it comes from. The edge binds itself to the first one
 it syncs from: pointed at another central (another chain, a staging server), it takes that
@@ -219,10 +220,16 @@ class SyncClient:
         with db.transaction() as conn:
             db.set_meta(META_LAST_SYNC_AT, repr(self.clock()))
             db.set_meta(META_LAST_SYNC_DURATION_S, f"{duration_s:.3f}")
+            # Central acknowledged them: forgotten once the synced documents hold them, that
+            # is once the checkpoint reaches the version central named in its acknowledgement
+            # (the time rule, for a central that names none, misses an acknowledgement that
+            # arrived while the pull ran, which may or may not hold it: kept until the next)
+            synced = self.cache.version() or 0
             for table in ("offline_redemptions", "offline_purchases"):
                 conn.execute(
-                    f"DELETE FROM {table} WHERE acked_at IS NOT NULL AND acked_at < ?",  # noqa: S608  # fixed table names
-                    (started_at,),
+                    f"DELETE FROM {table} WHERE acked_at IS NOT NULL AND "  # noqa: S608  # fixed table names
+                    "(acked_version <= ? OR (acked_version IS NULL AND acked_at < ?))",
+                    (synced, started_at),
                 )
             conn.execute(
                 "DELETE FROM seen_customers WHERE seen_at < ?",

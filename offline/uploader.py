@@ -77,7 +77,7 @@ class Uploader:
                 f"upload of {len(entries)} entries from seq {entries[0].seq}: "
                 f"{exc.code().name}: {exc.details()}"
             ) from exc
-        summary = self.outbox.record_acks(entries, reply.acks)
+        summary = self.outbox.record_acks(entries, reply.acks, version=reply.version)
         if summary.done + summary.rejected == 0:
             raise UpstreamUnavailable(
                 f"upload from seq {entries[0].seq}: central acknowledged none of "

@@ -236,3 +236,53 @@ def test_seen_selection_brings_customers_identified_at_the_store(
     assert cache.customer_by_id("C3") is not None
     assert cache.count("customer") == 1
     assert list(SyncClient(cache, store=STORE).pull_request().customer_ids) == ["C3"]
+
+
+class _AcksDuringSync(SyncClient):
+    """A sync during which the uploader records central's acknowledgements: the daemon runs
+    both as tasks of one event loop, so the acks may land while pages stream in."""
+
+    def __init__(self, cache: EdgeCache, record: Any) -> None:
+        super().__init__(cache, store=STORE, selection=CustomerSelection(all_customers=True))
+        self.record = record
+
+    def apply_page(self, page: pb.SyncPage) -> None:
+        if self.record is not None:
+            self.record()
+            self.record = None
+        super().apply_page(page)
+
+
+@pytest.mark.parametrize("beyond", [0, 1000])
+def test_an_offline_sale_acknowledged_during_a_sync_is_counted_once(
+    central: CentralServer, tmp_path: Path, beyond: int
+) -> None:
+    db = EdgeDatabase(tmp_path / "cache.db")
+    cache = EdgeCache(db)
+    _sync(cache, central.address)
+    edge = OfflineProcessor(db, store=STORE, policy=OfflinePolicy())
+    calc = edge.calculate(calculate_request("RACE-1")).calculation
+    assert not edge.confirm(confirm_request("RACE-1", calc.due)).HasField("error")
+    purchases_before = customer_view(central.repository, "C1")["purchases"]
+    central_id, entries = edge.outbox.pending_batch(100)
+    stub = pb_grpc.ProcessingStub(grpc.insecure_channel(central.address))
+    reply = stub.Upload(pb.UploadRequest(store=STORE, entries=entries, central=central_id))
+    assert [ack.status for ack in reply.acks] == ["applied", "applied"]
+    assert reply.version > 0
+    assert customer_view(central.repository, "C1")["purchases"] == purchases_before + 1
+
+    def record() -> None:
+        edge.outbox.record_acks(entries, reply.acks, version=reply.version + beyond)
+
+    async def main() -> None:
+        async with grpc.aio.insecure_channel(central.address) as channel:
+            await _AcksDuringSync(cache, record).sync_once(channel)
+
+    asyncio.run(main())
+    rows = db.query("SELECT count(*) AS n FROM offline_purchases")[0]["n"]
+    synced = cache.customer_by_id("C1")
+    assert synced is not None
+    if beyond == 0:  # the sync reached the version: its document holds the sale; row forgotten
+        assert (synced.purchases, rows) == (purchases_before + 1, 0)
+    else:  # a version the sync did not reach: the row is kept until a sync that does
+        assert rows == 1
