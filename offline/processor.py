@@ -676,19 +676,48 @@ class OfflineProcessor:
                 self._remember_customer(customer_id)
 
     def record_online_confirm(self, request: pb.ConfirmRequest, reply: pb.ConfirmReply) -> None:
-        """Keep central's confirmation (a repeat offline returns it; refunds work offline)."""
+        """Keep central's confirmation (a repeat offline returns it; refunds work offline),
+        and count what it changed in offline pricing until a sync brings it: the coupons it
+        spent, the purchase and its counters, the points it redeemed (central may go away
+        before the next sync, and the same coupon or welcome bonus must not work twice)."""
         if reply.HasField("error"):
             return
+        _, row = self._receipt_row(request.receipt_id)
+        effects = None
+        if row is not None:
+            customer_id = row.customer_id
+            customer = (self._customer(lambda: self.cache.customer_by_id(customer_id))
+                        if customer_id else None)
+            effects = confirm_effects(convert.calculation_from_pb(row.calculation), customer)
+        now = self.clock()
         with self.db.transaction() as conn:
             conn.execute(
                 "UPDATE receipts SET state = 'confirmed', confirm_request = ?, confirm_reply = ?, "
                 "updated_at = ? WHERE receipt_id = ?",
-                (
-                    request.SerializeToString(),
-                    reply.SerializeToString(),
-                    self.clock(),
-                    request.receipt_id,
-                ),
+                (request.SerializeToString(), reply.SerializeToString(), now, request.receipt_id),
+            )
+            if effects is None:
+                return
+            # Already acknowledged: forgotten by the first sync that starts after now.
+            if effects.customer_id is not None and reply.points.redeemed:
+                conn.execute(
+                    "INSERT OR REPLACE INTO offline_redemptions (receipt_id, customer_id, points, "
+                    "acked_at) VALUES (?, ?, ?, ?)",
+                    (request.receipt_id, effects.customer_id, reply.points.redeemed, now),
+                )
+            if effects.customer_id is not None:
+                counted: dict[str, int] = {}
+                for delta in effects.counters:
+                    counted[delta.name] = counted.get(delta.name, 0) + delta.add
+                conn.execute(
+                    "INSERT OR REPLACE INTO offline_purchases (receipt_id, customer_id, counters, "
+                    "acked_at) VALUES (?, ?, ?, ?)",
+                    (request.receipt_id, effects.customer_id,
+                     json.dumps(counted, sort_keys=True), now),
+                )
+            conn.executemany(
+                "INSERT OR IGNORE INTO offline_coupons (code, receipt_id, at) VALUES (?, ?, ?)",
+                [(code.upper(), request.receipt_id, now) for code in effects.coupons],
             )
 
     def record_online_cancel(self, request: pb.CancelRequest, reply: pb.CancelReply) -> None:

@@ -286,3 +286,34 @@ def test_an_offline_sale_acknowledged_during_a_sync_is_counted_once(
         assert (synced.purchases, rows) == (purchases_before + 1, 0)
     else:  # a version the sync did not reach: the row is kept until a sync that does
         assert rows == 1
+
+
+def test_what_an_online_confirm_spent_counts_offline_before_the_next_sync(
+    central: CentralServer, tmp_path: Path
+) -> None:
+    db = EdgeDatabase(tmp_path / "cache.db")
+    cache = EdgeCache(db)
+    _sync(cache, central.address)
+    edge = OfflineProcessor(db, store=STORE, policy=OfflinePolicy())
+    stub = pb_grpc.ProcessingStub(grpc.insecure_channel(central.address))
+    request = calculate_request("ON-1", coupons=("SPRING-0001",))
+    online = stub.Calculate(request)
+    assert "spring" in [p.id for p in online.calculation.promotions]
+    edge.record_online_calculation(request, online)  # as the daemon mirrors online answers
+    confirm = confirm_request("ON-1", online.calculation.due)
+    confirm.context.request_id = "q2"  # central keeps answers by request id
+    confirmed = stub.Confirm(confirm)
+    assert not confirmed.HasField("error"), confirmed.error
+    edge.record_online_confirm(confirm, confirmed)
+
+    # central goes away before the next sync: the coupon is spent offline too
+    again = edge.calculate(calculate_request("OFF-1", coupons=("SPRING-0001",))).calculation
+    assert "spring" not in [p.id for p in again.promotions]
+    assert "Купон SPRING-0001 уже использован" in [m.text for m in again.messages]
+    later = calculate_request("ON-2", coupons=("SPRING-0001",))
+    later.context.request_id = "q3"
+    assert stub.Calculate(later).calculation.promotions == again.promotions
+    kept = db.query("SELECT count(*) AS n FROM offline_purchases WHERE acked_at IS NOT NULL")
+    assert kept[0]["n"] == 1
+    _sync(cache, central.address)  # the synced document now holds the purchase
+    assert db.query("SELECT count(*) AS n FROM offline_purchases")[0]["n"] == 0
