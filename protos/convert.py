@@ -28,6 +28,7 @@ from loyalty.values import (
     RefundLine,
 )
 from protos import tillgate_pb2 as pb
+from tillgate.errors import ValidationError
 
 
 def customer_ref_to_pb(ref: CustomerRef) -> pb.CustomerRef:
@@ -71,21 +72,25 @@ def receipt_to_pb(receipt: Receipt) -> pb.Receipt:
     return msg
 
 
+def _line_from_pb(index: int, line: pb.ReceiptLine) -> ReceiptLine:
+    try:
+        return ReceiptLine(
+            n=line.n,
+            sku=line.sku,
+            quantity=line.quantity_milli,
+            price=line.price,
+            amount=line.amount,
+            barcode=line.barcode,
+            name=line.name,
+        )
+    except ValidationError as exc:  # named as the register names it: lines[1].amount
+        raise exc.under(f"lines[{index}]") from None
+
+
 def receipt_from_pb(msg: pb.Receipt) -> Receipt:
     return Receipt(
         id=msg.id,
-        lines=tuple(
-            ReceiptLine(
-                n=line.n,
-                sku=line.sku,
-                quantity=line.quantity_milli,
-                price=line.price,
-                amount=line.amount,
-                barcode=line.barcode,
-                name=line.name,
-            )
-            for line in msg.lines
-        ),
+        lines=tuple(_line_from_pb(index, line) for index, line in enumerate(msg.lines)),
         opened_at=datetime.fromisoformat(msg.opened_at) if msg.opened_at else None,
         number=msg.number if msg.HasField("number") else None,
         shift=msg.shift if msg.HasField("shift") else None,
