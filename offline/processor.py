@@ -573,11 +573,16 @@ class OfflineProcessor:
                 )
             except ValidationError as exc:
                 return pb.RefundReply(error=_error("invalid", field=exc.field, message=exc.message))
+            customer_id = row.customer_id
+            customer = (self._customer(lambda: self.cache.customer_by_id(customer_id))
+                        if customer_id else None)
+            # the customer line as central gives it, without the balance (unknown offline)
+            lines = [customer_line(customer, None)] if customer is not None else []
             reply = pb.RefundReply(
                 refund_id=refund_id,
                 mode="offline",
                 points=pb.RefundPoints(reversed=effects.reversed, restored=effects.restored),
-                messages=convert.messages_to_pb(self._notes()),
+                messages=convert.messages_to_pb([*lines, *self._notes()]),
             )
         now = self.clock()
         with self.db.transaction() as conn:

@@ -197,6 +197,8 @@ def test_refunds_partial_then_rest_then_over(edge: OfflineProcessor) -> None:
     assert first.HasField("points")
     assert 0 < first.points.reversed < calc.points.accrue
     assert not first.points.HasField("balance")
+    # the customer line as central gives it, without the balance unknown offline
+    assert (first.messages[0].target, first.messages[0].text) == ("cashier", "Анна К., gold")
     over = edge.refund(
         pb.RefundRequest(
             context=context(),
