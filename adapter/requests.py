@@ -75,7 +75,7 @@ def read_envelope(message: dict[str, Any]) -> Envelope:
     if "v" not in message:
         raise ValidationError("v", "is required (protocol version 1)")
     version = message["v"]
-    if version != PROTOCOL_VERSION or isinstance(version, bool):
+    if type(version) is not int or version != PROTOCOL_VERSION:  # not True, not 1.0
         raise EnvelopeError(
             "unsupported_version", f"protocol version {version!r} is not spoken; versions: [1]"
         )
