@@ -67,6 +67,10 @@ def add_commands(subparsers: Any) -> None:
         help="let kept entries go to the central reached now (the old central's database is gone)",
     )
     _config_arg(forget)
+    forget.add_argument(
+        "--old-central-is-gone", action="store_true",
+        help="required: the central the entries were made against no longer exists",
+    )
     forget.set_defaults(handler=_forget_central)
 
 
@@ -198,6 +202,16 @@ def _retry_rejected(args: argparse.Namespace) -> int:
 def _forget_central(args: argparse.Namespace) -> int:
     config = _load(args)
     if config is None:
+        return 2
+
+    if not args.old_central_is_gone:
+        # An entry central applied but whose acknowledgement was lost would be applied again
+        # by the next central: only safe when the old one's database is gone for good.
+        print("tillgate forget-central: the kept entries will go to whichever central the "
+              "store reaches next. If the central they were made against still exists (only "
+              "down, or reachable under another address), entries it applied without the store "
+              "hearing so are counted twice: point the store back at it instead. Run again with "
+              "--old-central-is-gone when its database is gone for good.", file=sys.stderr)
         return 2
 
     def act(outbox: Outbox) -> int:

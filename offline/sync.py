@@ -199,7 +199,8 @@ class SyncClient:
                 f"central {reached} is not central {known}, which this store synced from and "
                 f"whose {waiting} journal entries wait: they can only be uploaded there. Point "
                 "the daemon back at it until `tillgate status` shows outbox.depth 0 (if that "
-                "central's database is gone for good: `tillgate forget-central`)",
+                "central's database is gone for good: "
+                "`tillgate forget-central --old-central-is-gone`)",
                 resync=False,
             )
         with db.transaction() as conn:

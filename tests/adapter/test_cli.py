@@ -131,7 +131,12 @@ def test_forget_central_unbinds_the_kept_entries(tmp_path: Path) -> None:
     db.close()
     before = json.loads(tillgate("status", "--config", str(config), "--json").stdout)
     assert before["cache"]["central"] == "5c7749da763344c459d1234569837e5f"
-    result = tillgate("forget-central", "--config", str(config))
+    unsure = tillgate("forget-central", "--config", str(config))
+    assert unsure.returncode == 2
+    assert "counted twice" in unsure.stderr
+    assert json.loads(tillgate("status", "--config", str(config), "--json").stdout)["cache"][
+        "central"] == "5c7749da763344c459d1234569837e5f"
+    result = tillgate("forget-central", "--config", str(config), "--old-central-is-gone")
     assert result.returncode == 0
     assert result.stdout.startswith("1 kept entries will go to the central this store reaches next")
     after = json.loads(tillgate("status", "--config", str(config), "--json").stdout)
