@@ -21,6 +21,7 @@ this store, and the cashier sees that the answer was made offline.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -32,6 +33,7 @@ import structlog
 
 from loyalty import (
     Calculation,
+    ConfirmEffects,
     Customer,
     CustomerRef,
     FrozenMap,
@@ -146,6 +148,33 @@ def _refund_of(
     for line in effects.lines:
         refunded[line.n] = refunded.get(line.n, 0) + line.quantity
     return effects, refunded
+
+
+def _count_until_synced(conn: sqlite3.Connection, receipt_id: str, effects: ConfirmEffects,
+                        redeemed: int, now: float, *, acked: bool) -> None:
+    """What a confirm made here spent, counted in offline pricing until a sync brings the
+    customer's document that holds it: the points redeemed, the purchase and its counters,
+    the coupons. ``acked``: central already has it (an online confirm)."""
+    acked_at = now if acked else None
+    if effects.customer_id is not None and redeemed:
+        conn.execute(
+            "INSERT OR REPLACE INTO offline_redemptions (receipt_id, customer_id, points, "
+            "acked_at) VALUES (?, ?, ?, ?)",
+            (receipt_id, effects.customer_id, redeemed, acked_at),
+        )
+    if effects.customer_id is not None:
+        counted: dict[str, int] = {}
+        for delta in effects.counters:
+            counted[delta.name] = counted.get(delta.name, 0) + delta.add
+        conn.execute(
+            "INSERT OR REPLACE INTO offline_purchases (receipt_id, customer_id, counters, "
+            "acked_at) VALUES (?, ?, ?, ?)",
+            (receipt_id, effects.customer_id, json.dumps(counted, sort_keys=True), acked_at),
+        )
+    conn.executemany(
+        "INSERT OR IGNORE INTO offline_coupons (code, receipt_id, at) VALUES (?, ?, ?)",
+        [(code.upper(), receipt_id, now) for code in effects.coupons],
+    )
 
 
 class OfflineProcessor:
@@ -479,25 +508,7 @@ class OfflineProcessor:
                 "updated_at = ? WHERE receipt_id = ?",
                 (request.SerializeToString(), reply.SerializeToString(), now, receipt_id),
             )
-            if effects.customer_id is not None and effects.redeemed:
-                conn.execute(
-                    "INSERT OR REPLACE INTO offline_redemptions (receipt_id, customer_id, points) "
-                    "VALUES (?, ?, ?)",
-                    (receipt_id, effects.customer_id, effects.redeemed),
-                )
-            if effects.customer_id is not None:
-                counted: dict[str, int] = {}
-                for delta in effects.counters:
-                    counted[delta.name] = counted.get(delta.name, 0) + delta.add
-                conn.execute(
-                    "INSERT OR REPLACE INTO offline_purchases (receipt_id, customer_id, counters) "
-                    "VALUES (?, ?, ?)",
-                    (receipt_id, effects.customer_id, json.dumps(counted, sort_keys=True)),
-                )
-            conn.executemany(
-                "INSERT OR IGNORE INTO offline_coupons (code, receipt_id, at) VALUES (?, ?, ?)",
-                [(code.upper(), receipt_id, now) for code in effects.coupons],
-            )
+            _count_until_synced(conn, receipt_id, effects, effects.redeemed, now, acked=False)
             self.outbox.append(
                 receipt_id,
                 "confirm",
@@ -701,29 +712,9 @@ class OfflineProcessor:
                 "updated_at = ? WHERE receipt_id = ?",
                 (request.SerializeToString(), reply.SerializeToString(), now, request.receipt_id),
             )
-            if effects is None:
-                return
-            # Already acknowledged: forgotten by the first sync that starts after now.
-            if effects.customer_id is not None and reply.points.redeemed:
-                conn.execute(
-                    "INSERT OR REPLACE INTO offline_redemptions (receipt_id, customer_id, points, "
-                    "acked_at) VALUES (?, ?, ?, ?)",
-                    (request.receipt_id, effects.customer_id, reply.points.redeemed, now),
-                )
-            if effects.customer_id is not None:
-                counted: dict[str, int] = {}
-                for delta in effects.counters:
-                    counted[delta.name] = counted.get(delta.name, 0) + delta.add
-                conn.execute(
-                    "INSERT OR REPLACE INTO offline_purchases (receipt_id, customer_id, counters, "
-                    "acked_at) VALUES (?, ?, ?, ?)",
-                    (request.receipt_id, effects.customer_id,
-                     json.dumps(counted, sort_keys=True), now),
-                )
-            conn.executemany(
-                "INSERT OR IGNORE INTO offline_coupons (code, receipt_id, at) VALUES (?, ?, ?)",
-                [(code.upper(), request.receipt_id, now) for code in effects.coupons],
-            )
+            if effects is not None:  # central has it: forgotten by the first sync after now
+                _count_until_synced(conn, request.receipt_id, effects, reply.points.redeemed, now,
+                                    acked=True)
 
     def record_online_cancel(self, request: pb.CancelRequest, reply: pb.CancelReply) -> None:
         """Mark a receipt central cancelled."""
