@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from fractions import Fraction
 
 from loyalty.documents import (
@@ -72,6 +72,17 @@ def in_window_local(window: ActiveWindow, now: datetime, weekday: int, minute: i
     if window.end is not None and now >= window.end:
         return False
     return on_the_clock(window, weekday, minute)
+
+
+def at_fixed_offset(moment: datetime) -> datetime:
+    """``moment`` at the fixed UTC offset its zone has at that instant.
+
+    Two datetimes of one zone of changing offset (a ``ZoneInfo``) compare by wall clock, so
+    in the autumn fold 02:10 CET would come before 02:20 CEST; windows compare as instants
+    (§5.13), and a fixed offset also lets them be tested on :func:`instant` integers."""
+    if isinstance(moment.tzinfo, timezone):
+        return moment
+    return moment.astimezone(timezone(moment.utcoffset() or timedelta(0)))
 
 
 def instant(moment: datetime) -> int:

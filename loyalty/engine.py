@@ -37,7 +37,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime, tzinfo
 from fractions import Fraction
 from itertools import chain, compress
 from operator import attrgetter
@@ -52,10 +52,10 @@ from loyalty.arithmetic import (
 from loyalty.documents import CatalogItem, Customer, Promotion, Reward, Selector
 from loyalty.eligibility import (
     Prepared,
+    at_fixed_offset,
     audience_matches,
     held_out,
     in_window,
-    in_window_local,
     instant,
     last_valid_day,
     on_the_clock,
@@ -227,11 +227,8 @@ def _make_lines(receipt: Receipt, catalog: Mapping[str, CatalogItem]) -> list[_L
 class _Context:
     """What eligibility reads about this receipt, computed once."""
 
-    now: datetime
-    #: ``now`` as an :func:`~loyalty.eligibility.instant` when its UTC offset is fixed, else
-    #: None: then two datetimes of one zone may compare by wall clock (a DST fold), and
-    #: windows are tested on the datetimes themselves
-    now_instant: int | None
+    now: datetime  #: at a fixed UTC offset (:func:`~loyalty.eligibility.at_fixed_offset`)
+    now_instant: int  #: ``now`` as an :func:`~loyalty.eligibility.instant`
     weekday: int  #: store-local ISO weekday of ``now``
     minute: int  #: store-local minute of the day of ``now``
     store: str
@@ -244,17 +241,13 @@ class _Context:
 def _eligible(prepared: Prepared, context: _Context) -> tuple[bool, str | None]:
     """(eligible before the control group, the coupon code that unlocked it)."""
     promotion = prepared.promotion
-    # The window first, the cheapest test (on integers when `now` allows): a dates-only
-    # promotion needs no other.
+    # The window first, the cheapest test (on integers): a dates-only promotion needs no other.
     now = context.now_instant
-    if now is not None:
-        if not prepared.start <= now < prepared.end:
-            return False, None
-        if prepared.dates_only:  # most item promotions: nothing else to test
-            return True, None
-        if not on_the_clock(promotion.active, context.weekday, context.minute):
-            return False, None
-    elif not in_window_local(promotion.active, context.now, context.weekday, context.minute):
+    if not prepared.start <= now < prepared.end:
+        return False, None
+    if prepared.dates_only:  # most item promotions: nothing else to test
+        return True, None
+    if not on_the_clock(promotion.active, context.weekday, context.minute):
         return False, None
     store, customer, total, lines = (context.store, context.customer, context.total,
                                      context.lines)
@@ -589,7 +582,7 @@ def _steps(candidates: Sequence[Prepared],
             # member still places its group's step (§3.3).
             continue
         code = None
-        if prepared.dates_only and now is not None:  # most candidates
+        if prepared.dates_only:  # most candidates
             if not prepared.start <= now < prepared.end:
                 continue
         else:
@@ -806,11 +799,7 @@ def price_receipt(
     now = receipt.opened_at
     if now is None:
         raise ValueError("receipt.opened_at must be set before pricing")
-    if not isinstance(now.tzinfo, timezone):
-        # Two datetimes of one zone of changing offset (a ZoneInfo) compare by wall clock, so
-        # in the autumn fold 02:10 CET would come before 02:20 CEST: windows compare as
-        # instants (§5.13), so the receipt's time is taken at its fixed offset of the moment.
-        now = now.astimezone(timezone(now.utcoffset() or timedelta(0)))
+    now = at_fixed_offset(now)
     lines = _Lines(_make_lines(receipt, catalog))
     total = receipt.total
 
@@ -835,8 +824,7 @@ def price_receipt(
     candidates.sort(key=_position)
 
     local = now.astimezone(tz)
-    now_instant = instant(now) if isinstance(now.tzinfo, timezone) else None
-    context = _Context(now, now_instant,
+    context = _Context(now, instant(now),
                        local.isoweekday(), local.hour * 60 + local.minute, store,
                        customer, total, lines, usable_coupons)
     steps, control = _steps(candidates, context)

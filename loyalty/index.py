@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 from itertools import chain
 from operator import attrgetter
 
@@ -190,7 +190,7 @@ class PromotionIndex:
     ) -> list[Prepared]:
         """Every promotion that might apply to such a receipt (a superset), each once, as
         its :class:`~loyalty.eligibility.Prepared`, in a new list the caller may change.
-        When ``now`` has a fixed UTC offset, only those whose window holds it.
+        Only those whose window holds the instant ``now``.
 
         ``offers``: the customer's personal offers valid now, placed by :meth:`place`; they
         are in the list too, and their group (``personal``) is met like any other, so a
@@ -218,10 +218,6 @@ class PromotionIndex:
                 # against a table of thousands, without a Python-level probe per key.
                 hits.extend([table[value] for value in table.keys() & values])
         found = dict.fromkeys(chain.from_iterable(hits))
-        if not isinstance(now.tzinfo, timezone):
-            # Two datetimes of one non-fixed zone compare by wall clock (a DST fold): leave
-            # the window test to the engine.
-            return self._with_group_heads([*found, *offers], buckets, None)
         # A table holds about twice the promotions running at any instant of its day or
         # week: drop those whose window does not hold ``now`` here, on integers.
         moment = instant(now)
@@ -247,7 +243,7 @@ class PromotionIndex:
         return view
 
     def _with_group_heads(self, candidates: list[Prepared], buckets: Sequence[Bucket],
-                          moment: int | None) -> list[Prepared]:
+                          moment: int) -> list[Prepared]:
         """``candidates`` plus the members of their groups placed before them that may be
         eligible.
 
@@ -274,11 +270,11 @@ class PromotionIndex:
                 for member in self._members.get((group, bucket), ()):
                     if member.position >= bound:
                         break
-                    if moment is not None and not member.start <= moment < member.end:
+                    if not member.start <= moment < member.end:
                         continue
                     if member not in known:
                         known.add(member)
                         candidates.append(member)
-                    if member.dates_only and moment is not None:
+                    if member.dates_only:
                         break  # surely eligible: no later member can place the step
         return candidates
