@@ -18,12 +18,11 @@ from typing import Any, Literal
 
 from loyalty.values import (
     MONEY_MAX,
-    TIME_RANGE,
-    TIME_RANGE_TEXT,
     CustomerRef,
     Receipt,
     ReceiptLine,
     RefundLine,
+    check_time_range,
     parse_quantity,
 )
 from tillgate.errors import TillgateError, ValidationError
@@ -203,8 +202,7 @@ def parse_time(value: Any, path: str) -> datetime:
         )
     except ValueError as exc:  # no such date or time of day (2026-02-30, 24:00:00)
         raise ValidationError(path, f"{_TIME_FORMAT}: {exc}") from None
-    if not TIME_RANGE[0] <= moment < TIME_RANGE[1]:
-        raise ValidationError(path, TIME_RANGE_TEXT)
+    check_time_range(moment, path)
     return moment
 
 

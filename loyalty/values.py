@@ -22,8 +22,7 @@ MONEY_MAX = 10**12
 #: The instants a receipt may carry, [from, to): a register whose clock battery died reads
 #: 1970 or 2000 and is still priced (register spec §2.1), but years such as 0001 or 9999
 #: cannot be moved into the store's time zone or have days added to them.
-TIME_RANGE = (datetime(1900, 1, 1, tzinfo=UTC), datetime(3000, 1, 1, tzinfo=UTC))
-TIME_RANGE_TEXT = "must be between 1900-01-01 and 2999-12-31 (UTC)"
+_TIME_RANGE = (datetime(1900, 1, 1, tzinfo=UTC), datetime(3000, 1, 1, tzinfo=UTC))
 #: Thousandths in one unit of quantity.
 QUANTITY_SCALE = 1000
 
@@ -66,6 +65,12 @@ def format_money(minor: int) -> str:
 def _require(condition: bool, field_name: str, message: str) -> None:
     if not condition:
         raise ValidationError(field_name, message)
+
+
+def check_time_range(moment: datetime, field_name: str) -> None:
+    """Refuse an aware ``moment`` outside the instants a receipt may carry, naming the field."""
+    _require(_TIME_RANGE[0] <= moment < _TIME_RANGE[1], field_name,
+             "must be between 1900-01-01 and 2999-12-31 (UTC)")
 
 
 def _check_money(value: int, field_name: str) -> None:
@@ -168,9 +173,7 @@ class Receipt:
         _check_money(self.points_to_redeem, "points_to_redeem")
         if self.opened_at is not None:
             _require(self.opened_at.tzinfo is not None, "opened_at", "must carry an offset")
-            _require(
-                TIME_RANGE[0] <= self.opened_at < TIME_RANGE[1], "opened_at", TIME_RANGE_TEXT
-            )
+            check_time_range(self.opened_at, "opened_at")
 
     @property
     def total(self) -> int:
