@@ -250,13 +250,11 @@ class Outbox:
                     foreign.append(entry)
                 else:
                     chosen.append(entry)
-            for entry in chosen:
-                seq = entry.seq
-                conn.execute(
-                    "UPDATE outbox SET status = 'pending', ack_status = NULL, ack_message = NULL, "
-                    "acked_at = NULL WHERE seq = ?",
-                    (seq,),
-                )
+            conn.executemany(
+                "UPDATE outbox SET status = 'pending', ack_status = NULL, ack_message = NULL, "
+                "acked_at = NULL WHERE seq = ?",
+                [(entry.seq,) for entry in chosen],
+            )
             if chosen:
                 self._count_pending(conn, len(chosen))
         return chosen, foreign

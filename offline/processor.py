@@ -240,6 +240,13 @@ class OfflineProcessor:
             log.error("cached_customer_unreadable", error=str(exc))
             return None
 
+    def _receipt_customer(self, row: _KnownReceipt) -> Customer | None:
+        """The cached customer a known receipt was priced for, if any."""
+        customer_id = row.customer_id
+        if not customer_id:
+            return None
+        return self._customer(lambda: self.cache.customer_by_id(customer_id))
+
     def _with_offline_purchases(self, customer: Customer) -> Customer:
         """``customer`` as of its synced document plus the purchases confirmed offline here
         that no synced document holds yet: their counters count, and so do they for
@@ -485,10 +492,7 @@ class OfflineProcessor:
         except ValidationError as exc:
             return pb.ConfirmReply(error=_error("invalid", field=exc.field, message=exc.message))
         calc = convert.calculation_from_pb(calc_pb)
-        customer_id = row.customer_id
-        customer = (
-            self._customer(lambda: self.cache.customer_by_id(customer_id)) if customer_id else None
-        )
+        customer = self._receipt_customer(row)
         effects = confirm_effects(calc, customer)
         messages = list(
             confirm_messages(calc, customer, now=self._now(tz), tz=tz, balance_after=None)
@@ -584,9 +588,7 @@ class OfflineProcessor:
                 )
             except ValidationError as exc:
                 return pb.RefundReply(error=_error("invalid", field=exc.field, message=exc.message))
-            customer_id = row.customer_id
-            customer = (self._customer(lambda: self.cache.customer_by_id(customer_id))
-                        if customer_id else None)
+            customer = self._receipt_customer(row)
             # the customer line as central gives it, without the balance (unknown offline)
             lines = [customer_line(customer, None)] if customer is not None else []
             reply = pb.RefundReply(
@@ -701,10 +703,8 @@ class OfflineProcessor:
         _, row = self._receipt_row(request.receipt_id)
         effects = None
         if row is not None:
-            customer_id = row.customer_id
-            customer = (self._customer(lambda: self.cache.customer_by_id(customer_id))
-                        if customer_id else None)
-            effects = confirm_effects(convert.calculation_from_pb(row.calculation), customer)
+            effects = confirm_effects(convert.calculation_from_pb(row.calculation),
+                                      self._receipt_customer(row))
         now = self.clock()
         with self.db.transaction() as conn:
             conn.execute(
