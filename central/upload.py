@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from typing import TypeVar
 
 import structlog
 
@@ -244,9 +245,6 @@ def _confirm(
         )
         log.warning("offline_customer_unknown", store=store, receipt_id=entry.receipt_id,
                     customer_id=calculation.customer.id)  # fmt: skip
-    given = pb.ConfirmReply()
-    given.CopyFrom(offline.given)
-    given.mode = "offline"
     tx.put_receipt(
         ReceiptRecord(
             store=store,
@@ -258,12 +256,24 @@ def _confirm(
             calculation=calculation_msg.SerializeToString(),
             calculated_at=record.calculated_at if record is not None else clock.to_text(at),
             fiscal=fiscal,
-            confirmation=given.SerializeToString(),
+            confirmation=_kept_answer(offline.given),
             confirmed_at=clock.to_text(at),
             due=calculation.due,
         )
     )
     return note
+
+
+_Answer = TypeVar("_Answer", pb.ConfirmReply, pb.RefundReply)
+
+
+def _kept_answer(given: _Answer) -> bytes:
+    """The answer the store gave its register, as central keeps it for repeats: marked
+    ``offline``, where it was made."""
+    answer = type(given)()
+    answer.CopyFrom(given)
+    answer.mode = "offline"
+    return answer.SerializeToString()
 
 
 def _keep_given_confirmation(
@@ -281,10 +291,7 @@ def _keep_given_confirmation(
             f"{told[0]} accrued / {told[1]} redeemed, central moved "
             f"{kept.points.accrued} / {kept.points.redeemed}"
         )
-    answer = pb.ConfirmReply()
-    answer.CopyFrom(given)
-    answer.mode = "offline"
-    tx.put_receipt(replace(record, confirmation=answer.SerializeToString()))
+    tx.put_receipt(replace(record, confirmation=_kept_answer(given)))
     return "already confirmed with the same fiscal data; the store's answer is kept for repeats"
 
 
@@ -347,8 +354,5 @@ def _keep_given_refund(
             f"{applied}; nothing changed: the store was told {told[0]} reversed / {told[1]} "
             f"restored, central moved {reply.points.reversed} / {reply.points.restored}"
         )
-    answer = pb.RefundReply()
-    answer.CopyFrom(given)
-    answer.mode = "offline"
-    tx.replace_refund_reply(store, request.refund_id, answer.SerializeToString())
+    tx.replace_refund_reply(store, request.refund_id, _kept_answer(given))
     return f"{applied}; the store's answer is kept for repeats"
