@@ -20,16 +20,14 @@ import pytest
 from central.admin import receipts_view
 from central.schema import CENTRAL_ID
 from central.server import CentralServer
-from offline.cache import META_CENTRAL, EdgeCache
-from offline.db import EdgeDatabase
-from offline.policy import OfflinePolicy
+from offline.cache import META_CENTRAL
 from offline.processor import OfflineProcessor
-from offline.sync import CentralChanged, CustomerSelection, SyncClient
+from offline.sync import CentralChanged
 from offline.uploader import Uploader
 from protos import tillgate_pb2 as pb
 from tests.offline.data import catalog_item
-from tests.offline.edge import DEFAULT_DOCS, STORE, calculate_request, confirm_request
-from tests.offline.test_with_central import serve_with
+from tests.offline.edge import DEFAULT_DOCS, calculate_request, confirm_request
+from tests.offline.test_with_central import serve_with, sync_cache, synced_edge
 from tillgate.errors import UpstreamUnavailable
 
 FIRST_SKU, OTHER_SKU = "4699998", "4699999"  # sold by the first / the second chain only
@@ -52,15 +50,6 @@ def central_id(server: CentralServer) -> str:
     return value
 
 
-def sync(cache: EdgeCache, address: str) -> None:
-    async def main() -> None:
-        client = SyncClient(cache, store=STORE, selection=CustomerSelection(all_customers=True))
-        async with grpc.aio.insecure_channel(address) as channel:
-            await client.sync_once(channel)
-
-    asyncio.run(main())
-
-
 def upload(edge: OfflineProcessor, address: str) -> None:
     async def main() -> None:
         uploader = Uploader(edge.outbox, batch_size=10, call_timeout_s=5)
@@ -68,15 +57,6 @@ def upload(edge: OfflineProcessor, address: str) -> None:
             await uploader.upload_batch(channel)
 
     asyncio.run(main())
-
-
-def synced_edge(central: CentralServer, tmp_path: Path) -> tuple[EdgeDatabase, EdgeCache,
-                                                                  OfflineProcessor]:
-    """A store's edge database synced from ``central``, and its offline processor."""
-    db = EdgeDatabase(tmp_path / "edge.db")
-    cache = EdgeCache(db)
-    sync(cache, central.address)
-    return db, cache, OfflineProcessor(db, store=STORE, policy=OfflinePolicy())
 
 
 def sell_offline(edge: OfflineProcessor, receipt_id: str) -> None:
@@ -100,7 +80,7 @@ def test_a_store_with_nothing_waiting_takes_the_new_centrals_snapshot(
     db, cache, _ = synced_edge(first, tmp_path)
     assert db.get_meta(META_CENTRAL) == central_id(first)
     assert cache.document("catalog", OTHER_SKU) is None
-    sync(cache, second.address)  # a delta from the first's checkpoint would be meaningless
+    sync_cache(cache, second.address)  # a delta from the first's checkpoint would be meaningless
     assert db.get_meta(META_CENTRAL) == central_id(second)
     assert cache.document("catalog", OTHER_SKU) is not None
     assert cache.document("catalog", FIRST_SKU) is None
@@ -118,7 +98,7 @@ def test_entries_made_against_one_central_never_reach_another(
     version = cache.version()
 
     with pytest.raises(CentralChanged) as refused:
-        sync(cache, second.address)
+        sync_cache(cache, second.address)
     assert f"{waiting} journal entries wait" in str(refused.value)
     assert cache.version() == version
     assert db.get_meta(META_CENTRAL) == central_id(first)
@@ -135,7 +115,7 @@ def test_entries_made_against_one_central_never_reach_another(
     assert edge.outbox.depth() == 0
     [receipt] = receipts_view(first.repository)
     assert (receipt["receipt_id"], receipt["state"]) == ("ID-1", "confirmed")
-    sync(cache, second.address)  # nothing waits now: the store may move
+    sync_cache(cache, second.address)  # nothing waits now: the store may move
     assert db.get_meta(META_CENTRAL) == central_id(second)
 
 
@@ -168,7 +148,7 @@ def test_a_rejected_entry_of_the_old_central_is_not_requeued_to_the_new_one(
     upload(edge, first.address)
     [kept] = edge.outbox.rejected()
     assert (kept.receipt_id, kept.central) == ("GONE-1", central_id(first))
-    sync(cache, second.address)  # nothing waits: the store moves
+    sync_cache(cache, second.address)  # nothing waits: the store moves
 
     requeued, foreign = edge.outbox.requeue_rejected()
     assert (requeued, [entry.seq for entry in foreign]) == ([], [kept.seq])
@@ -190,12 +170,12 @@ def test_a_store_whose_central_was_rebuilt_is_let_go_by_forget_central(
     db, cache, edge = synced_edge(first, tmp_path)
     sell_offline(edge, "RB-1")
     with pytest.raises(CentralChanged, match="tillgate forget-central"):
-        sync(cache, rebuilt.address)
+        sync_cache(cache, rebuilt.address)
     with pytest.raises(UpstreamUnavailable, match="FAILED_PRECONDITION"):
         upload(edge, rebuilt.address)
 
     assert edge.outbox.forget_central() == 2
-    sync(cache, rebuilt.address)
+    sync_cache(cache, rebuilt.address)
     assert db.get_meta(META_CENTRAL) == central_id(rebuilt)
     assert cache.document("catalog", OTHER_SKU) is not None
     upload(edge, rebuilt.address)
@@ -213,14 +193,14 @@ def test_a_central_that_does_not_name_itself_counts_as_another_one(
     db, cache, edge = synced_edge(first, tmp_path)
     assert not edge.calculate(calculate_request("UN-1")).HasField("error")  # journaled
     with pytest.raises(CentralChanged, match="does not name its database"):
-        sync(cache, second.address)
+        sync_cache(cache, second.address)
     assert cache.document("catalog", FIRST_SKU) is not None  # nothing of the other merged
     assert cache.document("catalog", OTHER_SKU) is None
 
     edge.cancel(pb.CancelRequest(receipt_id="UN-1"))
     upload(edge, first.address)
     assert edge.outbox.depth() == 0
-    sync(cache, second.address)  # nothing waits: its snapshot, and no binding
+    sync_cache(cache, second.address)  # nothing waits: its snapshot, and no binding
     assert db.get_meta(META_CENTRAL) is None
     assert cache.document("catalog", FIRST_SKU) is None
     assert cache.document("catalog", OTHER_SKU) is not None

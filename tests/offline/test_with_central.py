@@ -62,7 +62,7 @@ def central(tmp_path: Path) -> Iterator[CentralServer]:
     server.stop(1)
 
 
-def _sync(cache: EdgeCache, address: str, *, page_size: int = 500) -> SyncResult:
+def sync_cache(cache: EdgeCache, address: str, *, page_size: int = 500) -> SyncResult:
     async def main() -> SyncResult:
         client = SyncClient(
             cache, store=STORE, selection=CustomerSelection(all_customers=True), page_size=page_size
@@ -73,10 +73,20 @@ def _sync(cache: EdgeCache, address: str, *, page_size: int = 500) -> SyncResult
     return asyncio.run(main())
 
 
+def synced_edge(
+    central: CentralServer, tmp_path: Path
+) -> tuple[EdgeDatabase, EdgeCache, OfflineProcessor]:
+    """A store's edge database synced from ``central``, and its offline processor."""
+    db = EdgeDatabase(tmp_path / "cache.db")
+    cache = EdgeCache(db)
+    sync_cache(cache, central.address)
+    return db, cache, OfflineProcessor(db, store=STORE, policy=OfflinePolicy())
+
+
 def test_offline_sales_reach_central_exactly_once(central: CentralServer, tmp_path: Path) -> None:
     db = EdgeDatabase(tmp_path / "cache.db")
     cache = EdgeCache(db)
-    _sync(cache, central.address)
+    sync_cache(cache, central.address)
     edge = OfflineProcessor(
         db, store=STORE, policy=OfflinePolicy(redeem="limited", redeem_cap=3000)
     )
@@ -154,7 +164,7 @@ def test_offline_sales_reach_central_exactly_once(central: CentralServer, tmp_pa
     assert view["balance"] == expected
 
     # after the next sync the edge holds central's balance, and forgets what it redeemed
-    _sync(cache, central.address)
+    sync_cache(cache, central.address)
     anna = cache.customer_by_id("C1")
     assert anna is not None
     assert anna.balance == expected
@@ -167,7 +177,7 @@ def test_delta_sync_crashed_mid_stream_resumes_from_its_checkpoint(
 ) -> None:
     db = EdgeDatabase(tmp_path / "cache.db")
     cache = EdgeCache(db)
-    _sync(cache, central.address)
+    sync_cache(cache, central.address)
     first = cache.version()
     assert first is not None
     _import(central, tmp_path, "more.jsonl", [catalog_item(i) for i in range(100, 1100)])
@@ -197,7 +207,7 @@ def test_delta_sync_crashed_mid_stream_resumes_from_its_checkpoint(
     assert checkpoint is not None
     assert checkpoint == first + 6 * 20, "six pages of twenty were applied, with their checkpoint"
     assert cache.content_hash() != central.content_hash()
-    resumed = _sync(cache, central.address)
+    resumed = sync_cache(cache, central.address)
     assert not resumed.snapshot
     assert resumed.documents == first + 1000 - checkpoint, "only what was not applied yet"
     assert cache.version() == first + 1000
@@ -257,10 +267,7 @@ class _AcksDuringSync(SyncClient):
 def test_an_offline_sale_acknowledged_during_a_sync_is_counted_once(
     central: CentralServer, tmp_path: Path, beyond: int
 ) -> None:
-    db = EdgeDatabase(tmp_path / "cache.db")
-    cache = EdgeCache(db)
-    _sync(cache, central.address)
-    edge = OfflineProcessor(db, store=STORE, policy=OfflinePolicy())
+    db, cache, edge = synced_edge(central, tmp_path)
     calc = edge.calculate(calculate_request("RACE-1")).calculation
     assert not edge.confirm(confirm_request("RACE-1", calc.due)).HasField("error")
     purchases_before = customer_view(central.repository, "C1")["purchases"]
@@ -291,10 +298,7 @@ def test_an_offline_sale_acknowledged_during_a_sync_is_counted_once(
 def test_what_an_online_confirm_spent_counts_offline_before_the_next_sync(
     central: CentralServer, tmp_path: Path
 ) -> None:
-    db = EdgeDatabase(tmp_path / "cache.db")
-    cache = EdgeCache(db)
-    _sync(cache, central.address)
-    edge = OfflineProcessor(db, store=STORE, policy=OfflinePolicy())
+    db, cache, edge = synced_edge(central, tmp_path)
     stub = pb_grpc.ProcessingStub(grpc.insecure_channel(central.address))
     request = calculate_request("ON-1", coupons=("SPRING-0001",))
     online = stub.Calculate(request)
@@ -315,5 +319,5 @@ def test_what_an_online_confirm_spent_counts_offline_before_the_next_sync(
     assert stub.Calculate(later).calculation.promotions == again.promotions
     kept = db.query("SELECT count(*) AS n FROM offline_purchases WHERE acked_at IS NOT NULL")
     assert kept[0]["n"] == 1
-    _sync(cache, central.address)  # the synced document now holds the purchase
+    sync_cache(cache, central.address)  # the synced document now holds the purchase
     assert db.query("SELECT count(*) AS n FROM offline_purchases")[0]["n"] == 0
