@@ -38,6 +38,17 @@ def _confirm_entry(receipt_id: str, seq: int, *, accrued: int = 1000,
     )
 
 
+def _whole_refund_entry(receipt_id: str, seq: int) -> pb.JournalEntry:
+    """An offline refund of a whole receipt the edge did not know (no points given)."""
+    refund_id = f"RF-{receipt_id}"
+    return pb.JournalEntry(
+        store=STORE, receipt_id=receipt_id, seq=seq, at="2026-11-23T10:18:00+03:00",
+        refund=pb.OfflineRefund(
+            request=pb.RefundRequest(context=ctx(), refund_id=refund_id, receipt_id=receipt_id),
+            given=pb.RefundReply(refund_id=refund_id, mode="offline")),
+    )
+
+
 def _upload(stub: pb_grpc.ProcessingStub, *entries: pb.JournalEntry) -> list[tuple[str, str]]:
     reply = stub.Upload(pb.UploadRequest(store=STORE, entries=list(entries)))
     return [(ack.receipt_id, ack.status) for ack in reply.acks]
@@ -74,12 +85,7 @@ def test_offline_confirm_finalizes_an_online_open_receipt(
 def test_rejected_entry_is_kept_and_does_not_block(
     stub: pb_grpc.ProcessingStub, server: CentralServer
 ) -> None:
-    refund_unknown = pb.JournalEntry(
-        store=STORE, receipt_id="NOPE", seq=3, at="2026-11-23T10:18:00+03:00",
-        refund=pb.OfflineRefund(
-            request=pb.RefundRequest(context=ctx(), refund_id="RF-NOPE", receipt_id="NOPE"),
-            given=pb.RefundReply(refund_id="RF-NOPE", mode="offline")),
-    )
+    refund_unknown = _whole_refund_entry("NOPE", 3)
     acks = stub.Upload(pb.UploadRequest(store=STORE, entries=[
         refund_unknown, _confirm_entry("OFF3", 4)])).acks
     assert [(a.seq, a.status) for a in acks] == [(3, "rejected"), (4, "applied")]
@@ -95,12 +101,7 @@ def test_rejected_entry_is_kept_and_does_not_block(
 def test_a_rejected_entry_sent_again_after_the_cause_is_fixed_is_applied_once(
     stub: pb_grpc.ProcessingStub, server: CentralServer
 ) -> None:
-    refund = pb.JournalEntry(
-        store=STORE, receipt_id="LATE1", seq=30, at="2026-11-23T10:18:00+03:00",
-        refund=pb.OfflineRefund(
-            request=pb.RefundRequest(context=ctx(), refund_id="RF-LATE1", receipt_id="LATE1"),
-            given=pb.RefundReply(refund_id="RF-LATE1", mode="offline")),
-    )
+    refund = _whole_refund_entry("LATE1", 30)
     assert _upload(stub, refund) == [("LATE1", "rejected")]
     sell(stub, "LATE1")  # the receipt reaches central (say, from a till that was offline)
     balance = ledger_sum(server, "C1")
