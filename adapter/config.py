@@ -251,12 +251,30 @@ def _check_tls_material(r: _Reader, tls: TLSConfig) -> None:
     except ssl.SSLError:
         r.problem("central.tls_ca", f"is not a PEM CA certificate: {tls.ca}")
     try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(str(tls.cert), str(tls.key))
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(
+            str(tls.cert), str(tls.key), password=_no_passphrase)
     except ssl.SSLError as exc:
         if "KEY_VALUES_MISMATCH" in str(exc) or "key values mismatch" in str(exc):
             r.problem("central.tls_key", f"{tls.key} does not belong to the certificate {tls.cert}")
+        elif _is_encrypted_pem(tls.key):
+            r.problem("central.tls_key", f"{tls.key} is encrypted: gRPC needs the key without "
+                      "a passphrase", hint="openssl pkey -in KEY -out KEY.plain (see docs/tls.md)")
         else:
             r.problem("central.tls_cert", f"{tls.cert} / {tls.key}: not a PEM certificate and key")
+
+
+def _no_passphrase() -> bytes:
+    # Without a callback OpenSSL asks for an encrypted key's passphrase on the terminal: a
+    # check under systemd would hang, then fail with a traceback.
+    return b""
+
+
+def _is_encrypted_pem(path: Path) -> bool:
+    try:
+        head = path.read_bytes()[:4096]
+    except OSError:
+        return False
+    return b"ENCRYPTED" in head
 
 
 _SERIAL_URL_SCHEMES = ("socket", "rfc2217", "loop", "spy", "alt", "hwgrep")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from adapter.config import InvalidConfigError, load_config
-from tests.tls.pki import issue, make_ca
+from tests.tls.pki import _openssl, issue, make_ca
 
 
 def problems(tmp_path: Path, central: str) -> dict[str, str]:
@@ -46,3 +49,28 @@ def test_store_tls_material_is_checked(tmp_path: Path) -> None:
 def test_tls_files_with_a_plain_url_are_a_mistake_not_ignored(tmp_path: Path, url: str) -> None:
     found = problems(tmp_path, f'url = "{url}"\ntls_ca = "ca.pem"\n')
     assert found["central.url"] == f"{url!r} is not TLS, yet tls_ca, tls_cert or tls_key is set"
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl command")
+def test_an_encrypted_store_key_is_named_without_asking_for_a_passphrase(tmp_path: Path) -> None:
+    ca = make_ca(tmp_path, "chain")
+    store = issue(ca, tmp_path, "store-S001", "S001", server=False)
+    encrypted = tmp_path / "store-encrypted.key"
+    _openssl("pkey", "-in", store.key, "-aes256", "-passout", "pass:secret", "-out", encrypted,
+             cwd=tmp_path)
+    config = tmp_path / "tillgate.toml"
+    config.write_text(
+        f'store = "S001"\n[central]\nurl = "grpcs://central.test:7443"\ntls_ca = "{ca.cert}"\n'
+        f'tls_cert = "{store.cert}"\ntls_key = "{encrypted}"\n', encoding="utf-8")
+    # As under systemd: no terminal to prompt on. OpenSSL would otherwise ask, then fail.
+    done = subprocess.run(
+        [sys.executable, "-m", "tillgate", "check-config", "--config", str(config)],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, check=False,
+        start_new_session=True,
+    )
+    assert done.returncode == 2, done.stderr
+    said = done.stdout + done.stderr
+    assert "Traceback" not in said
+    assert "pass phrase" not in said
+    assert (f"central.tls_key: {encrypted} is encrypted: gRPC needs the key without a "
+            "passphrase") in said
