@@ -3,6 +3,7 @@
 from loyalty.arithmetic import allocate
 from loyalty.documents import (
     FLAGS,
+    MAX_INTEGER,
     REWARD_TYPES,
     ActiveWindow,
     Audience,
@@ -19,6 +20,8 @@ from loyalty.documents import (
     RewardType,
     Selector,
     apply_customer_attribute,
+    check_offer_keys,
+    check_promotion_keys,
     document_id,
     document_kind,
     is_deleted,
@@ -66,6 +69,7 @@ from loyalty.values import (
 __all__ = [
     "CUSTOMER_NOT_FOUND",
     "FLAGS",
+    "MAX_INTEGER",
     "REWARD_TYPES",
     "ActiveWindow",
     "AppliedPromotion",
@@ -101,6 +105,8 @@ __all__ = [
     "Selector",
     "allocate",
     "apply_customer_attribute",
+    "check_offer_keys",
+    "check_promotion_keys",
     "confirm_effects",
     "confirm_messages",
     "control_bucket",

@@ -25,7 +25,6 @@ import re
 from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any, Generic, Literal, TypeVar, cast, get_args, overload
 
@@ -42,6 +41,7 @@ from tillgate.errors import DocumentError
 
 __all__ = [
     "FLAGS",
+    "MAX_INTEGER",
     "REWARD_TYPES",
     "ActiveWindow",
     "Audience",
@@ -58,6 +58,8 @@ __all__ = [
     "RewardType",
     "Selector",
     "apply_customer_attribute",
+    "check_offer_keys",
+    "check_promotion_keys",
     "document_id",
     "document_kind",
     "is_deleted",
@@ -391,24 +393,24 @@ class _Doc:
             if required:
                 raise self.error(key, "is required")
             return default
-        if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
-            value = int(value.strip())
+        if isinstance(value, str) and _INTEGER_RE.fullmatch(value.strip()):
+            value = int(value.strip()) if len(value.strip()) <= 20 else MAX_INTEGER + 1
         if not isinstance(value, int) or isinstance(value, bool):
             raise self.error(key, "must be an integer")
         if minimum is not None and value < minimum:
             raise self.error(key, f"must be >= {minimum}")
+        if not -MAX_INTEGER <= value <= MAX_INTEGER:
+            raise self.error(key, f"must be between {-MAX_INTEGER} and {MAX_INTEGER}")
         return value
 
     def decimal(self, value: object, key: str) -> Fraction:
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        # Plain digits only: an exponent ("1e100000000") would make Decimal → Fraction build
+        # a number of a hundred million digits before any range check.
+        if not isinstance(value, str) or not _DECIMAL_RE.fullmatch(value.strip()):
             raise self.error(key, 'must be a decimal string such as "15" or "2.5"')
-        try:
-            exact = Decimal(str(value).strip())
-        except InvalidOperation:
-            raise self.error(key, 'must be a decimal string such as "15" or "2.5"') from None
-        if not exact.is_finite():
-            raise self.error(key, "must be a finite decimal")
-        return Fraction(exact)
+        return Fraction(value.strip())
 
     def strings(self, parent: Mapping[str, Any], name: str, key: str) -> tuple[str, ...]:
         value = parent.get(name)
@@ -444,6 +446,14 @@ class _Doc:
 
 
 _HOUR_RE = re.compile(r"^([0-9]{2}):([0-9]{2})$")
+_INTEGER_RE = re.compile(r"-?[0-9]+")
+_DECIMAL_RE = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,15})?")
+#: The largest money, points or count a document may hold: the register protocol's money
+#: range, so that every sum the engine makes of them stays far inside the int64 of the gRPC
+#: contract and of SQLite.
+MAX_INTEGER = 10**12
+#: The largest ``points_multiplier`` factor (a percent accrual times it stays in range).
+MAX_FACTOR = 1000
 
 
 def _clock_minutes(doc: _Doc, value: object, key: str) -> int:
@@ -515,7 +525,7 @@ def _reward(doc: _Doc, value: object, key: str, *,
         raise doc.error(key, "is required")
     obj = doc.obj(value, key)
     kind = obj.get("type")
-    if kind not in REWARD_TYPES:
+    if not isinstance(kind, str) or kind not in REWARD_TYPES:
         raise doc.error(f"{key}.type", f"must be one of {', '.join(sorted(REWARD_TYPES))}")
     reward_type = cast("RewardType", kind)
     on_value, on_key = on_override if on_override is not None else (obj.get("on"), f"{key}.on")
@@ -542,8 +552,8 @@ def _reward(doc: _Doc, value: object, key: str, *,
         if obj.get("factor") is None:
             raise doc.error(f"{key}.factor", "is required")
         factor = doc.decimal(obj["factor"], f"{key}.factor")
-        if factor <= 0:
-            raise doc.error(f"{key}.factor", "must be > 0")
+        if not 0 < factor <= MAX_FACTOR:
+            raise doc.error(f"{key}.factor", f"must be 0 < f <= {MAX_FACTOR}")
         return Reward(reward_type, on, factor=factor)
     return Reward("none", on)
 
@@ -758,6 +768,70 @@ def parse_promotion(obj: object) -> Promotion:
     )
 
 
+# --------------------------------------------------------------------------- key names
+
+_SELECTOR_KEYS = ("skus", "groups", "brands", "favorites")
+_WINDOW_KEYS = ("from", "to", "weekdays", "hours")
+_REWARD_KEYS = ("type", "on", "percent", "amount", "price", "every", "buy", "get", "points",
+                "factor")
+_AUDIENCE_KEYS = ("members_only", "statuses", "attributes", "segments", "control")
+_CONDITION_KEYS = ("min_total", "items", "coupon", "counter", "first_purchase")
+_PROMOTION_FIELDS = ("id", "name", "active", "stores", "priority", "group", "exclusive",
+                     "audience", "conditions", "reward", "counters", "messages",
+                     "points_lifetime", "deleted", "kind")
+_OFFER_FIELDS = ("id", "name", "on", "reward", "valid", "messages", "accepted")
+
+
+def _known(doc: _Doc, value: object, key: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:
+    """``value`` (an object, or absent) with only ``allowed`` keys; raises at the first other."""
+    if not isinstance(value, Mapping):
+        return {}
+    for name in value:
+        if name not in allowed:
+            where = f"{key}.{name}" if key else str(name)
+            raise doc.error(where, f"unknown key: must be one of {', '.join(allowed)}")
+    return cast("Mapping[str, Any]", value)
+
+
+def _reward_keys(doc: _Doc, value: object, key: str) -> None:
+    reward = _known(doc, value, key, _REWARD_KEYS)
+    _known(doc, reward.get("on"), f"{key}.on", _SELECTOR_KEYS)
+
+
+def check_promotion_keys(obj: Mapping[str, Any]) -> None:
+    """Refuse a key the promotion format does not have, at any level; raises DocumentError.
+
+    A misspelt key reads as a missing one, and a missing restriction means none: ``"on":
+    {"grups": ["oils"]}`` would discount every line, ``"audiance"`` reach every customer.
+    Central checks this when it imports; the edge parses what central accepted without it,
+    so that a store running an older tillgate still prices a newer central's documents.
+    """
+    doc = _Doc("promotion", str(obj.get("id", "")))
+    _known(doc, obj, "", _PROMOTION_FIELDS)
+    _known(doc, obj.get("active"), "active", _WINDOW_KEYS)
+    _known(doc, obj.get("audience"), "audience", _AUDIENCE_KEYS)
+    conditions = _known(doc, obj.get("conditions"), "conditions", _CONDITION_KEYS)
+    items = conditions.get("items")
+    for index, item in enumerate(items if isinstance(items, list) else ()):
+        where = f"conditions.items[{index}]"
+        found = _known(doc, item, where, ("on", "min_quantity"))
+        _known(doc, found.get("on"), f"{where}.on", _SELECTOR_KEYS)
+    _known(doc, conditions.get("counter"), "conditions.counter", ("name", "at_least"))
+    _reward_keys(doc, obj.get("reward"), "reward")
+    counters = obj.get("counters")
+    for index, counter in enumerate(counters if isinstance(counters, list) else ()):
+        _known(doc, counter, f"counters[{index}]", ("name", "add"))
+
+
+def check_offer_keys(obj: object, key: str, *, customer_id: str = "") -> None:
+    """:func:`check_promotion_keys` for one personal offer at ``key`` of a customer."""
+    doc = _Doc("customer", customer_id)
+    offer = _known(doc, obj, key, _OFFER_FIELDS)
+    _known(doc, offer.get("on"), f"{key}.on", _SELECTOR_KEYS)
+    _known(doc, offer.get("valid"), f"{key}.valid", _WINDOW_KEYS)
+    _reward_keys(doc, offer.get("reward"), f"{key}.reward")
+
+
 # --------------------------------------------------------------------------- documents
 
 _CUSTOMER_KEYS = frozenset({"cards", "phone", "tokens", "statuses", "attributes", "segments",
@@ -844,10 +918,11 @@ def apply_customer_attribute(doc: Mapping[str, Any], attribute: str, value: str)
     elif attribute == "offer":
         try:
             offer_json = json.loads(value)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise err.error(attribute, f"must be a JSON object: {exc}") from None
         try:
             _offer(err, offer_json, attribute)
+            check_offer_keys(offer_json, attribute, customer_id=err.doc_id)
         except DocumentError as exc:
             inner = exc.key.removeprefix("offer").lstrip(".")
             raise err.error(attribute, f"{inner}: {exc.message}" if inner else exc.message
@@ -857,9 +932,9 @@ def apply_customer_attribute(doc: Mapping[str, Any], attribute: str, value: str)
         offers.append(offer_json)
         result["personal_offers"] = offers
     elif attribute == "balance":
-        if not re.fullmatch(r"-?[0-9]+", value.strip()):
+        if not _INTEGER_RE.fullmatch(value.strip()):
             raise err.error(attribute, f"must be an integer of minor units, got {value!r}")
-        result["balance"] = int(value.strip())
+        result["balance"] = value.strip()  # parse_customer reads it, range included
     elif attribute in ("phone", "name"):
         result[attribute] = value
     else:

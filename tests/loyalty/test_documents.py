@@ -18,6 +18,8 @@ from loyalty import (
     Customer,
     Message,
     apply_customer_attribute,
+    check_offer_keys,
+    check_promotion_keys,
     document_id,
     document_kind,
     is_deleted,
@@ -149,7 +151,20 @@ def test_minimal_promotion() -> None:
         ({"reward": {"type": "amount_off"}}, "reward.amount", "is required"),
         ({"reward": {"type": "buy_x_get_y", "buy": 2, "get": 0}}, "reward.get", ">= 1"),
         ({"reward": {"type": "nth_percent_off", "every": 3}}, "reward.percent", "is required"),
-        ({"reward": {"type": "points_multiplier", "factor": "0"}}, "reward.factor", "> 0"),
+        ({"reward": {"type": "points_multiplier", "factor": "0"}}, "reward.factor",
+         "0 < f <= 1000"),
+        ({"reward": {"type": "points_multiplier", "factor": "1001"}}, "reward.factor",
+         "0 < f <= 1000"),
+        ({"reward": {"type": []}}, "reward.type", "must be one of"),
+        ({"reward": {"type": "percent_off", "percent": "1e1"}}, "reward.percent", "decimal"),
+        ({"reward": {"type": "percent_off", "percent": "1e100000000"}}, "reward.percent",
+         "decimal"),
+        ({"reward": {"type": "points_fixed", "points": 10**30}}, "reward.points",
+         "between -1000000000000 and 1000000000000"),
+        ({"reward": {"type": "amount_off", "amount": "9" * 5000}}, "reward.amount",
+         "between"),
+        ({"counters": [{"name": "visits", "add": 10**30}]}, "counters[0].add", "between"),
+        ({"conditions": {"min_total": 10**13}}, "conditions.min_total", "between"),
         ({"active": {"hours": ["10:00", "25:00"]}}, "active.hours[1]", "24:00"),
         ({"active": {"weekdays": [0]}}, "active.weekdays[0]", "1..7"),
         ({"active": {"from": "2026-02-01T00:00:00"}}, "active.from", "offset"),
@@ -310,3 +325,70 @@ def test_offer_selector_errors_name_the_offer() -> None:
     reward_level["personal_offers"][0]["reward"]["on"] = {"groups": ["coffee"]}
     offer = parse_customer(reward_level).personal_offers[0]
     assert offer.reward.on.groups == frozenset({"coffee"})
+
+
+SPEC_PROMOTION = {
+    "id": "oil-15", "name": "-15% на все масла",
+    "active": {"from": "2026-02-01T00:00:00+03:00", "to": "2026-03-01T00:00:00+03:00",
+               "weekdays": [1, 2, 3, 4, 5, 6, 7], "hours": ["00:00", "24:00"]},
+    "stores": [], "priority": 100, "group": "", "exclusive": False,
+    "audience": {"members_only": False, "statuses": {"tier": ["gold"]},
+                 "attributes": {"gender": ["f"]}, "segments": ["churn-risk"], "control": "10"},
+    "conditions": {"min_total": 0, "items": [{"on": {"groups": ["beds-a"]},
+                                              "min_quantity": "1"}],
+                   "coupon": "SPRING", "counter": {"name": "purchases-2026-02", "at_least": 2},
+                   "first_purchase": False},
+    "reward": {"type": "percent_off", "percent": "15", "on": {"groups": ["oils"]}},
+    "counters": [{"name": "purchases-2026-02", "add": 1}],
+    "messages": {"receipt": "…", "cashier": "…", "display": "…"},
+}
+
+
+def test_the_spec_promotion_has_only_known_keys() -> None:
+    check_promotion_keys(SPEC_PROMOTION)
+    check_promotion_keys({**SPEC_PROMOTION, "deleted": False, "kind": "promotion",
+                          "points_lifetime": {"activation_days": 14}})
+
+
+@pytest.mark.parametrize(
+    ("path", "typo", "key"),
+    [
+        # Each typo would otherwise read as a missing restriction: the promotion would reach
+        # every line, customer, receipt or day.
+        (("reward", "on"), "grups", "reward.on.grups"),
+        (("conditions", "items", 0, "on"), "skuss", "conditions.items[0].on.skuss"),
+        (("conditions", "items", 0), "min_quantty", "conditions.items[0].min_quantty"),
+        (("audience",), "segmnets", "audience.segmnets"),
+        (("conditions",), "min_totl", "conditions.min_totl"),
+        (("conditions", "counter"), "atleast", "conditions.counter.atleast"),
+        (("active",), "form", "active.form"),
+        (("reward",), "procent", "reward.procent"),
+        (("counters", 0), "ad", "counters[0].ad"),
+        ((), "audiance", "audiance"),
+    ],
+)
+def test_a_misspelt_promotion_key_is_refused_by_name(path: tuple[str | int, ...], typo: str,
+                                                     key: str) -> None:
+    doc = json.loads(json.dumps(SPEC_PROMOTION))
+    target = doc
+    for step in path:
+        target = target[step]
+    target[typo] = ["oils"]
+    parse_promotion(doc)  # the edge's reading: unknown keys are a newer central's, not errors
+    with pytest.raises(DocumentError) as caught:
+        check_promotion_keys(doc)
+    assert caught.value.key == key
+    assert caught.value.doc_id == "oil-15"
+    assert "unknown key: must be one of" in caught.value.message
+
+
+def test_a_misspelt_personal_offer_key_is_refused_by_name() -> None:
+    offer = {"id": "po-77", "on": {"skus": ["4600789"]},
+             "reward": {"type": "percent_off", "percent": "20"},
+             "valid": {"from": "2026-11-01T00:00:00+03:00", "to": "2026-12-01T00:00:00+03:00"},
+             "messages": {"receipt": "Ваш кофе"}, "accepted": True}
+    check_offer_keys(offer, "personal_offers[0]", customer_id="C1")
+    with pytest.raises(DocumentError) as caught:
+        check_offer_keys({**offer, "on": {"sku": ["4600789"]}}, "personal_offers[0]",
+                         customer_id="C1")
+    assert str(caught.value).startswith('customer "C1": personal_offers[0].on.sku: unknown key')
