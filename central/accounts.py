@@ -41,15 +41,24 @@ class Lifetime:
     validity: timedelta | None = None
 
 
+#: The longest lifetime, horizon or period in days: a century (far beyond it, dates overflow).
+MAX_DAYS = 36_500
+
+
+def parse_days(value: object, where: str) -> int:
+    """A whole number of days 0..MAX_DAYS (an int or its digits); raises DocumentError."""
+    text = str(value).strip() if isinstance(value, int | str) else ""
+    if isinstance(value, bool) or not (text.isascii() and text.isdigit()):
+        raise DocumentError(f"must be a whole number of days, got {value!r}", key=where)
+    if len(text) > 6 or int(text) > MAX_DAYS:
+        raise DocumentError(f"must be at most {MAX_DAYS} days, got {text}", key=where)
+    return int(text)
+
+
 def _days(value: object, where: str) -> timedelta | None:
     if value is None or value == "":
         return None
-    try:
-        days = int(str(value))
-    except ValueError:
-        raise DocumentError(f"must be a whole number of days, got {value!r}", key=where) from None
-    if days < 0:
-        raise DocumentError("must be >= 0 days", key=where)
+    days = parse_days(value, where)
     return timedelta(days=days) if days else None
 
 

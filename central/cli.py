@@ -25,15 +25,16 @@ from typing import Any, TypeVar
 import structlog
 
 from central import admin, favorites, statuses
-from central.accounts import ACTIVATION_SETTING, VALIDITY_SETTING
+from central.accounts import ACTIVATION_SETTING, VALIDITY_SETTING, parse_days
 from central.clock import now
 from central.importer import ImportRejectedError, import_file
 from central.schema import CENTRAL_ID
 from central.server import ServerTLS, parse_listen, start_server
 from central.storage import SQLiteRepository
 from central.syncfeed import HORIZON_SETTING
+from loyalty import MAX_INTEGER
 from tillgate import systemd
-from tillgate.errors import ConfigError, TillgateError
+from tillgate.errors import ConfigError, DocumentError, TillgateError
 
 #: Settings the ``settings`` command may change.
 KNOWN_SETTINGS = (ACTIVATION_SETTING, VALIDITY_SETTING, HORIZON_SETTING)
@@ -200,6 +201,12 @@ def _import(args: argparse.Namespace) -> int:
                 failed += 1
                 print(f"error: {exc}", file=sys.stderr)
                 continue
+            except Exception as exc:  # noqa: BLE001 - one file's surprise must not hide the rest
+                # The file's transaction was rolled back; the next files still load.
+                failed += 1
+                print(f"error: {name}: not imported, nothing of it was written "
+                      f"({type(exc).__name__}: {exc})", file=sys.stderr)
+                continue
             counts = ", ".join(f"{count} {kind}" for kind, count in sorted(result.counts.items()))
             deleted = f", {result.deleted} deleted" if result.deleted else ""
             print(f"{name}: imported {counts or 'nothing'}{deleted}")
@@ -324,14 +331,48 @@ def _settings(args: argparse.Namespace) -> int:
             if args.value is None:
                 print(f"{args.key} = {tx.setting(args.key) or ''}")
             else:
-                if args.value and not args.value.isdigit():
-                    print(f"error: {args.key} must be a whole number of days", file=sys.stderr)
-                    return 2
+                if args.value:
+                    try:
+                        parse_days(args.value, args.key)
+                    except DocumentError as exc:
+                        print(f"error: {args.key} {exc.message}", file=sys.stderr)
+                        return 2
                 tx.set_setting(args.key, args.value)
                 print(f"{args.key} = {args.value}")
     finally:
         repository.close()
     return 0
+
+
+def _points_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer of points, not {text!r}") from None
+    if not -MAX_INTEGER <= value <= MAX_INTEGER:
+        raise argparse.ArgumentTypeError(f"must be between {-MAX_INTEGER} and {MAX_INTEGER}")
+    return value
+
+
+def _days_arg(text: str) -> int:
+    try:
+        return parse_days(text, "days")
+    except DocumentError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
+def _month_arg(text: str) -> str:
+    year, dash, month = text.partition("-")
+    if not (dash and len(year) == 4 and year.isascii() and year.isdigit() and len(month) == 2
+            and month.isascii() and month.isdigit() and 1 <= int(month) <= 12):
+        raise argparse.ArgumentTypeError(f"must be a month YYYY-MM, not {text!r}")
+    return text
+
+
+def _name_arg(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
 
 
 def _db(parser: argparse.ArgumentParser) -> None:
@@ -353,13 +394,13 @@ def add_central_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     )
     serve.add_argument(
         "--points-activation-days",
-        type=int,
+        type=_days_arg,
         metavar="DAYS",
         help="accrued points become spendable after DAYS (0: at once); stored",
     )
     serve.add_argument(
         "--points-validity-days",
-        type=int,
+        type=_days_arg,
         metavar="DAYS",
         help="accrued points expire DAYS after activation (0: never); stored",
     )
@@ -373,7 +414,7 @@ def add_central_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     adjust = sub.add_parser("adjust", help="manual balance adjustment (a ledger row)")
     _db(adjust)
     adjust.add_argument("customer_id", metavar="CUSTOMER_ID")
-    adjust.add_argument("points", type=int, metavar="POINTS")
+    adjust.add_argument("points", type=_points_arg, metavar="POINTS")
     adjust.add_argument("--reason", required=True)
     adjust.set_defaults(handler=_guarded(_as_db_owner(_on_existing_db(_adjust))))
 
@@ -402,15 +443,17 @@ def add_central_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     manual = status_sub.add_parser("set", help="set a status manually")
     _db(manual)
     manual.add_argument("customer_id", metavar="CUSTOMER_ID")
-    manual.add_argument("system", metavar="SYSTEM")
-    manual.add_argument("value", metavar="VALUE")
+    manual.add_argument("system", metavar="SYSTEM", type=_name_arg)
+    manual.add_argument("value", metavar="VALUE", type=_name_arg)
     manual.set_defaults(handler=_guarded(_as_db_owner(_on_existing_db(_statuses_set))))
 
     fav = sub.add_parser("favorites", help="favorite products sets")
     fav_sub = fav.add_subparsers(dest="favorites_command", metavar="ACTION", required=True)
     refresh = fav_sub.add_parser("refresh", help="recompute candidates from last month")
     _db(refresh)
-    refresh.add_argument("--month", help="YYYY-MM to take purchases from (default: last month)")
+    refresh.add_argument(
+        "--month", type=_month_arg, help="YYYY-MM to take purchases from (default: last month)"
+    )
     refresh.add_argument("--fill", action="store_true", help="fill empty slots automatically")
     refresh.set_defaults(handler=_guarded(_as_db_owner(_on_existing_db(_favorites_refresh))))
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from central.accounts import (
     DERIVED_KEYS,
+    MAX_DAYS,
     customer_body,
     promotion_lifetime,
     record_movement,
@@ -28,6 +29,9 @@ from central.accounts import (
 from central.clock import to_text
 from central.storage import Transaction
 from loyalty import (
+    MAX_INTEGER,
+    check_offer_keys,
+    check_promotion_keys,
     document_kind,
     normalize_phone,
     parse_catalog_item,
@@ -73,11 +77,13 @@ def id_of(kind: Kind, obj: Mapping[str, Any]) -> str:
     return value
 
 
-def _positive_int(obj: Mapping[str, Any], key: str, where: DocumentError) -> int:
+def _positive_int(
+    obj: Mapping[str, Any], key: str, where: DocumentError, maximum: int = MAX_INTEGER
+) -> int:
     value = obj.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
         raise DocumentError(
-            "must be an integer >= 1", kind=where.kind, doc_id=where.doc_id, key=key
+            f"must be an integer 1..{maximum}", kind=where.kind, doc_id=where.doc_id, key=key
         )
     return value
 
@@ -108,7 +114,7 @@ def check_status_rule(obj: Mapping[str, Any]) -> None:
     where = DocumentError("", kind=label, doc_id=doc_id)
     if not isinstance(obj.get("system"), str) or not obj["system"]:
         raise DocumentError("must be a non-empty string", kind=label, doc_id=doc_id, key="system")
-    _positive_int(obj, "period_days", where)
+    _positive_int(obj, "period_days", where, MAX_DAYS)
     levels = obj.get("levels")
     if not isinstance(levels, list) or not levels:
         raise DocumentError("must be a non-empty list", kind=label, doc_id=doc_id, key="levels")
@@ -139,8 +145,12 @@ def check_document(kind: Kind, obj: Mapping[str, Any]) -> None:
         parse_catalog_item(obj)
     elif kind == "customer":
         parse_customer(obj)
+        offers = obj.get("personal_offers")
+        for index, offer in enumerate(offers if isinstance(offers, list) else ()):
+            check_offer_keys(offer, f"personal_offers[{index}]", customer_id=str(obj["id"]))
     elif kind == "promotion":
         parse_promotion(obj)
+        check_promotion_keys(obj)
         try:
             promotion_lifetime(obj)
         except DocumentError as exc:
@@ -198,13 +208,14 @@ def store_document(
     old_statuses: Mapping[str, Any] = (
         previous.raw.get("statuses") or {} if previous is not None and previous.raw else {}
     )
-    if "balance" in raw:
+    # null reads as absent, as parse_customer reads it: the value central keeps stays.
+    if raw.get("balance") is not None:
         delta = int(raw["balance"]) - spendable_balance(tx, doc_id)
         record_movement(tx, doc_id, "adjustment", delta, now=now, reason=source)
-    if "counters" in raw:
-        for name, value in dict(raw["counters"]).items():
+    for name, value in dict(raw.get("counters") or {}).items():
+        if value is not None:
             tx.set_counter(doc_id, name, int(value))
-    if "purchases" in raw:
+    if raw.get("purchases") is not None:
         tx.set_purchases(doc_id, int(raw["purchases"]))
     stored_raw = {key: value for key, value in raw.items() if key not in DERIVED_KEYS}
     new_statuses: Mapping[str, Any] = stored_raw.get("statuses") or {}

@@ -80,8 +80,8 @@ def json_array_items(text: str, file: str) -> list[Located]:
     while True:
         try:
             value, end = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as exc:
-            raise DocumentError(f"not valid JSON: {exc.msg}", file=file, line=exc.lineno) from None
+        except (ValueError, RecursionError) as exc:
+            raise _not_json(exc, file, _line(text, pos), text_starts_at=1) from None
         items.append(Located(_line(text, pos), value))
         pos = _skip_ws(text, end)
         if pos < len(text) and text[pos] == ",":
@@ -111,9 +111,31 @@ def _jsonl_items(text: str, file: str, errors: list[DocumentError]) -> list[Loca
             continue
         try:
             items.append(Located(number, json.loads(line)))
-        except json.JSONDecodeError as exc:
-            errors.append(DocumentError(f"not valid JSON: {exc.msg}", file=file, line=number))
+        except (ValueError, RecursionError) as exc:
+            errors.append(_not_json(exc, file, number, text_starts_at=number))
     return items
+
+
+def _not_json(exc: ValueError | RecursionError, file: str, line: int, *,
+              text_starts_at: int) -> DocumentError:
+    """A failure to parse the document starting at ``line`` as a DocumentError; the text
+    parsed began at line ``text_starts_at`` of the file."""
+    if isinstance(exc, json.JSONDecodeError):
+        return DocumentError(f"not valid JSON: {exc.msg}", file=file,
+                             line=text_starts_at + exc.lineno - 1)
+    if isinstance(exc, RecursionError):
+        return DocumentError("not valid here: JSON nested too deeply", file=file, line=line)
+    # Python refuses to read integers of more than 4 300 digits.
+    return DocumentError(f"not valid here: {exc}", file=file, line=line)
+
+
+def _unicode_problem(obj: object) -> str | None:
+    """Why ``obj`` cannot be stored as UTF-8 (a lone surrogate such as "\\ud800"), or None."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"holds {exc.object[exc.start:exc.end]!r}, a lone surrogate: not valid Unicode"
+    return None
 
 
 def _read_text(path: Path) -> str:
@@ -146,9 +168,14 @@ def _plan_documents(
     file_kind = next(iter(kinds)) if len(kinds) == 1 else None
     planned: list[tuple[Kind, dict[str, Any]]] = []
     customers: list[tuple[int, str, Mapping[str, Any]]] = []
+    first_line: dict[tuple[Kind, str], int] = {}
     for item in items:
         if not isinstance(item.obj, Mapping):
             errors.append(DocumentError("must be a JSON object", file=file, line=item.line))
+            continue
+        problem = _unicode_problem(item.obj)
+        if problem is not None:
+            errors.append(DocumentError(problem, file=file, line=item.line))
             continue
         obj = dict(item.obj)
         kind = kind_of(obj) or file_kind
@@ -169,6 +196,13 @@ def _plan_documents(
                 check_document(kind, obj)
         except DocumentError as exc:
             errors.append(_locate(exc, file, item.line))
+            continue
+        # Which copy should win is the file's to say, not the order of its lines.
+        seen = first_line.setdefault((kind, doc_id), item.line)
+        if seen != item.line:
+            errors.append(DocumentError(
+                f"{kind} {doc_id!r} again (first on line {seen}): a file may hold each "
+                "document once", file=file, line=item.line))
             continue
         planned.append((kind, obj))
         if kind == "customer":
@@ -223,9 +257,13 @@ def _plan_csv(tx: Transaction, path: Path) -> list[tuple[Kind, dict[str, Any]]]:
     rows: list[tuple[int, list[str]]] = []
     reader = csv.reader(io.StringIO(text, newline=""))
     ended = 0
-    for record in reader:
-        rows.append((ended + 1, record))
-        ended = reader.line_num
+    try:
+        for record in reader:
+            rows.append((ended + 1, record))
+            ended = reader.line_num
+    except csv.Error as exc:
+        raise ImportRejectedError(file, [DocumentError(
+            f"not valid CSV: {exc}", file=file, line=ended + 1)]) from None
     if not rows or tuple(cell.strip() for cell in rows[0][1]) != CSV_HEADER:
         raise ImportRejectedError(file, [DocumentError(
             f"header must be {','.join(CSV_HEADER)}", file=file, line=1)])
@@ -254,6 +292,10 @@ def _plan_csv(tx: Transaction, path: Path) -> list[tuple[Kind, dict[str, Any]]]:
             parse_customer(updated)
         except DocumentError as exc:
             errors.append(_locate(exc, file, number))
+            continue
+        problem = _unicode_problem(updated)
+        if problem is not None:
+            errors.append(DocumentError(problem, file=file, line=number))
             continue
         docs[customer_id] = updated
         lines_of[customer_id] = number

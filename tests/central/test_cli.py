@@ -165,3 +165,76 @@ def test_settings_show_the_central_id_and_refuse_to_change_it(
     assert code == 2
     assert "cannot be set" in err
     assert run(capsys, "settings", "--db", str(db), "central.id")[1] == f"{line}\n"
+
+
+def test_import_refuses_what_would_break_pricing_and_goes_on_with_the_next_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = _demo_db(tmp_path, capsys)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        # a points value beyond int64 made every later calculation fail at the gRPC boundary
+        '{"id": "huge", "name": "x", "reward": {"type": "points_fixed", '
+        '"points": 1000000000000000000000000000000}}\n'
+        # a misspelt selector key read as "every line"
+        '{"id": "typo", "name": "50% on oils", "reward": {"type": "percent_off", '
+        '"percent": "50", "on": {"grups": ["oils"]}}}\n'
+        # a list as the type was a TypeError with a traceback
+        '{"id": "listed", "name": "x", "reward": {"type": []}}\n'
+        '{"id": "deep", "name": "x", "reward": ' + "[" * 100_000 + "]" * 100_000 + "}\n"
+        '{"id": "long", "name": "x", "priority": ' + "9" * 5000 + "}\n"
+        '{"id": "surrogate", "name": "\\ud800", "reward": {"type": "none"}}\n',
+        encoding="utf-8",
+    )
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"sku": "4609999", "name": "ok"}\n', encoding="utf-8")
+    code, out, err = run(capsys, "import", "--db", str(db), str(bad), str(good))
+    assert code == 1
+    assert "Traceback" not in err
+    assert f'{bad}:1: promotion "huge": reward.points: must be between' in err
+    assert f'{bad}:2: promotion "typo": reward.on.grups: unknown key' in err
+    assert f'{bad}:3: promotion "listed": reward.type: must be one of' in err
+    assert f"{bad}:4: not valid here: JSON nested too deeply" in err
+    assert f"{bad}:5: not valid here: Exceeds the limit" in err
+    assert f"{bad}:6: holds '\\ud800', a lone surrogate" in err
+    assert f"{good}: imported 1 catalog" in out
+    view = run(capsys, "customer", "--db", str(db), "C1", "--json")[1]
+    assert json.loads(view)["id"] == "C1"
+
+
+def test_import_refuses_a_document_twice_in_one_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = _demo_db(tmp_path, capsys)
+    twice = tmp_path / "twice.jsonl"
+    twice.write_text('{"sku": "A1", "name": "a"}\n{"sku": "A1", "name": "other"}\n',
+                     encoding="utf-8")
+    code, _, err = run(capsys, "import", "--db", str(db), str(twice))
+    assert code == 1
+    assert (f"{twice}:2: catalog 'A1' again (first on line 1): a file may hold each "
+            "document once") in err
+
+
+def test_admin_values_out_of_range_are_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = _demo_db(tmp_path, capsys)
+    for argv, said in [
+        (("adjust", "--db", str(db), "C1", "1" + "0" * 30, "--reason", "x"),
+         "must be between -1000000000000 and 1000000000000"),
+        (("favorites", "refresh", "--db", str(db), "--month", "2026-13"), "must be a month"),
+        (("statuses", "set", "--db", str(db), "C1", "", "gold"), "must not be empty"),
+    ]:
+        with pytest.raises(SystemExit) as stopped:
+            run(capsys, *argv)
+        assert stopped.value.code == 2
+        assert said in capsys.readouterr().err
+    for value, said in [("99999999999", "must be at most 36500 days"),
+                        ("²", "must be a whole number of days")]:
+        code, _, err = run(capsys, "settings", "--db", str(db), "sync.horizon_days", value)
+        assert code == 2
+        assert said in err
+    code, out, _ = run(capsys, "settings", "--db", str(db))
+    assert "sync.horizon_days" not in out
+    assert json.loads(run(capsys, "customer", "--db", str(db), "C1", "--json")[1])[
+        "balance"] == 340000

@@ -305,3 +305,43 @@ def test_csv_reports_exactly_the_bad_rows(
     else:
         import_file(repository, file, now())
     repository.close()
+
+
+def test_null_reads_as_absent_and_overlong_csv_fields_are_named(
+    repo: SQLiteRepository, tmp_path: Path
+) -> None:
+    nulls = tmp_path / "nulls.jsonl"
+    nulls.write_text('{"id": "C1", "name": "Анна К.", "cards": ["7700001234567"], '
+                     '"balance": null, "purchases": null, "counters": {"visits": null}}\n',
+                     encoding="utf-8")
+    import_file(repo, nulls, now())
+    with repo.read() as tx:
+        stored = tx.document("customer", "C1")
+    assert stored is not None
+    assert stored.body is not None
+    assert json.loads(stored.body)["balance"] == 340000  # central's balance stays
+
+    huge = tmp_path / "huge.csv"
+    huge.write_text("customer_id,attribute,value\nC1,name,Анна\nC1,note," + "x" * 200_000 + "\n",
+                    encoding="utf-8")
+    with pytest.raises(ImportRejectedError) as caught:
+        import_file(repo, huge, now())
+    assert str(caught.value.errors[0]).startswith(f"{huge}:3: not valid CSV: field larger")
+
+
+def test_lifetimes_and_periods_past_a_century_are_refused(
+    repo: SQLiteRepository, tmp_path: Path
+) -> None:
+    file = tmp_path / "long.jsonl"
+    file.write_text(
+        '{"id": "p", "name": "p", "reward": {"type": "points_fixed", "points": 100}, '
+        '"points_lifetime": {"activation_days": 3000000}}\n'
+        '{"id": "tier-by-spend", "system": "tier", "period_days": 1000000, '
+        '"levels": [{"value": "gold", "min_spend": 1}]}\n',
+        encoding="utf-8")
+    with pytest.raises(ImportRejectedError) as caught:
+        import_file(repo, file, now())
+    problems = [str(error) for error in caught.value.errors]
+    assert any("points_lifetime.activation_days: must be at most 36500 days" in p
+               for p in problems), problems
+    assert any("period_days: must be an integer 1..36500" in p for p in problems), problems
