@@ -48,6 +48,11 @@ Decisions where the spec is silent (documented in docs/field-guide.md):
   once a good frame arrives from the peer: a register that is sending frames is there, and
   one that never answers ENQ must not get its requests acknowledged but never answered.
 * Payloads of 0 bytes cannot be framed (LEN is 1..1024): sending one is a LocalProtocolError.
+* A partial message whose next frame is later than a sender could still be repeating the
+  last one (four tries, each a full frame on the wire plus the 1 s wait, and a second more)
+  is abandoned when that frame arrives (``partial_message_dropped``): a register that
+  restarted in the middle of a message sends ENQ only after a link failure, and its next
+  request must not be glued to the old half and lost as ``malformed``.
 """
 
 from __future__ import annotations
@@ -506,7 +511,12 @@ class Link:
         self._last_accepted: tuple[int, bytes] | None = None
         self._partial = bytearray()
         self._partial_frames = 0
+        self._partial_at = 0.0  #: when the partial message's last frame was accepted
         self._discarding = False
+        # A frame of the message may still come this long after the previous one.
+        self._partial_expires = (
+            (MAX_REPEATS + 1) * (REPEAT_AFTER + self._byte_time * (MAX_FRAME_PAYLOAD + 7)) + 1.0
+        )
 
     # -- Framing protocol ---------------------------------------------------------------------
 
@@ -629,6 +639,14 @@ class Link:
             self._notice("repeat_received", f"seq={frame.seq}")
             return
         self._last_accepted = (frame.seq, frame.payload)
+        if (self._partial or self._discarding) and now - self._partial_at > self._partial_expires:
+            self._notice(
+                "partial_message_dropped",
+                f"{self._partial_frames} frame(s), the next came {now - self._partial_at:.1f} s "
+                "later",
+            )
+            self._reset_partial()
+        self._partial_at = now
         if self._discarding:
             if not frame.more:
                 self._reset_partial()

@@ -431,6 +431,33 @@ def test_enq_drops_a_partial_message() -> None:
     assert payloads(link) == [b'{"whole":1}']
 
 
+def test_a_register_that_restarted_mid_message_does_not_lose_its_next_request() -> None:
+    link = Link(baud=115200)
+    link.receive_data(encode_frame(1, b'{"v":1,"typ', more=True), 0.0)
+    # Powered off and back: no ENQ (its link never failed), a new request, SEQ from 1 again.
+    link.receive_data(encode_frame(1, b'{"v":1,"type":"ping","id":"after"}'), 10.0)
+    found = events(link)
+    assert [e.data for e in found if isinstance(e, PayloadReceived)] == [
+        b'{"v":1,"type":"ping","id":"after"}'
+    ]
+    [dropped] = [e for e in found if isinstance(e, LinkNotice)
+                 and e.kind == "partial_message_dropped"]
+    assert dropped.detail == "1 frame(s), the next came 10.0 s later"
+
+
+@pytest.mark.parametrize("baud", [9600, 115200])
+def test_a_frame_repeated_three_times_still_continues_its_message(baud: int) -> None:
+    link = Link(baud=baud)
+    link.receive_data(encode_frame(1, b"x" * MAX_FRAME_PAYLOAD, more=True), 0.0)
+    # The sender's worst case: its next full frame lost three times, each repeated 1 s
+    # after its ETX, the fourth try arriving a full frame's wire time later.
+    wire_time = (MAX_FRAME_PAYLOAD + 7) * 10 / baud
+    late = 4 * (1.0 + wire_time)
+    link.receive_data(encode_frame(2, b"y" * MAX_FRAME_PAYLOAD, more=True), late)
+    link.receive_data(encode_frame(3, b"z"), late + wire_time)
+    assert payloads(link) == [b"x" * MAX_FRAME_PAYLOAD + b"y" * MAX_FRAME_PAYLOAD + b"z"]
+
+
 # --- peer pairs ---------------------------------------------------------------------------------
 
 
