@@ -255,7 +255,8 @@ def _plan_csv(tx: Transaction, path: Path) -> list[tuple[Kind, dict[str, Any]]]:
     text = _read_text(path)
     # (the line a record starts on, the record): a quoted value may span lines
     rows: list[tuple[int, list[str]]] = []
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # strict: an unterminated quote is an error, not a value running to the end of the file
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     ended = 0
     try:
         for record in reader:

@@ -592,6 +592,9 @@ def _root(kind: str, obj: object, id_key: str) -> tuple[_Doc, Mapping[str, Any]]
         shown = "" if raw_id is None else str(raw_id)
         raise DocumentError("is required as a non-empty string", kind=kind, doc_id=shown,
                             key=id_key)
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in raw_id):
+        raise DocumentError("must not contain control characters", kind=kind,
+                            doc_id=repr(raw_id)[1:-1], key=id_key)
     return _Doc(kind, raw_id), cast("Mapping[str, Any]", obj)
 
 
@@ -878,6 +881,12 @@ def normalize_phone(text: str) -> str:
     return "".join(ch for ch in text if "0" <= ch <= "9")
 
 
+#: Customer fields a CSV row must not try to set: they are keys of the document itself.
+_NOT_BY_CSV = frozenset({"id", "cards", "tokens", "purchases", "counters", "statuses",
+                         "segments", "favorites", "personal_offers", "attributes", "deleted",
+                         "kind"})
+
+
 def apply_customer_attribute(doc: Mapping[str, Any], attribute: str, value: str) -> dict[str, Any]:
     """Apply one CSV attribute row (spec §1) to a customer JSON document; return a new one.
 
@@ -891,6 +900,9 @@ def apply_customer_attribute(doc: Mapping[str, Any], attribute: str, value: str)
     result: dict[str, Any] = json.loads(json.dumps(dict(doc)))  # a deep, JSON-only copy
     if not attribute:
         raise err.error("attribute", "must not be empty")
+    if attribute in _NOT_BY_CSV:
+        # As a plain attribute it would be kept, silently, where nothing reads it.
+        raise err.error(attribute, "cannot be set by CSV (load the customer document instead)")
     if attribute.startswith("status."):
         system = attribute[len("status."):]
         if not system:

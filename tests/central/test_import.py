@@ -345,3 +345,34 @@ def test_lifetimes_and_periods_past_a_century_are_refused(
     assert any("points_lifetime.activation_days: must be at most 36500 days" in p
                for p in problems), problems
     assert any("period_days: must be an integer 1..36500" in p for p in problems), problems
+
+
+def test_csv_refuses_the_documents_own_keys_and_an_unterminated_quote(
+    repo: SQLiteRepository, tmp_path: Path
+) -> None:
+    keys = tmp_path / "keys.csv"
+    keys.write_text("customer_id,attribute,value\nC1,cards,7700009999999\nC1,purchases,5\n",
+                    encoding="utf-8")
+    with pytest.raises(ImportRejectedError) as caught:
+        import_file(repo, keys, now())
+    refusal = "cannot be set by CSV (load the customer document instead)"
+    assert [str(error) for error in caught.value.errors] == [
+        f'{keys}:2: customer "C1": cards: {refusal}',
+        f'{keys}:3: customer "C1": purchases: {refusal}',
+    ]
+    quote = tmp_path / "quote.csv"
+    quote.write_text('customer_id,attribute,value\nC1,name,"Анна\nC1,segment,vip\n',
+                     encoding="utf-8")
+    with pytest.raises(ImportRejectedError) as caught:
+        import_file(repo, quote, now())
+    assert str(caught.value.errors[0]).startswith(
+        f"{quote}:2: not valid CSV: unexpected end of data")
+
+
+def test_an_id_with_a_control_character_is_refused(repo: SQLiteRepository, tmp_path: Path) -> None:
+    file = tmp_path / "nul.jsonl"
+    file.write_text('{"sku": "A\\u0000", "name": "x"}\n', encoding="utf-8")
+    with pytest.raises(ImportRejectedError) as caught:
+        import_file(repo, file, now())
+    assert str(caught.value.errors[0]) == (
+        f'{file}:1: catalog item "A\\x00": sku: must not contain control characters')
