@@ -394,7 +394,9 @@ class _Doc:
                 raise self.error(key, "is required")
             return default
         if isinstance(value, str) and _INTEGER_RE.fullmatch(value.strip()):
-            value = int(value.strip()) if len(value.strip()) <= 20 else MAX_INTEGER + 1
+            digits = value.strip()
+            # Over 20 characters it is out of range whatever it says: not worth parsing whole.
+            value = int(digits) if len(digits) <= 20 else MAX_INTEGER + 1
         if not isinstance(value, int) or isinstance(value, bool):
             raise self.error(key, "must be an integer")
         if minimum is not None and value < minimum:
