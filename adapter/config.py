@@ -9,6 +9,8 @@ seeded with demo data, data files in the user's data directory.
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import os
 import ssl
 import tomllib
@@ -208,6 +210,21 @@ class _Reader:
             return default
         return value
 
+    def one_of(
+        self, doc: dict[str, Any], key: str, path: str, default: int, allowed: tuple[int, ...]
+    ) -> int:
+        """An integer from ``allowed``: ``9600.0`` is refused, else it would pass the membership
+        test (``9600.0 == 9600``) and reach a driver that needs an int."""
+        value = doc.get(key, default)
+        listed = ", ".join(map(str, allowed))
+        if not isinstance(value, int) or isinstance(value, bool):
+            self.problem(path, f"must be an integer, one of {listed}")
+            return default
+        if value not in allowed:
+            self.problem(path, f"must be one of {listed}")
+            return default
+        return value
+
     def choice(
         self, doc: dict[str, Any], key: str, path: str, default: str, allowed: tuple[str, ...]
     ) -> str:
@@ -224,23 +241,50 @@ class _Reader:
                 self.problem(where, "unknown key", hint=f"known keys: {', '.join(sorted(known))}")
 
 
+def _port_ok(port: str) -> bool:
+    # ASCII only: "²".isdigit() is true, and int("²") raises.
+    return port.isascii() and port.isdigit() and int(port) <= 65535
+
+
 def _address_ok(address: str) -> bool:
     host, sep, port = address.rpartition(":")
-    return bool(sep and host and port.isdigit() and 0 <= int(port) <= 65535)
+    return bool(sep and host and _port_ok(port))
+
+
+def _binds_overlap(one: str, other: str) -> bool:
+    """Whether two valid HOST:PORT addresses cannot both be bound (port 0 is any free port)."""
+    host_a, _, port_a = one.rpartition(":")
+    host_b, _, port_b = other.rpartition(":")
+    if int(port_a) != int(port_b) or int(port_a) == 0:
+        return False
+    hosts = {host_a.strip("[]").lower(), host_b.strip("[]").lower()}
+    if len(hosts) == 1:
+        return True
+    if "0.0.0.0" not in hosts:
+        return False
+    try:
+        return isinstance(ipaddress.ip_address((hosts - {"0.0.0.0"}).pop()), ipaddress.IPv4Address)
+    except ValueError:
+        return False
 
 
 def _check_readable(r: _Reader, key: str, path: Path) -> None:
     """A file the daemon reads at start: there, a file, and readable by this user."""
-    if path.is_dir():
+    hint = "the key must be readable by the tillgate group (see docs/tls.md)"
+    try:
+        is_dir, exists = path.is_dir(), path.exists()
+    except OSError as exc:  # a folder on the way this user cannot enter, a name too long
+        if exc.errno == errno.EACCES:
+            r.problem(key, f"cannot be read by this user: {path}", hint=hint)
+        else:
+            r.problem(key, f"cannot be read: {exc.strerror or exc}: {path}")
+        return
+    if is_dir:
         r.problem(key, f"is a directory, not a file: {path}")
-    elif not path.exists():
+    elif not exists:
         r.problem(key, f"no such file: {path}")
     elif not os.access(path, os.R_OK):
-        r.problem(
-            key,
-            f"cannot be read by this user: {path}",
-            hint="the key must be readable by the tillgate group (see docs/tls.md)",
-        )
+        r.problem(key, f"cannot be read by this user: {path}", hint=hint)
 
 
 def _check_tls_material(r: _Reader, tls: TLSConfig) -> None:
@@ -287,7 +331,7 @@ def _check_device_url(r: _Reader, key: str, url: str) -> None:
         return  # a device path such as /dev/ttyUSB1 or COM3
     if scheme == "tcp":
         host, colon, port = rest.rpartition(":")
-        if not rest or (colon and (not host or not port.isdigit() or int(port) > 65535)):
+        if not rest or (colon and (not host or not _port_ok(port))):
             r.problem(key, f"must be tcp://HOST[:PORT], not {url!r}")
     elif scheme not in _SERIAL_URL_SCHEMES:
         r.problem(
@@ -316,9 +360,19 @@ def _codepage_ok(lane: dict[str, Any], codepage: str) -> bool:
     return True
 
 
-def _path(base: Path, text: str) -> Path:
-    path = Path(text).expanduser()
+def _path(r: _Reader, key: str, base: Path, text: str) -> Path:
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:  # ~name of a user this system does not have
+        r.problem(key, f"unknown user in {text!r}")
+        path = Path(text)
     return path if path.is_absolute() else base / path
+
+
+def _device_key(device: str) -> str:
+    """One spelling per device path (``/dev/../dev/ttyUSB0``, a by-id symlink); URLs as
+    written."""
+    return device if "://" in device else os.path.realpath(device)
 
 
 def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
@@ -347,11 +401,12 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
     timezone = r.string(doc, "timezone", "timezone", "Europe/Moscow") or "Europe/Moscow"
     try:
         zoneinfo.ZoneInfo(timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: "Europe" is a folder of the zone database, a long name is too long for a file
         r.problem(
             "timezone", f"unknown time zone {timezone!r}", hint="an IANA name such as Europe/Moscow"
         )
-    data_dir = _path(base, r.string(doc, "data_dir", "data_dir", ".") or ".")
+    data_dir = _path(r, "data_dir", base, r.string(doc, "data_dir", "data_dir", ".") or ".")
 
     c = r.table(doc, "central", "central")
     r.unknown(c, {"url", "db", "deadline_ms", "tls_ca", "tls_cert", "tls_key", "demo"}, "central")
@@ -369,11 +424,17 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
         if not all(tls_paths):
             r.problem("central.tls_ca", "grpcs:// needs tls_ca, tls_cert and tls_key")
         else:
-            ca, cert, key = (_path(base, p) for p in tls_paths if p)
+            ca, cert, key = (
+                _path(r, f"central.{name}", base, p)
+                for name, p in zip(("tls_ca", "tls_cert", "tls_key"), tls_paths, strict=True)
+                if p
+            )
             tls = TLSConfig(ca, cert, key)
             problems_before = len(r.problems)
+            named = {problem.key for problem in r.problems}  # ~nosuchuser: said once is enough
             for name, p in (("tls_ca", ca), ("tls_cert", cert), ("tls_key", key)):
-                _check_readable(r, f"central.{name}", p)
+                if f"central.{name}" not in named:
+                    _check_readable(r, f"central.{name}", p)
             if len(r.problems) == problems_before:
                 _check_tls_material(r, tls)
     elif any(tls_paths):
@@ -389,6 +450,8 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
     central = CentralConfig(
         url=url,
         db=_path(
+            r,
+            "central.db",
             data_dir if "db" not in c else base,
             r.string(c, "db", "central.db", "central.db") or "central.db",
         ),
@@ -401,6 +464,8 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
     r.unknown(k, {"db"}, "cache")
     cache = CacheConfig(
         db=_path(
+            r,
+            "cache.db",
             data_dir if "db" not in k else base,
             r.string(k, "db", "cache.db", "edge.db") or "edge.db",
         )
@@ -414,6 +479,15 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
         )
         if not _address_ok(address):
             r.problem(f"listener[{i}].address", f"must be HOST:PORT, not {address!r}")
+        else:
+            for j, earlier in enumerate(listeners):
+                if _address_ok(earlier.address) and _binds_overlap(earlier.address, address):
+                    r.problem(
+                        f"listener[{i}].address",
+                        f"{address} is also listener[{j}]'s ({earlier.address}): only one can "
+                        "listen there",
+                    )
+                    break
         framing = r.choice(item, "framing", f"listener[{i}].framing", "lines", framings)
         idle = r.integer(item, "idle_timeout_s", f"listener[{i}].idle_timeout_s", 120, 1, 86_400)
         listeners.append(ListenerConfig(address, framing, idle))
@@ -422,7 +496,8 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
 
     lanes: list[LaneConfig] = []
     seen_ids: set[str] = set()
-    serial_ports: set[str] = set()
+    #: device path (or URL of a serial lane) -> the key that uses it first
+    devices: dict[str, str] = {}
     lane_keys = {
         "id",
         "token",
@@ -460,33 +535,26 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
             r.problem(f"lane[{i}].id", f"lane {lane_id!r} is configured twice")
         seen_ids.add(lane_id)
         serial = r.string(item, "serial", f"lane[{i}].serial")
-        if serial is not None:
-            if serial in serial_ports:
-                r.problem(f"lane[{i}].serial", f"port {serial!r} is used by another lane")
-            serial_ports.add(serial)
-        baud = item.get("baud", 115200)
-        if baud not in BAUD_RATES:
-            r.problem(f"lane[{i}].baud", f"must be one of {', '.join(map(str, BAUD_RATES))}")
-            baud = 115200
+        baud = r.one_of(item, "baud", f"lane[{i}].baud", 115200, BAUD_RATES)
         printer = r.string(item, "printer", f"lane[{i}].printer")
         if printer is not None:
             _check_device_url(r, f"lane[{i}].printer", printer)
         display = r.string(item, "display", f"lane[{i}].display")
         if display is not None:
             _check_device_url(r, f"lane[{i}].display", display)
-        device_bauds = []
-        for device in ("printer", "display"):
-            device_baud = item.get(f"{device}_baud", 9600)
-            if device_baud not in BAUD_RATES:
-                r.problem(
-                    f"lane[{i}].{device}_baud", f"must be one of {', '.join(map(str, BAUD_RATES))}"
-                )
-                device_baud = 9600
-            device_bauds.append(device_baud)
-        width = item.get("printer_width", 42)
-        if width not in (32, 42, 48):
-            r.problem(f"lane[{i}].printer_width", "must be one of 32, 42, 48")
-            width = 42
+        for device, used in (("serial", serial), ("printer", printer), ("display", display)):
+            # A network printer may serve two lanes; a device path opened twice may not.
+            if used is None or (device != "serial" and "://" in used):
+                continue
+            where = f"lane[{i}].{device}"
+            first = devices.setdefault(_device_key(used), where)
+            if first != where:
+                r.problem(where, f"{used!r} is the device of {first}: one device, one use")
+        device_bauds = [
+            r.one_of(item, f"{device}_baud", f"lane[{i}].{device}_baud", 9600, BAUD_RATES)
+            for device in ("printer", "display")
+        ]
+        width = r.one_of(item, "printer_width", f"lane[{i}].printer_width", 42, (32, 42, 48))
         lanes.append(
             LaneConfig(
                 id=lane_id,
@@ -554,6 +622,15 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
         address = r.string(m, "address", "metrics.address", "127.0.0.1:9464") or ""
         if not _address_ok(address):
             r.problem("metrics.address", f"must be HOST:PORT, not {address!r}")
+        else:
+            for j, listener in enumerate(listeners):
+                if _address_ok(listener.address) and _binds_overlap(listener.address, address):
+                    r.problem(
+                        "metrics.address",
+                        f"{address} is also listener[{j}]'s ({listener.address}): only one can "
+                        "listen there",
+                    )
+                    break
         metrics = MetricsConfig(address)
 
     if r.problems:
