@@ -117,17 +117,18 @@ def _status(args: argparse.Namespace) -> int:
     config = _load(args)
     if config is None:
         return 2
+    from adapter.preflight import data_file_exists  # noqa: PLC0415
     from offline.status import read_status  # noqa: PLC0415
 
-    if not config.cache.db.exists():
-        # Not "outbox depth 0": a mistyped --config must not pass for an empty outbox.
-        print(
-            f"tillgate status: no edge database at {config.cache.db}: no daemon has run with "
-            f"this configuration ({config.source})",
-            file=sys.stderr,
-        )
-        return 1
     try:
+        if not data_file_exists("cache.db", config.cache.db):
+            # Not "outbox depth 0": a mistyped --config must not pass for an empty outbox.
+            print(
+                f"tillgate status: no edge database at {config.cache.db}: no daemon has run "
+                f"with this configuration ({config.source})",
+                file=sys.stderr,
+            )
+            return 1
         status = read_status(config.cache.db)
     except TillgateError as exc:
         print(f"tillgate status: {exc}", file=sys.stderr)
@@ -225,14 +226,14 @@ def _forget_central(args: argparse.Namespace) -> int:
 
 def _on_outbox(config: Config, command: str, act: Callable[[Outbox], int]) -> int:
     """``act`` on the store's outbox, as the user the data files belong to."""
-    from adapter.preflight import check_data_files  # noqa: PLC0415
+    from adapter.preflight import check_data_files, data_file_exists  # noqa: PLC0415
     from offline.db import EdgeDatabase  # noqa: PLC0415
     from offline.outbox import Outbox  # noqa: PLC0415
 
-    if not config.cache.db.exists():
-        print(f"tillgate {command}: no edge database at {config.cache.db}", file=sys.stderr)
-        return 1
     try:
+        if not data_file_exists("cache.db", config.cache.db):
+            print(f"tillgate {command}: no edge database at {config.cache.db}", file=sys.stderr)
+            return 1
         check_data_files(config, central=False)
         db = EdgeDatabase(config.cache.db)
         try:

@@ -18,7 +18,7 @@ from pathlib import Path
 from adapter.config import Config
 from tillgate.errors import StartupError
 
-__all__ = ["LOCK_NAME", "DataDirLock", "check_data_files"]
+__all__ = ["LOCK_NAME", "DataDirLock", "check_data_files", "data_file_exists"]
 
 LOCK_NAME = "tillgate.lock"
 #: the files SQLite writes beside a database
@@ -40,9 +40,20 @@ def _owner(path: Path) -> str:
         return f"uid {uid}"
 
 
+def data_file_exists(key: str, path: Path) -> bool:
+    """Whether ``path`` exists; a folder on the way this user cannot enter is a StartupError
+    naming the file (``Path.exists`` would raise PermissionError)."""
+    try:
+        return path.exists()
+    except OSError as exc:
+        raise StartupError(
+            f"{key} {path}: cannot be reached by {_user()}: {exc.strerror or exc}"
+        ) from exc
+
+
 def _check_writable(key: str, path: Path) -> None:
     for candidate in (path, *(path.with_name(path.name + side) for side in _SIDE_FILES)):
-        if candidate.exists() and not os.access(candidate, os.R_OK | os.W_OK):
+        if data_file_exists(key, candidate) and not os.access(candidate, os.R_OK | os.W_OK):
             raise StartupError(
                 f"{key} {candidate}: cannot be written by {_user()}; if a command run as root "
                 "created it, give it to the daemon's user (chown tillgate: FILE)"
@@ -64,7 +75,12 @@ def check_data_files(config: Config, *, central: bool) -> None:
     """Every SQLite file the daemon (or ``tillgate sync``) writes can be written; ``central``:
     also the embedded central's database."""
     data_dir = config.data_dir
-    if os.geteuid() == 0 and data_dir.is_dir() and data_dir.stat().st_uid != 0:
+    if (
+        os.geteuid() == 0
+        and data_file_exists("data_dir", data_dir)
+        and data_dir.is_dir()
+        and data_dir.stat().st_uid != 0
+    ):
         owner = _owner(data_dir)
         raise StartupError(
             f"data_dir {data_dir} belongs to {owner}: run this as that user "
