@@ -137,8 +137,17 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps(status, ensure_ascii=False))
     else:
         for key, value in _flat(status):
-            print(f"{key}: {'-' if value is None else value}")
+            print(f"{key}: {_text(value)}")
     return 0
+
+
+def _text(value: object) -> str:
+    """A status value as ``--json`` spells it (``true``, not Python's ``True``); ``-`` for none."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return json.dumps(value)
+    return str(value)
 
 
 def _flat(status: dict[str, Any], prefix: str = "") -> list[tuple[str, object]]:

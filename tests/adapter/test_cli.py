@@ -73,7 +73,7 @@ def test_status_json_without_a_daemon_and_sync_on_demand(tmp_path: Path) -> None
         assert after["cache"]["age_s"] >= 0
         assert after["outbox"] == {"depth": 0, "oldest_age_s": None, "rejected": 0}
         text = tillgate("status", "--config", str(config)).stdout.splitlines()
-        assert "running: False" in text
+        assert "running: false" in text  # as --json spells it, not Python's False
         assert f"cache.version: {after['cache']['version']}" in text
         assert "outbox.depth: 0" in text
         assert "outbox.oldest_age_s: -" in text
