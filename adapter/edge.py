@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -165,8 +166,10 @@ class EdgeRuntime:
         self.db.close()
 
     def cache_age_s(self) -> float:
+        """Seconds since the last complete sync; infinite before the first, so that an alert on
+        a stale cache fires for a store that never synced (0 would pass for a fresh cache)."""
         last = self.db.get_meta(META_LAST_SYNC_AT)
-        return max(0.0, time.time() - float(last)) if last else 0.0
+        return max(0.0, time.time() - float(last)) if last else math.inf
 
 
 async def sync_now(config: Config) -> str:
