@@ -17,6 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# The line speeds the daemon's configuration accepts: a probe at any other speed would prove a
+# setting the daemon then refuses.
+from adapter.config import BAUD_RATES
 from drivers.base import LinkNotice
 from drivers.display import MODELS, PoleDisplay
 from drivers.escpos_printer import WIDTHS, BarcodeSpec, PrintItem, ReceiptPrinter
@@ -28,7 +31,6 @@ from tillgate.errors import ConfigError, TillgateError
 __all__ = ["add_commands", "main", "probe_page", "probe_serial"]
 
 DataDirForConfig = Callable[[Path | None], Path]
-BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 
 
 def add_commands(subparsers: Any, *, data_dir_for_config: DataDirForConfig | None = None) -> None:

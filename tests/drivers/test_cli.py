@@ -67,6 +67,15 @@ def test_probe_serial_missing_port_is_one_line() -> None:
     assert err.startswith("tillgate: serial port /dev/ttyNOPE7: cannot open")
 
 
+@pytest.mark.parametrize("device", ["serial", "printer", "display"])
+def test_probes_take_only_the_baud_rates_the_configuration_takes(device: str) -> None:
+    # 4800 would be proven by the probe, then refused by check-config.
+    code, _out, err = run(tillgate("probe", device, "/dev/ttyNOPE7", "--baud", "4800"))
+    assert code == 2
+    assert "Traceback" not in err
+    assert "invalid choice: 4800 (choose from 9600, 19200, 38400, 57600, 115200)" in err
+
+
 def test_probe_printer_prints_a_readable_test_page() -> None:
     async def scenario() -> tuple[tuple[int, str, str], bytes]:
         jobs: list[bytes] = []
