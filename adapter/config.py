@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from drivers.registry import display_names, framing_names, printer_names
+from drivers.serial import BAUD_RATES
 from tillgate.errors import ConfigError
 
-BAUD_RATES = (9600, 19200, 38400, 57600, 115200)
 REDEEM_POLICIES = ("deny", "limited")
 DEFAULT_ADDRESS = "127.0.0.1:7171"
 

@@ -17,14 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# The line speeds the daemon's configuration accepts: a probe at any other speed would prove a
-# setting the daemon then refuses.
-from adapter.config import BAUD_RATES
 from drivers.base import LinkNotice
 from drivers.display import MODELS, PoleDisplay
 from drivers.escpos_printer import WIDTHS, BarcodeSpec, PrintItem, ReceiptPrinter
 from drivers.link import Link
-from drivers.serial import open_serial_connection
+from drivers.serial import BAUD_RATES, open_serial_connection
 from drivers.trace import SOCKET_NAME, sniff
 from tillgate.errors import ConfigError, TillgateError
 
@@ -44,6 +41,8 @@ def add_commands(subparsers: Any, *, data_dir_for_config: DataDirForConfig | Non
 
     serial_p = kinds.add_parser("serial", help="send ENQ on a serial port and wait for ACK 0")
     serial_p.add_argument("port", help="/dev/ttyUSB0, /dev/pts/N, socket://host:port ...")
+    # The speeds the daemon's configuration accepts: a probe at any other speed would prove a
+    # setting the daemon then refuses.
     serial_p.add_argument("--baud", type=int, default=115200, choices=BAUD_RATES)
     serial_p.add_argument("--timeout", type=float, default=2.0, help="seconds (default 2)")
     serial_p.set_defaults(handler=_handle_probe_serial)

@@ -29,7 +29,16 @@ from drivers.base import Framing
 from drivers.channel import FramedChannel, NoticeCallback, TraceCallback
 from tillgate.errors import DeviceError
 
-__all__ = ["SerialTransport", "open_serial_channel", "open_serial_connection", "open_serial_port"]
+__all__ = [
+    "BAUD_RATES",
+    "SerialTransport",
+    "open_serial_channel",
+    "open_serial_connection",
+    "open_serial_port",
+]
+
+#: the line rates tillgate speaks (register protocol §1: 9600…115200), for lanes and devices
+BAUD_RATES = (9600, 19200, 38400, 57600, 115200)
 
 #: write buffer sizes at which the writer is paused and resumed (``drain()`` waits)
 HIGH_WATER = 64 * 1024
