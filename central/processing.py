@@ -139,7 +139,7 @@ def store_timezone(name: str) -> tzinfo:
     """Context.timezone as a tzinfo; refuses unknown names as ``invalid``."""
     try:
         return ZoneInfo(name or DEFAULT_TIMEZONE)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder, a name too long
         raise Refusal(
             "invalid", f"unknown time zone {name!r}", field="context.timezone"
         ) from None

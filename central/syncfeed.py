@@ -23,7 +23,7 @@ from collections.abc import Generator
 from datetime import datetime, timedelta
 
 from central import clock
-from central.accounts import settle
+from central.accounts import MAX_DAYS, settle
 from central.schema import CENTRAL_ID
 from central.storage import Repository, StoredDocument, Transaction
 from protos import tillgate_pb2 as pb
@@ -89,7 +89,9 @@ def pull(
         if not request.all_customers:
             allowed = set(request.customer_ids)
             if request.seen_days:
-                since = clock.to_text(now - timedelta(days=request.seen_days))
+                # beyond a century it means "ever" (and a date that far back overflows)
+                days = min(request.seen_days, MAX_DAYS)
+                since = clock.to_text(now - timedelta(days=days))
                 allowed |= tx.seen_since(request.store, since)
                 if not snapshot:
                     entered = tx.seen_after_version(request.store, request.since, since)

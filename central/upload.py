@@ -31,6 +31,7 @@ from central.processing import (
 from central.schema import CENTRAL_ID
 from central.storage import JournalRecord, KeptRefund, ReceiptRecord, Transaction
 from loyalty import ConfirmEffects, confirm_effects
+from loyalty.values import check_time_range
 from protos import tillgate_pb2 as pb
 from protos.convert import calculation_from_pb, receipt_from_pb
 from tillgate.errors import DocumentError, StorageError, ValidationError
@@ -45,6 +46,8 @@ class EntryRejectedError(Exception):
 #: entries applied per transaction: one commit (fsync) per chunk instead of per entry, while the
 #: write lock is never held long enough to delay the online calls of other stores
 ENTRIES_PER_TRANSACTION = 50
+#: the largest journal seq (the store's SQLite rowid; a signed 64-bit integer)
+MAX_SEQ = 2**63 - 1
 
 
 def foreign_entries(processing: Processing, request: pb.UploadRequest) -> str | None:
@@ -87,6 +90,14 @@ def _apply_entry(
     ack = pb.EntryAck(receipt_id=entry.receipt_id, seq=entry.seq)
     now = clock.now()
     key_store = store or entry.store  # an entry is the uploader's, even when misaddressed
+    if not 0 < entry.seq <= MAX_SEQ:
+        # Not storable (SQLite integers are signed 64-bit), so not even as rejected: refused in
+        # its ack alone, and the entries after it are applied.
+        ack.status = "rejected"
+        ack.message = f"seq {entry.seq} is outside 1..{MAX_SEQ}"
+        log.warning("journal_entry_rejected", store=key_store, receipt_id=entry.receipt_id,
+                    seq=entry.seq, message=ack.message)
+        return ack
     kept = tx.journal_entry(key_store, entry.receipt_id, entry.seq)
     if kept is not None and kept.status == "applied":
         ack.status = "duplicate"
@@ -146,7 +157,21 @@ def _entry_time(entry: pb.JournalEntry, fallback: datetime) -> datetime:
         value = datetime.fromisoformat(entry.at)
     except ValueError:
         raise EntryRejectedError(f"at {entry.at!r} is not an RFC 3339 time") from None
-    return value if value.tzinfo is not None else fallback
+    if value.tzinfo is None:
+        raise EntryRejectedError(f"at {entry.at!r} carries no UTC offset")
+    try:
+        check_time_range(value, "at")
+    except (ValidationError, OverflowError):
+        raise EntryRejectedError(
+            f"at {entry.at!r} must be between 1900-01-01 and 2999-12-31 (UTC)") from None
+    return value
+
+
+def _check_given(told: int, limit: int, what: str) -> None:
+    """A figure the store told the customer: never negative, never more than the receipt's
+    own (else one entry could move any number of points and break the account)."""
+    if not 0 <= told <= limit:
+        raise EntryRejectedError(f"{what} {told} is outside 0..{limit}, the receipt's own")
 
 
 def _apply(
@@ -223,6 +248,8 @@ def _confirm(
     )
     effects = confirm_effects(calculation, customer)
     given_points = offline.given.points
+    _check_given(given_points.accrued, calculation.points.accrue, "points accrued")
+    _check_given(given_points.redeemed, calculation.points.redeem, "points redeemed")
     # The customer was told these points: they are what moves, never a re-priced figure.
     effects = ConfirmEffects(
         customer_id=effects.customer_id
@@ -324,6 +351,10 @@ def _refund(
         raise EntryRejectedError(f"receipt {receipt_id!r} is unknown to central")
     if record.state != "confirmed":
         raise EntryRejectedError(f"receipt {receipt_id!r} is {record.state}, not confirmed")
+    if given.HasField("points") and record.calculation is not None:
+        points = pb.Calculation.FromString(record.calculation).points
+        _check_given(given.points.reversed, points.accrue, "points reversed")
+        _check_given(given.points.restored, points.redeem, "points restored")
     reply = processing.apply_refund(
         tx, record, request, now=at, given=given.points if given.HasField("points") else None
     )

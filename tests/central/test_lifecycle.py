@@ -231,9 +231,11 @@ def test_unknown_customer_prices_without_one(stub: pb_grpc.ProcessingStub) -> No
 
 
 def test_invalid_fields_are_named(stub: pb_grpc.ProcessingStub) -> None:
-    bad_tz = pb.Context(store="S001", request_id="tz", timezone="Mars/Olympus")
-    reply = stub.Calculate(pb.CalculateRequest(context=bad_tz, receipt=oil_receipt("T1")))
-    assert (reply.error.code, reply.error.field) == ("invalid", "context.timezone")
+    # a zone that does not exist, a folder of the zone database, a name too long for a file
+    for number, zone in enumerate(["Mars/Olympus", "Europe", "A" * 300]):
+        bad_tz = pb.Context(store="S001", request_id=f"tz{number}", timezone=zone)
+        reply = stub.Calculate(pb.CalculateRequest(context=bad_tz, receipt=oil_receipt("T1")))
+        assert (reply.error.code, reply.error.field) == ("invalid", "context.timezone")
     receipt = oil_receipt("T2")
     receipt.lines[1].n = 1
     reply = stub.Calculate(pb.CalculateRequest(context=ctx(), receipt=receipt))

@@ -120,6 +120,8 @@ def test_customer_filter(
     stub.Calculate(pb.CalculateRequest(context=ctx(), receipt=oil_receipt("SEEN")))
     seen = _docs(_pull(sync_stub, 0, all_customers=False, seen_days=7))
     assert [d.id for d in seen if d.kind == "customer"] == ["C1"]
+    ever = _docs(_pull(sync_stub, 0, all_customers=False, seen_days=2**32 - 1))
+    assert [d.id for d in ever if d.kind == "customer"] == ["C1"]  # "ever", not an overflow
 
 
 def test_checkpoint_ahead_of_central_gets_a_snapshot(sync_stub: pb_grpc.SyncStub) -> None:

@@ -252,3 +252,53 @@ def test_a_refund_whose_online_answer_was_lost_repeats_what_the_register_was_tol
     assert ledger_sum(server, "C1") == balance
     request.context.request_id = "a-new-id"
     assert stub.Refund(request) == given
+
+
+def test_an_entry_cannot_move_more_points_than_its_receipt_or_any_negative(
+    stub: pb_grpc.ProcessingStub, server: CentralServer
+) -> None:
+    over = _confirm_entry("BAD1", 21, accrued=1000)
+    over.confirm.given.points.accrued = 2**63 - 1  # the calculation says 1000
+    negative = _confirm_entry("BAD2", 22, accrued=1000)
+    negative.confirm.given.points.accrued = -10**12
+    assert _upload(stub, over, negative) == [("BAD1", "rejected"), ("BAD2", "rejected")]
+    reply = stub.Upload(pb.UploadRequest(store=STORE, entries=[over]))
+    assert reply.acks[0].message == (
+        "points accrued 9223372036854775807 is outside 0..1000, the receipt's own")
+    assert _upload(stub, _confirm_entry("OK1", 23, accrued=1000)) == [("OK1", "applied")]
+    refund = pb.JournalEntry(
+        store=STORE, receipt_id="OK1", seq=24, at="2026-11-23T11:00:00+03:00",
+        refund=pb.OfflineRefund(
+            request=pb.RefundRequest(context=ctx(), refund_id="RF-OK1", receipt_id="OK1"),
+            given=pb.RefundReply(refund_id="RF-OK1", mode="offline",
+                                 points=pb.RefundPoints(reversed=-4 * 10**11,
+                                                        restored=4 * 10**11))),
+    )
+    assert _upload(stub, refund) == [("OK1", "rejected")]
+    assert ledger_sum(server, "C1") == 340000 + 1000  # only the sound confirm moved points
+    assert stub.Balance(pb.IdentifyRequest(context=ctx(), customer=pb.CustomerRef(
+        card="7700001234567"))).customer.balance == 341000
+
+
+def test_entries_at_unstorable_times_or_seqs_are_refused_alone(
+    stub: pb_grpc.ProcessingStub, server: CentralServer
+) -> None:
+    entries = []
+    for seq, at in [(31, "0001-01-01T00:00:00+00:00"), (32, "9999-12-31T23:59:59-14:00"),
+                    (33, "2026-11-23T10:17:00")]:
+        entry = _confirm_entry(f"T{seq}", seq)
+        entry.at = at
+        entries.append(entry)
+    huge = _confirm_entry("T34", 2**63)
+    sound = _confirm_entry("T35", 35)
+    reply = stub.Upload(pb.UploadRequest(store=STORE, entries=[*entries, huge, sound]))
+    assert [(ack.receipt_id, ack.status) for ack in reply.acks] == [
+        ("T31", "rejected"), ("T32", "rejected"), ("T33", "rejected"), ("T34", "rejected"),
+        ("T35", "applied")]
+    assert reply.acks[0].message == (
+        "at '0001-01-01T00:00:00+00:00' must be between 1900-01-01 and 2999-12-31 (UTC)")
+    assert reply.acks[2].message == "at '2026-11-23T10:17:00' carries no UTC offset"
+    assert reply.acks[3].message == f"seq {2**63} is outside 1..{2**63 - 1}"
+    # the receipt of a refused entry stays usable online
+    calc = stub.Calculate(pb.CalculateRequest(context=ctx(), receipt=oil_receipt("T31")))
+    assert not calc.HasField("error")
