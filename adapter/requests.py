@@ -13,17 +13,19 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any, Literal
 
 from loyalty.values import (
+    LINE_N_MAX,
     MONEY_MAX,
     CustomerRef,
     Receipt,
     ReceiptLine,
     RefundLine,
-    check_time_range,
+    is_id,
     parse_quantity,
+    parse_time,
 )
 from tillgate.errors import TillgateError, ValidationError
 
@@ -32,11 +34,6 @@ REQUEST_TYPES = (
     "hello", "ping", "identify", "calculate", "confirm", "cancel", "refund", "balance",
 )  # fmt: skip
 PAYMENT_KINDS = frozenset({"cash", "card", "sbp", "gift_card", "other"})
-
-
-def _is_id(value: object) -> bool:
-    """1..64 printable characters (``str.isprintable``: letters, digits, punctuation, space)."""
-    return isinstance(value, str) and 1 <= len(value) <= 64 and value.isprintable()
 
 
 _PHONE_RE = re.compile(r"\+?[0-9][0-9 ()-]{5,20}")
@@ -66,7 +63,7 @@ class Envelope:
 def message_id(message: dict[str, Any]) -> str | None:
     """The request's ``id`` when it is a valid one (to echo in errors), else None."""
     value = message.get("id")
-    return value if isinstance(value, str) and _is_id(value) else None
+    return value if isinstance(value, str) and is_id(value) else None
 
 
 def read_envelope(message: dict[str, Any]) -> Envelope:
@@ -86,7 +83,7 @@ def read_envelope(message: dict[str, Any]) -> Envelope:
     raw_id = message.get("id")
     if raw_id is None:
         raise ValidationError("id", "is required")
-    if not isinstance(raw_id, str) or not _is_id(raw_id):
+    if not isinstance(raw_id, str) or not is_id(raw_id):
         raise ValidationError("id", "must be a string of 1..64 printable characters")
     digest = request_digest(message)
     return Envelope(kind, raw_id, digest)  # type: ignore[arg-type]  # checked against REQUEST_TYPES
@@ -125,7 +122,7 @@ def _string(
 
 def _id(obj: dict[str, Any], key: str, path: str) -> str:
     value = _get(obj, key, path)
-    if not isinstance(value, str) or not _is_id(value):
+    if not isinstance(value, str) or not is_id(value):
         raise ValidationError(path, "must be a string of 1..64 printable characters")
     return value
 
@@ -162,50 +159,6 @@ def _list(obj: dict[str, Any], key: str, path: str) -> list[Any]:
 
 #: RFC 3339 ``date-time`` (section 5.6): seconds required, offset required, ``T``/``Z`` in
 #: either case. ASCII digits only (``[0-9]``, not ``\d``), anchored by ``fullmatch``.
-_RFC3339_RE = re.compile(
-    r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})[Tt]"
-    r"(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})(?:\.(?P<fraction>[0-9]+))?"
-    r"(?:(?P<utc>[Zz])|(?P<sign>[+-])(?P<off_hour>[0-9]{2}):(?P<off_minute>[0-9]{2}))"
-)
-_TIME_FORMAT = "must be an RFC 3339 time with seconds and an offset, e.g. 2026-11-23T10:15:00+03:00"
-
-
-def parse_time(value: Any, path: str) -> datetime:
-    """An RFC 3339 ``date-time`` (always with an offset) as an aware datetime.
-
-    Not :meth:`datetime.fromisoformat`: it takes ISO 8601 forms RFC 3339 does not allow
-    (basic format, no seconds) and refuses the lower-case ``t`` and ``z`` RFC 3339 allows.
-    """
-    match = _RFC3339_RE.fullmatch(value) if isinstance(value, str) else None
-    if match is None:
-        raise ValidationError(path, _TIME_FORMAT)
-    fixed = ("year", "month", "day", "hour", "minute", "second", "off_hour", "off_minute")
-    part = {name: int(match[name] or 0) for name in fixed}
-    # datetime has no leap second: :60 becomes the last instant before the next minute, which
-    # keeps the order of events (the grammar allows :60 in any minute; which minute really had
-    # one is not checked). The fraction is cut to microseconds, never rounded up.
-    leap = part["second"] == 60
-    micro = int((match["fraction"] or "")[:6].ljust(6, "0"))
-    if part["off_hour"] > 23 or part["off_minute"] > 59:
-        raise ValidationError(path, _TIME_FORMAT)
-    offset = timedelta(hours=part["off_hour"], minutes=part["off_minute"])
-    try:
-        moment = datetime(
-            part["year"],
-            part["month"],
-            part["day"],
-            part["hour"],
-            part["minute"],
-            59 if leap else part["second"],
-            999_999 if leap else micro,
-            tzinfo=timezone(-offset if match["sign"] == "-" else offset),
-        )
-    except ValueError as exc:  # no such date or time of day (2026-02-30, 24:00:00)
-        raise ValidationError(path, f"{_TIME_FORMAT}: {exc}") from None
-    check_time_range(moment, path)
-    return moment
-
-
 def _quantity(value: Any, path: str) -> int:
     try:
         return parse_quantity(value)
@@ -245,7 +198,7 @@ def parse_receipt(obj: dict[str, Any], path: str = "receipt") -> Receipt:
         lp = f"{path}.lines[{i}]"
         if not isinstance(raw, dict):
             raise ValidationError(lp, "must be an object")
-        n = _int(raw, "n", f"{lp}.n", low=1, high=10**6)
+        n = _int(raw, "n", f"{lp}.n", low=1, high=LINE_N_MAX)
         if n in seen:
             raise ValidationError(f"{lp}.n", f"n {n} is not unique in the receipt")
         seen.add(n)
@@ -434,7 +387,7 @@ def parse_request(kind: RequestType, message: dict[str, Any]) -> Request:
         for i, raw in enumerate(raw_lines):
             if not isinstance(raw, dict):
                 raise ValidationError(f"lines[{i}]", "must be an object {n, quantity}")
-            n = _int(raw, "n", f"lines[{i}].n", low=1, high=10**6)
+            n = _int(raw, "n", f"lines[{i}].n", low=1, high=LINE_N_MAX)
             if n in seen:
                 raise ValidationError(f"lines[{i}].n", f"line {n} is named twice")
             seen.add(n)

@@ -66,6 +66,7 @@ from loyalty import (
     refund_effects,
 )
 from loyalty.messages import customer_line
+from loyalty.values import parse_time
 from protos import tillgate_pb2 as pb
 from protos.convert import (
     calculation_from_pb,
@@ -301,12 +302,9 @@ class Processing:
             raise Refusal("invalid", "receipt id is required", field="receipt.id")
         if receipt_msg.opened_at:
             try:
-                opened = datetime.fromisoformat(receipt_msg.opened_at)
-            except ValueError:
-                opened = None
-            if opened is None or opened.tzinfo is None:
-                raise Refusal("invalid", "must be an RFC 3339 time with offset",
-                              field="receipt.opened_at")
+                parse_time(receipt_msg.opened_at, "receipt.opened_at")
+            except ValidationError as exc:
+                raise Refusal("invalid", exc.message, field=exc.field) from None
         if receipt_msg.HasField("customer") and not (
             receipt_msg.customer.card or receipt_msg.customer.phone or receipt_msg.customer.token
         ):
@@ -527,10 +525,15 @@ class Processing:
         already told the customer, kept as they are)."""
         receipt, calculation = stored_receipt(record)
         known = {line.n for line in receipt.lines}
+        named: set[int] = set()
         for index, line in enumerate(request.lines):
             if line.n not in known:
                 raise Refusal("invalid", f"line n {line.n} is not on the receipt",
                               field=f"lines[{index}].n")
+            if line.n in named:
+                raise Refusal("invalid", f"line {line.n} is named twice",
+                              field=f"lines[{index}].n")
+            named.add(line.n)
             if line.quantity_milli <= 0:
                 raise Refusal("invalid", "quantity must be > 0", field=f"lines[{index}].quantity")
         before = tx.refunded_lines(record.store, record.receipt_id)

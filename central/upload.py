@@ -31,7 +31,7 @@ from central.processing import (
 from central.schema import CENTRAL_ID
 from central.storage import JournalRecord, KeptRefund, ReceiptRecord, Transaction
 from loyalty import ConfirmEffects, confirm_effects
-from loyalty.values import check_time_range
+from loyalty.values import parse_time
 from protos import tillgate_pb2 as pb
 from protos.convert import calculation_from_pb, receipt_from_pb
 from tillgate.errors import DocumentError, StorageError, ValidationError
@@ -154,17 +154,9 @@ def _entry_time(entry: pb.JournalEntry, fallback: datetime) -> datetime:
     if not entry.at:
         return fallback
     try:
-        value = datetime.fromisoformat(entry.at)
-    except ValueError:
-        raise EntryRejectedError(f"at {entry.at!r} is not an RFC 3339 time") from None
-    if value.tzinfo is None:
-        raise EntryRejectedError(f"at {entry.at!r} carries no UTC offset")
-    try:
-        check_time_range(value, "at")
-    except (ValidationError, OverflowError):
-        raise EntryRejectedError(
-            f"at {entry.at!r} must be between 1900-01-01 and 2999-12-31 (UTC)") from None
-    return value
+        return parse_time(entry.at, "at")
+    except ValidationError as exc:
+        raise EntryRejectedError(f"at {entry.at!r} {exc.message}") from None
 
 
 def _check_given(told: int, limit: int, what: str) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Literal
 
 from tillgate.errors import ValidationError
@@ -25,6 +25,10 @@ MONEY_MAX = 10**12
 _TIME_RANGE = (datetime(1900, 1, 1, tzinfo=UTC), datetime(3000, 1, 1, tzinfo=UTC))
 #: Thousandths in one unit of quantity.
 QUANTITY_SCALE = 1000
+#: The largest quantity the protocol carries ("999999.999"), in thousandths.
+QUANTITY_MAX = 999_999_999
+#: The largest line number (**decided**: the contract asks only that ``n`` be unique).
+LINE_N_MAX = 10**6
 
 _QUANTITY_RE = re.compile(r"(0|[1-9][0-9]{0,5})(\.[0-9]{1,3})?")
 
@@ -73,6 +77,58 @@ def check_time_range(moment: datetime, field_name: str) -> None:
              "must be between 1900-01-01 and 2999-12-31 (UTC)")
 
 
+_RFC3339_RE = re.compile(
+    r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})[Tt]"
+    r"(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})(?:\.(?P<fraction>[0-9]+))?"
+    r"(?:(?P<utc>[Zz])|(?P<sign>[+-])(?P<off_hour>[0-9]{2}):(?P<off_minute>[0-9]{2}))"
+)
+_TIME_FORMAT = "must be an RFC 3339 time with seconds and an offset, e.g. 2026-11-23T10:15:00+03:00"
+
+
+def parse_time(value: object, path: str) -> datetime:
+    """An RFC 3339 ``date-time`` (always with an offset) as an aware datetime.
+
+    Not :meth:`datetime.fromisoformat`: it takes ISO 8601 forms RFC 3339 does not allow
+    (basic format, no seconds, a space or a week date) and refuses the lower-case ``t`` and
+    ``z`` RFC 3339 allows. The register protocol and the gRPC contract both read times so.
+    Raises ValidationError naming ``path``; the instant must lie in 1900..2999 (UTC).
+    """
+    match = _RFC3339_RE.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValidationError(path, _TIME_FORMAT)
+    fixed = ("year", "month", "day", "hour", "minute", "second", "off_hour", "off_minute")
+    part = {name: int(match[name] or 0) for name in fixed}
+    # datetime has no leap second: :60 becomes the last instant before the next minute, which
+    # keeps the order of events (the grammar allows :60 in any minute; which minute really had
+    # one is not checked). The fraction is cut to microseconds, never rounded up.
+    leap = part["second"] == 60
+    micro = int((match["fraction"] or "")[:6].ljust(6, "0"))
+    if part["off_hour"] > 23 or part["off_minute"] > 59:
+        raise ValidationError(path, _TIME_FORMAT)
+    offset = timedelta(hours=part["off_hour"], minutes=part["off_minute"])
+    try:
+        moment = datetime(
+            part["year"],
+            part["month"],
+            part["day"],
+            part["hour"],
+            part["minute"],
+            59 if leap else part["second"],
+            999_999 if leap else micro,
+            tzinfo=timezone(-offset if match["sign"] == "-" else offset),
+        )
+    except ValueError as exc:  # no such date or time of day (2026-02-30, 24:00:00)
+        raise ValidationError(path, f"{_TIME_FORMAT}: {exc}") from None
+    check_time_range(moment, path)
+    return moment
+
+
+def is_id(value: object) -> bool:
+    """A protocol id: 1..64 printable characters (``str.isprintable``: letters, digits,
+    punctuation, space; no control characters)."""
+    return isinstance(value, str) and 1 <= len(value) <= 64 and value.isprintable()
+
+
 def _check_money(value: int, field_name: str) -> None:
     _require(
         isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MONEY_MAX,
@@ -117,13 +173,13 @@ class ReceiptLine:
 
     def __post_init__(self) -> None:
         _require(
-            isinstance(self.n, int) and not isinstance(self.n, bool) and self.n >= 1,
+            isinstance(self.n, int) and not isinstance(self.n, bool) and 1 <= self.n <= LINE_N_MAX,
             "n",
-            "must be an integer >= 1",
+            f"must be an integer 1..{LINE_N_MAX}",
         )
         _require(isinstance(self.sku, str) and bool(self.sku), "sku", "must be a non-empty string")
         _require(
-            isinstance(self.quantity, int) and self.quantity > 0,
+            isinstance(self.quantity, int) and 0 < self.quantity <= QUANTITY_MAX,
             "quantity",
             "quantity must be a decimal > 0",
         )
@@ -157,7 +213,7 @@ class Receipt:
     points_to_redeem: int = 0
 
     def __post_init__(self) -> None:
-        _require(isinstance(self.id, str) and 1 <= len(self.id) <= 64, "id", "must be 1..64 chars")
+        _require(is_id(self.id), "id", "must be a string of 1..64 printable characters")
         _require(1 <= len(self.lines) <= 500, "lines", "must hold 1..500 lines")
         seen: set[int] = set()
         for index, line in enumerate(self.lines):

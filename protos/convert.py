@@ -6,7 +6,6 @@ never touch message fields for domain values themselves.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import cast
 
 from loyalty.values import (
@@ -26,6 +25,7 @@ from loyalty.values import (
     Receipt,
     ReceiptLine,
     RefundLine,
+    parse_time,
 )
 from protos import tillgate_pb2 as pb
 from tillgate.errors import ValidationError
@@ -91,7 +91,7 @@ def receipt_from_pb(msg: pb.Receipt) -> Receipt:
     return Receipt(
         id=msg.id,
         lines=tuple(_line_from_pb(index, line) for index, line in enumerate(msg.lines)),
-        opened_at=datetime.fromisoformat(msg.opened_at) if msg.opened_at else None,
+        opened_at=parse_time(msg.opened_at, "opened_at") if msg.opened_at else None,
         number=msg.number if msg.HasField("number") else None,
         shift=msg.shift if msg.HasField("shift") else None,
         customer=customer_ref_from_pb(msg.customer) if msg.HasField("customer") else None,

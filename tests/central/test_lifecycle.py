@@ -258,7 +258,7 @@ def test_bad_opened_at_and_missing_store_are_invalid(stub: pb_grpc.ProcessingStu
 
 
 @pytest.mark.parametrize(
-    "opened_at", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+03:00", "3000-01-01T00:00Z"]
+    "opened_at", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+03:00", "3000-01-01T00:00:00Z"]
 )
 def test_an_opened_at_no_zone_can_hold_is_invalid_not_an_internal_error(
     stub: pb_grpc.ProcessingStub, opened_at: str
@@ -286,3 +286,35 @@ def test_kept_answers_are_forgotten_after_48_hours(
                                                receipt=oil_receipt("H2")))
     assert not reply.HasField("error")
     assert reply.calculation.receipt_id == "H2"
+
+
+def test_central_reads_the_receipt_as_strictly_as_the_register_protocol(
+    stub: pb_grpc.ProcessingStub,
+) -> None:
+    def refused(receipt: pb.Receipt) -> tuple[str, str]:
+        reply = stub.Calculate(pb.CalculateRequest(context=ctx(), receipt=receipt))
+        return reply.error.code, reply.error.field
+
+    huge = oil_receipt("Q1")
+    huge.lines[0].quantity_milli = 2**63 - 1
+    assert refused(huge) == ("invalid", "receipt.lines[0].quantity")
+    far = oil_receipt("Q2")
+    far.lines[0].n = 2**31 - 1
+    assert refused(far) == ("invalid", "receipt.lines[0].n")
+    assert refused(oil_receipt("R\x00\x1b[31m")) == ("invalid", "receipt.id")
+    for text in ["2026-12-04 12:00:00+03:00", "2026-W49-5T12:00+03:00"]:
+        spaced = oil_receipt("Q3")
+        spaced.opened_at = text
+        assert refused(spaced) == ("invalid", "receipt.opened_at")
+
+
+def test_a_refund_naming_a_line_twice_is_invalid(
+    stub: pb_grpc.ProcessingStub, server: CentralServer
+) -> None:
+    sell(stub, "P9", oil=2)
+    balance = ledger_sum(server, "C1")
+    twice = [pb.RefundLine(n=1, quantity_milli=300), pb.RefundLine(n=1, quantity_milli=300)]
+    reply = stub.Refund(pb.RefundRequest(context=ctx(), refund_id="F9", receipt_id="P9",
+                                         lines=twice))
+    assert (reply.error.code, reply.error.field) == ("invalid", "lines[1].n")
+    assert ledger_sum(server, "C1") == balance

@@ -297,7 +297,9 @@ def test_entries_at_unstorable_times_or_seqs_are_refused_alone(
         ("T35", "applied")]
     assert reply.acks[0].message == (
         "at '0001-01-01T00:00:00+00:00' must be between 1900-01-01 and 2999-12-31 (UTC)")
-    assert reply.acks[2].message == "at '2026-11-23T10:17:00' carries no UTC offset"
+    assert reply.acks[2].message == (
+        "at '2026-11-23T10:17:00' must be an RFC 3339 time with seconds and an offset, e.g. "
+        "2026-11-23T10:15:00+03:00")
     assert reply.acks[3].message == f"seq {2**63} is outside 1..{2**63 - 1}"
     # the receipt of a refused entry stays usable online
     calc = stub.Calculate(pb.CalculateRequest(context=ctx(), receipt=oil_receipt("T31")))
