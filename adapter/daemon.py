@@ -1,8 +1,10 @@
 """The store daemon: listeners and serial lanes in, central and the edge out.
 
-Start-up order: data directory, embedded central (if configured), the answer journal, the edge
-cache and its sync and upload workers, then the lanes — so that no register is accepted before
-its answers can be kept. Shutdown reverses it; SIGTERM and SIGINT stop it gracefully.
+Start-up order: data directory, the listeners' ports bound (not yet accepting: so that the
+embedded central's ephemeral port can never take one), embedded central (if configured), the
+answer journal, the edge cache and its sync and upload workers, then the lanes — so that no
+register is accepted before its answers can be kept. Shutdown reverses it; SIGTERM and SIGINT
+stop it gracefully.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class Daemon:
         cfg = self.config
         check_data_files(cfg, central=True)
         self._lock = DataDirLock(cfg.data_dir)
+        await self._bind_listeners()
         tz = zoneinfo.ZoneInfo(cfg.timezone)
         target = await self._start_central()
         self._client = CentralClient(
@@ -120,25 +123,8 @@ class Daemon:
         )
         self._tasks.append(asyncio.create_task(self._probe_central(), name="central probe"))
         self._tasks.append(asyncio.create_task(self._purge_answers(), name="answer purge"))
-        for number, listener in enumerate(cfg.listeners):
-            host, port = parse_address(listener.address)
-            try:
-                server = await serve_tcp(
-                    host,
-                    port,
-                    _framing_factory(listener.framing),
-                    functools.partial(self._serve_tcp, idle_timeout_s=listener.idle_timeout_s),
-                    **self._trace_callbacks(listener.framing),
-                )
-            except OSError as exc:  # in use, not an address of this host, unknown host name
-                raise StartupError(
-                    f"listener[{number}].address {listener.address}: cannot listen: "
-                    f"{exc.strerror or exc}"
-                ) from exc
-            self._servers.append(server)
-            for sock in server.sockets:
-                name = sock.getsockname()
-                self.listen_addresses.append(f"{name[0]}:{name[1]}")
+        for server in self._servers:
+            await server.start_serving()
         for lane in cfg.lanes:
             if lane.serial is not None:
                 self._tasks.append(
@@ -250,17 +236,38 @@ class Daemon:
                 if not was_online and router.mode == "online":
                     log.info("central_back", breaker=breaker.state.value)
 
+    async def _bind_listeners(self) -> None:
+        """Bind every listener's port, accepting nothing until :meth:`start` is done."""
+        for number, listener in enumerate(self.config.listeners):
+            host, port = parse_address(listener.address)
+            try:
+                server = await serve_tcp(
+                    host,
+                    port,
+                    _framing_factory(listener.framing),
+                    functools.partial(self._serve_tcp, idle_timeout_s=listener.idle_timeout_s),
+                    **self._trace_callbacks(listener.framing),
+                    start_serving=False,
+                )
+            except OSError as exc:  # in use, not an address of this host, unknown host name
+                raise StartupError(
+                    f"listener[{number}].address {listener.address}: cannot listen: "
+                    f"{exc.strerror or exc}"
+                ) from exc
+            self._servers.append(server)
+            for sock in server.sockets:
+                name = sock.getsockname()
+                self.listen_addresses.append(f"{name[0]}:{name[1]}")
+
     def _trace_callbacks(self, framing: str) -> dict[str, Any]:
-        """``serve_tcp``'s per-connection trace callbacks, when the trace hub runs."""
-        hub = self.trace
-        if hub is None:
-            return {}
+        """``serve_tcp``'s per-connection trace callbacks: the trace hub's taps when it runs
+        (looked up per connection: the ports are bound before the hub starts)."""
 
-        def trace_for(peer: str) -> TraceCallback:
-            return hub.tap(peer, framing).trace
+        def trace_for(peer: str) -> TraceCallback | None:
+            return self.trace.tap(peer, framing).trace if self.trace is not None else None
 
-        def notice_for(peer: str) -> NoticeCallback:
-            return hub.tap(peer, framing).on_notice
+        def notice_for(peer: str) -> NoticeCallback | None:
+            return self.trace.tap(peer, framing).on_notice if self.trace is not None else None
 
         return {"trace_for": trace_for, "notice_for": notice_for}
 

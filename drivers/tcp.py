@@ -36,8 +36,13 @@ async def serve_tcp(
     *,
     trace_for: Callable[[str], TraceCallback | None] | None = None,
     notice_for: Callable[[str], NoticeCallback | None] | None = None,
+    start_serving: bool = True,
 ) -> asyncio.Server:
-    """Listen on ``host:port``; every connection runs ``on_channel(channel)`` to completion."""
+    """Listen on ``host:port``; every connection runs ``on_channel(channel)`` to completion.
+
+    ``start_serving=False`` binds the port now and accepts nothing until
+    :meth:`asyncio.Server.start_serving` (connections are refused until then).
+    """
 
     async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sock = writer.get_extra_info("socket")
@@ -60,4 +65,6 @@ async def serve_tcp(
         finally:
             await channel.close()
 
-    return await asyncio.start_server(accepted, host, port, limit=2 * 1024 * 1024)
+    return await asyncio.start_server(
+        accepted, host, port, limit=2 * 1024 * 1024, start_serving=start_serving
+    )

@@ -33,6 +33,10 @@ def test_a_port_in_use_names_the_listener(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert f"listener[0].address 127.0.0.1:{port}: cannot listen: " in result.stderr
+    # The ports are bound first: before the embedded central could take one of them for its
+    # own ephemeral port, and before it opened (and created) its database.
+    assert "embedded_central" not in result.stdout + result.stderr
+    assert not list(tmp_path.rglob("central.db"))
 
 
 def test_an_address_not_of_this_host_names_the_listener(tmp_path: Path) -> None:
