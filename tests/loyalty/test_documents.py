@@ -327,23 +327,6 @@ def test_offer_selector_errors_name_the_offer() -> None:
     assert offer.reward.on.groups == frozenset({"coffee"})
 
 
-SPEC_PROMOTION = {
-    "id": "oil-15", "name": "-15% на все масла",
-    "active": {"from": "2026-02-01T00:00:00+03:00", "to": "2026-03-01T00:00:00+03:00",
-               "weekdays": [1, 2, 3, 4, 5, 6, 7], "hours": ["00:00", "24:00"]},
-    "stores": [], "priority": 100, "group": "", "exclusive": False,
-    "audience": {"members_only": False, "statuses": {"tier": ["gold"]},
-                 "attributes": {"gender": ["f"]}, "segments": ["churn-risk"], "control": "10"},
-    "conditions": {"min_total": 0, "items": [{"on": {"groups": ["beds-a"]},
-                                              "min_quantity": "1"}],
-                   "coupon": "SPRING", "counter": {"name": "purchases-2026-02", "at_least": 2},
-                   "first_purchase": False},
-    "reward": {"type": "percent_off", "percent": "15", "on": {"groups": ["oils"]}},
-    "counters": [{"name": "purchases-2026-02", "add": 1}],
-    "messages": {"receipt": "…", "cashier": "…", "display": "…"},
-}
-
-
 def test_the_spec_promotion_has_only_known_keys() -> None:
     check_promotion_keys(SPEC_PROMOTION)
     check_promotion_keys({**SPEC_PROMOTION, "deleted": False, "kind": "promotion",
@@ -383,10 +366,7 @@ def test_a_misspelt_promotion_key_is_refused_by_name(path: tuple[str | int, ...]
 
 
 def test_a_misspelt_personal_offer_key_is_refused_by_name() -> None:
-    offer = {"id": "po-77", "on": {"skus": ["4600789"]},
-             "reward": {"type": "percent_off", "percent": "20"},
-             "valid": {"from": "2026-11-01T00:00:00+03:00", "to": "2026-12-01T00:00:00+03:00"},
-             "messages": {"receipt": "Ваш кофе"}, "accepted": True}
+    offer = {**SPEC_CUSTOMER["personal_offers"][0], "accepted": True}
     check_offer_keys(offer, "personal_offers[0]", customer_id="C1")
     with pytest.raises(DocumentError) as caught:
         check_offer_keys({**offer, "on": {"sku": ["4600789"]}}, "personal_offers[0]",
