@@ -36,7 +36,9 @@ def parse_tcp_url(url: str) -> tuple[str, int] | None:
 
 
 async def send_to_device(url: str, data: bytes, *, baud: int = 9600, timeout: float = 10.0) -> None:
-    """Open ``url``, write ``data``, wait until it is handed to the OS and close."""
+    """Open ``url``, write ``data``, wait until it is handed to the OS and close; all within
+    ``timeout`` seconds, else the connection is dropped with what it still held."""
+    writer: asyncio.StreamWriter | None = None
     try:
         async with asyncio.timeout(timeout):
             address = parse_tcp_url(url)
@@ -44,13 +46,11 @@ async def send_to_device(url: str, data: bytes, *, baud: int = 9600, timeout: fl
                 _, writer = await asyncio.open_connection(*address)
             else:
                 _, writer = await open_serial_connection(url, baud)
-            try:
-                writer.write(data)
-                await writer.drain()
-            finally:
-                writer.close()
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
+            writer.write(data)
+            await writer.drain()
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
     except TimeoutError as exc:
         raise DeviceError(f"device {url}: no progress within {timeout:g} s") from exc
     except ConnectionRefusedError as exc:
@@ -61,3 +61,9 @@ async def send_to_device(url: str, data: bytes, *, baud: int = 9600, timeout: fl
         raise DeviceError(f"device {url}: connection refused{where}") from exc
     except OSError as exc:
         raise DeviceError(f"device {url}: {exc.strerror or exc}") from exc
+    finally:
+        if writer is not None:
+            # A printer that stopped reading leaves bytes in the buffer, and a graceful close
+            # waits for them for ever: the lane's next job would wait behind it. (After a
+            # clean close this does nothing.)
+            writer.transport.abort()

@@ -11,6 +11,7 @@ import pytest
 from drivers.display import PoleDisplay, encode_show
 from drivers.escpos_printer import BarcodeSpec, PrintItem, ReceiptPrinter, encode_receipt
 from drivers.escpos_reader import BarcodePrinted, Cut, QrPrinted, TextLine, read_all
+from drivers.output import send_to_device
 from tests.capture import CaptureServer
 from tests.drivers.ptys import pty_pair
 from tillgate.errors import ConfigError, DeviceError, ValidationError
@@ -114,6 +115,28 @@ def test_unreachable_printer_is_a_device_error_naming_it() -> None:
             await ReceiptPrinter(f"tcp://127.0.0.1:{port}").print_items([PrintItem("x")])
 
     run(scenario())
+
+
+def test_a_printer_that_stops_reading_fails_the_job_within_its_timeout() -> None:
+    async def scenario() -> float:
+        held: list[asyncio.StreamWriter] = []
+
+        async def never_reads(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            held.append(writer)  # accept, then read nothing: the window closes
+
+        server = await asyncio.start_server(never_reads, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        began = asyncio.get_running_loop().time()
+        with pytest.raises(DeviceError, match="no progress within 1 s"):
+            await send_to_device(f"tcp://127.0.0.1:{port}", b"x" * 20_000_000, timeout=1.0)
+        took = asyncio.get_running_loop().time() - began
+        for writer in held:
+            writer.close()
+        server.close()
+        return took
+
+    # Before, the close after the timeout waited for the unsent bytes for ever.
+    assert run(scenario()) < 3.0
 
 
 def test_bad_configuration_and_barcodes() -> None:
