@@ -12,8 +12,13 @@ A codepage is named in any case and spelling python-escpos or Python knows it by
 ``CP866``, ``ibm866``; ``iso8859-2`` for ``ISO_8859-2``), among the tables the printer profile
 has and python-escpos can encode to.
 Barcodes are printed by the printer itself: EAN-13 (12 digits, or 13 with a correct check
-digit), Code128 (printable ASCII, code set B) and QR (native, model 2). A receipt ends with a
-feed and a full cut.
+digit), Code128 (printable ASCII, code set B) and QR (native, model 2). Their module size is
+chosen to fit the paper (384 dots across 58 mm, 576 across 80 mm): a printer skips a barcode
+wider than the paper without a word, so a Code128 too long even at the narrowest module is
+printed as its text instead. A receipt ends with a feed and a full cut.
+
+Text is made safe to print: a control character in a message (ESC, GS, DLE: a cut, a drawer
+kick) prints as a space, and the spaces inside an amount (``1 234,56``) never break a line.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import codecs
 import contextlib
 import functools
 import io
+import re
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,8 +51,20 @@ __all__ = [
 
 #: paper widths in columns of font A: 58 mm, 76/80 mm narrow font, 80 mm
 WIDTHS = (32, 42, 48)
+#: printable dots across the paper at each width
+DOTS = {32: 384, 42: 576, 48: 576}
 BarcodeFormat = Literal["ean13", "code128", "qr"]
 QR_MAX_BYTES = 2953  # model 2, error correction L, binary mode
+#: bytes a QR code of each version (1..40) holds at error correction L, binary mode
+_QR_CAPACITY = (
+    17, 32, 53, 78, 106, 134, 154, 192, 230, 271, 321, 367, 425, 458, 520, 586, 644, 718, 792,
+    858, 929, 1003, 1091, 1171, 1273, 1367, 1465, 1528, 1628, 1732, 1840, 1952, 2068, 2188,
+    2303, 2431, 2563, 2699, 2809, 2953,
+)
+#: module widths (dots) ESC/POS GS w takes for 1D barcodes
+_MODULE_DOTS = range(2, 4)
+_GROUP_SPACE = re.compile(r"(?<=[0-9]) (?=[0-9]{3}(?![0-9]))")
+_NO_BREAK_SPACE = "\xa0"
 
 
 def ean13_check_digit(first12: str) -> str:
@@ -156,13 +174,14 @@ def encode_receipt(
             normal_textsize=not item.large,
         )
         columns = width // 2 if item.large else width
-        lines = textwrap.wrap(item.text, columns) if item.text.strip() else []
+        text = _printable(item.text)
+        lines = textwrap.wrap(text, columns) if text.strip() else []
         if not lines and item.barcode is None:
             lines = [""]
         for line in lines:
-            printer.textln(line)
+            printer.textln(line.replace(_NO_BREAK_SPACE, " "))
         if item.barcode is not None:
-            _barcode(printer, item.barcode)
+            _barcode(printer, item.barcode, DOTS[width])
     printer.set(align="left", bold=False, normal_textsize=True)
     if cut:
         printer.cut()
@@ -170,19 +189,46 @@ def encode_receipt(
     return output
 
 
-def _barcode(printer: Dummy, spec: BarcodeSpec) -> None:
+def _printable(text: str) -> str:
+    """``text`` with every control character as a space and amounts' group spaces unbreakable."""
+    clean = "".join(c if c.isprintable() else " " for c in text)
+    return _GROUP_SPACE.sub(_NO_BREAK_SPACE, clean)
+
+
+def _module_dots(modules: int, dots: int) -> int | None:
+    """The widest module (in dots) at which ``modules`` (quiet zones included) fit ``dots``."""
+    fitting = [size for size in _MODULE_DOTS if modules * size <= dots]
+    return max(fitting) if fitting else None
+
+
+def qr_module_dots(data: str, dots: int) -> int:
+    """The QR module size (dots, at most 6) at which ``data`` fits ``dots`` across."""
+    size = len(data.encode())
+    version = next(number for number, held in enumerate(_QR_CAPACITY, 1) if held >= size)
+    return max(1, min(6, dots // (17 + 4 * version + 8)))  # + a quiet zone of 4 on each side
+
+
+def _barcode(printer: Dummy, spec: BarcodeSpec, dots: int) -> None:
     try:
         if spec.format == "qr":
-            printer.qr(spec.data, size=6, native=True)
+            printer.qr(spec.data, size=qr_module_dots(spec.data, dots), native=True)
             printer.ln()
+            return
+        if spec.format == "ean13":
+            module = _module_dots(95 + 2 * 9, dots)  # 95 modules and a quiet zone of 9 each side
+        else:  # start, data, check (11 modules each), stop (13), quiet zones of 10
+            module = _module_dots(11 * (len(spec.data) + 2) + 13 + 2 * 10, dots)
+        if module is None:
+            printer.textln(spec.data)  # a cashier can still key it in
             return
         # python-escpos announces which renderer it chose on stdout; keep the CLI clean.
         with contextlib.redirect_stdout(io.StringIO()):
             if spec.format == "ean13":
-                printer.barcode(spec.data, "EAN13", function_type="A")
+                printer.barcode(spec.data, "EAN13", width=module, function_type="A")
             else:
                 # Code set B; a literal "{" is written "{{" inside Code128 data.
-                printer.barcode("{B" + spec.data.replace("{", "{{"), "CODE128", function_type="B")
+                printer.barcode("{B" + spec.data.replace("{", "{{"), "CODE128", width=module,
+                                function_type="B")
         printer.set(align="left")
     except EscposError as exc:
         raise ValidationError("barcode.data", f"{spec.format}: {exc}") from exc

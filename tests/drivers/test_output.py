@@ -75,6 +75,34 @@ def test_long_text_wraps_to_the_width_and_large_to_half() -> None:
     assert max(map(len, large)) <= 16
 
 
+def test_message_text_cannot_command_the_printer_or_split_an_amount() -> None:
+    # ESC i (cut), GS V 0 (cut), DLE DC4 1 0 5 (open the cash drawer), hidden in a message
+    text = "Сыр\x1bi\x1dV\x00\x10\x14\x01\x00\x05 ctrl"
+    job = encode_receipt([PrintItem(text)], width=32, cut=False)
+    assert b"\x1bi" not in job
+    assert b"\x1dV" not in job
+    assert b"\x10\x14" not in job
+    events = read_all(encode_receipt([PrintItem("Ваша скидка на масло составила 1 049,38 руб.")],
+                                     width=32))
+    lines = [e.text for e in events if isinstance(e, TextLine) and e.text]
+    assert lines == ["Ваша скидка на масло составила", "1 049,38 руб."]
+
+
+def test_barcodes_are_sized_to_the_paper() -> None:
+    code = BarcodeSpec("code128", "SPRING-7F3K")
+    narrow = encode_receipt([PrintItem("Купон", barcode=code)], width=32)
+    wide = encode_receipt([PrintItem("Купон", barcode=code)], width=48)
+    assert b"\x1dw\x02" in narrow  # 176 modules x 2 dots = 352 of 384
+    assert b"\x1dw\x03" in wide  # x 3 = 528 of 576
+    # too long for 58 mm even at 2 dots a module: its text, not a barcode the printer skips
+    long_code = BarcodeSpec("code128", "LOYALTY-COUPON-2026-7F3K")
+    events = read_all(encode_receipt([PrintItem("Купон", barcode=long_code)], width=32))
+    assert TextLine("LOYALTY-COUPON-2026-7F3K") in events
+    assert not [e for e in events if isinstance(e, BarcodePrinted)]
+    big_qr = BarcodeSpec("qr", "x" * 2800)  # version 40: 177 modules
+    assert b"\x1d(k\x03\x001C\x02" in encode_receipt([PrintItem("", barcode=big_qr)], width=32)
+
+
 def test_cyrillic_is_sent_in_cp866() -> None:
     job = encode_receipt([PrintItem("Щука")])
     assert "Щука".encode("cp866") in job
