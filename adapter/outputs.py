@@ -5,52 +5,71 @@ lane may name a printer and a display in the configuration. After ``confirm`` th
 is printed and cut: the ``receipt`` messages of the receipt's last calculation (the applied
 promotions' texts) followed by the confirm's own (the personal offers it advertises), barcodes
 included; ``cashier`` messages such as the balance line are not printed.
-After ``calculate`` and ``confirm`` the first ``display`` message is shown. Output never
-delays or fails the register's answer: it runs as its own task, one job at a time per lane,
-and a device failure is logged.
+After ``calculate`` and ``confirm`` the first ``display`` message is shown, wrapped between
+words onto the two lines; an answer without one clears the display, so that the last
+customer's name and discount do not stay for the next. Output never delays or fails the
+register's answer: it runs as its own task, one job at a time per device (two lanes may
+share a printer, and a dead printer does not hold up a display), and a device failure, a
+barcode left out and a job dropped at shutdown are logged.
 """
-
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, cast
 
 import structlog
 
 from adapter.config import LaneConfig
-from drivers.escpos_printer import BarcodeSpec, PrintItem
+from drivers.escpos_printer import BarcodeFormat, BarcodeSpec, PrintItem, wrap_text
 from drivers.output import parse_tcp_url
 from drivers.registry import make_output
-from tillgate.errors import TillgateError
+from tillgate.errors import DeviceRefusedError, TillgateError, ValidationError
 
 log = structlog.get_logger("tillgate.outputs")
 
 DISPLAY_WIDTH = 20
+#: receipts per lane whose receipt messages wait for their confirm (a register may calculate
+#: the next receipt before it confirms this one)
+KEPT_TAILS = 8
+#: how long a shutdown waits for queued output
+DRAIN_S = 10.0
+#: tries of a print job a printer refuses (it serves one connection at a time), a pause apart
+PRINT_ATTEMPTS = 3
+REFUSED_PAUSE_S = 1.0
 
 
-def print_items(messages: list[dict[str, Any]]) -> list[PrintItem]:
-    """The ``receipt`` messages of an answer as printer items (unknown barcode formats skipped)."""
+def print_items(messages: list[dict[str, Any]], lane: str = "") -> list[PrintItem]:
+    """The ``receipt`` messages of an answer as printer items; a barcode the printer cannot
+    draw is left out (and logged), a message with neither text nor barcode too."""
     items: list[PrintItem] = []
     for message in messages:
         if message.get("target") != "receipt":
             continue
         barcode = message.get("barcode")
         spec = None
-        if isinstance(barcode, dict) and barcode.get("format") in ("ean13", "code128", "qr"):
-            with contextlib.suppress(Exception):  # a barcode the printer cannot draw is left out
-                spec = BarcodeSpec(barcode["format"], str(barcode.get("data", "")))
-        items.append(PrintItem(text=str(message.get("text", "")), barcode=spec))
+        if isinstance(barcode, dict):
+            try:
+                spec = BarcodeSpec(
+                    cast("BarcodeFormat", str(barcode.get("format"))),
+                    str(barcode.get("data", "")),
+                )
+            except ValidationError as exc:
+                log.warning("barcode_skipped", lane=lane, error=str(exc))
+        text = str(message.get("text", ""))
+        if text.strip() or spec is not None:
+            items.append(PrintItem(text=text, barcode=spec))
     return items
 
 
-def display_lines(messages: list[dict[str, Any]]) -> tuple[str, str] | None:
-    """The first ``display`` message wrapped onto the pole display's two 20-column lines."""
+def display_lines(messages: list[dict[str, Any]]) -> tuple[str, str]:
+    """The first ``display`` message wrapped between words onto the pole display's two
+    20-column lines (what does not fit is left out); blank lines when there is none."""
     for message in messages:
         if message.get("target") == "display":
-            text = " ".join(str(message.get("text", "")).split())
-            return text[:DISPLAY_WIDTH], text[DISPLAY_WIDTH : 2 * DISPLAY_WIDTH]
-    return None
+            lines = wrap_text(str(message.get("text", "")), DISPLAY_WIDTH)
+            return (lines[0] if lines else ""), (lines[1] if len(lines) > 1 else "")
+    return "", ""
 
 
 def _line_speed(url: str, baud: int) -> dict[str, int]:
@@ -63,27 +82,28 @@ class LaneOutputs:
     """The printer and display of every lane that has them."""
 
     def __init__(self, lanes: tuple[LaneConfig, ...]) -> None:
-        self._printers: dict[str, Any] = {}
-        self._displays: dict[str, Any] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        #: lane → (device URL, device)
+        self._printers: dict[str, tuple[str, Any]] = {}
+        self._displays: dict[str, tuple[str, Any]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}  #: device URL → one job at a time
         self._jobs: set[asyncio.Task[None]] = set()
-        #: lane → (receipt id, receipt messages of its last calculation), printed on confirm
-        self._pending_tail: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+        #: lane → receipt id → the receipt messages of its last calculation, printed on confirm
+        self._pending_tails: dict[str, dict[str, list[dict[str, Any]]]] = {}
         for lane in lanes:
             if lane.printer:
-                self._printers[lane.id] = make_output(
+                self._printers[lane.id] = (lane.printer, make_output(
                     lane.printer_driver,
                     url=lane.printer,
                     width=lane.printer_width,
                     codepage=lane.printer_codepage,
                     **_line_speed(lane.printer, lane.printer_baud),
-                )
+                ))
             if lane.display:
-                self._displays[lane.id] = make_output(
+                self._displays[lane.id] = (lane.display, make_output(
                     lane.display_model,
                     url=lane.display,
                     **_line_speed(lane.display, lane.display_baud),
-                )
+                ))
 
     def __bool__(self) -> bool:
         return bool(self._printers or self._displays)
@@ -92,40 +112,70 @@ class LaneOutputs:
         """Queue the lane's output for this answer; returns at once."""
         if lane not in self._printers and lane not in self._displays:
             return
+        messages = list(answer.get("messages") or [])
+        receipt_id = str(answer.get("receipt_id"))
+        tails = self._pending_tails.setdefault(lane, {})
         if answer.get("type") == "calculate.result":
-            tail = [m for m in answer.get("messages") or [] if m.get("target") == "receipt"]
-            self._pending_tail[lane] = (str(answer.get("receipt_id")), tail)
+            tails.pop(receipt_id, None)  # the last calculation counts, and moves to the end
+            tails[receipt_id] = [m for m in messages if m.get("target") == "receipt"]
+            while len(tails) > KEPT_TAILS:
+                del tails[next(iter(tails))]
         elif answer.get("type") == "confirm.result":
-            receipt_id, tail = self._pending_tail.pop(lane, ("", []))
-            if receipt_id == answer.get("receipt_id"):
-                answer = {**answer, "messages": tail + list(answer.get("messages") or [])}
+            messages = tails.pop(receipt_id, []) + messages
         else:
             return
-        job = asyncio.create_task(self._run(lane, kind, answer), name=f"output {lane}")
+        if lane in self._displays:
+            url, display = self._displays[lane]
+            self._queue(url, lane, self._show(lane, display, display_lines(messages)))
+        if lane in self._printers and kind == "confirm":
+            url, printer = self._printers[lane]
+            items = print_items(messages, lane)
+            if items:
+                self._queue(url, lane, self._print(lane, printer, items))
+
+    def _queue(self, url: str, lane: str, work: Coroutine[Any, Any, None]) -> None:
+        lock = self._locks.setdefault(url, asyncio.Lock())
+
+        async def one_at_a_time() -> None:
+            try:
+                async with lock:
+                    await work
+            finally:
+                work.close()  # cancelled while waiting for the device: never started
+
+        job = asyncio.create_task(one_at_a_time(), name=f"output {lane} {url}")
         self._jobs.add(job)
         job.add_done_callback(self._jobs.discard)
 
-    async def _run(self, lane: str, kind: str, answer: dict[str, Any]) -> None:
-        messages = answer.get("messages") or []
-        lock = self._locks.setdefault(lane, asyncio.Lock())
-        async with lock:
-            display = self._displays.get(lane)
-            lines = display_lines(messages)
-            if display is not None and lines is not None:
-                try:
-                    await display.show(*lines)
-                except TillgateError as exc:  # a dead display must not stop the lane
-                    log.warning("display_failed", lane=lane, error=str(exc))
-            printer = self._printers.get(lane)
-            items = print_items(messages) if kind == "confirm" else []
-            if printer is not None and items:
-                try:
-                    await printer.print_items(items)
-                    log.info("receipt_printed", lane=lane, items=len(items))
-                except TillgateError as exc:  # a jammed printer must not stop the lane
-                    log.warning("printer_failed", lane=lane, error=str(exc))
+    async def _show(self, lane: str, display: Any, lines: tuple[str, str]) -> None:
+        try:
+            await display.show(*lines)
+        except TillgateError as exc:  # a dead display must not stop the lane
+            log.warning("display_failed", lane=lane, error=str(exc))
+
+    async def _print(self, lane: str, printer: Any, items: list[PrintItem]) -> None:
+        for attempt in range(1, PRINT_ATTEMPTS + 1):
+            try:
+                await printer.print_items(items)
+            except DeviceRefusedError as exc:  # busy with another register's job, or off
+                if attempt < PRINT_ATTEMPTS:
+                    await asyncio.sleep(REFUSED_PAUSE_S)
+                    continue
+                log.warning("printer_failed", lane=lane, error=str(exc), attempts=attempt)
+            except TillgateError as exc:  # a jammed printer must not stop the lane
+                log.warning("printer_failed", lane=lane, error=str(exc))
+            else:
+                log.info("receipt_printed", lane=lane, items=len(items))
+            return
 
     async def drain(self) -> None:
-        """Wait for queued output (at shutdown)."""
-        if self._jobs:
-            await asyncio.wait(list(self._jobs), timeout=10)
+        """Wait for queued output (at shutdown); what is still waiting then is dropped, and
+        said so."""
+        if not self._jobs:
+            return
+        _, pending = await asyncio.wait(list(self._jobs), timeout=DRAIN_S)
+        if pending:
+            log.warning("output_dropped", jobs=len(pending), waited_s=DRAIN_S)
+            for job in pending:
+                job.cancel()
+            await asyncio.wait(pending)

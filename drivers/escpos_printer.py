@@ -42,11 +42,13 @@ from tillgate.errors import ConfigError, DeviceError, ValidationError
 
 __all__ = [
     "WIDTHS",
+    "BarcodeFormat",
     "BarcodeSpec",
     "PrintItem",
     "ReceiptPrinter",
     "ean13_check_digit",
     "encode_receipt",
+    "wrap_text",
 ]
 
 #: paper widths in columns of font A: 58 mm, 76/80 mm narrow font, 80 mm
@@ -174,12 +176,11 @@ def encode_receipt(
             normal_textsize=not item.large,
         )
         columns = width // 2 if item.large else width
-        text = _printable(item.text)
-        lines = textwrap.wrap(text, columns) if text.strip() else []
+        lines = wrap_text(item.text, columns)
         if not lines and item.barcode is None:
             lines = [""]
         for line in lines:
-            printer.textln(line.replace(_NO_BREAK_SPACE, " "))
+            printer.textln(line)
         if item.barcode is not None:
             _barcode(printer, item.barcode, DOTS[width])
     printer.set(align="left", bold=False, normal_textsize=True)
@@ -189,10 +190,13 @@ def encode_receipt(
     return output
 
 
-def _printable(text: str) -> str:
-    """``text`` with every control character as a space and amounts' group spaces unbreakable."""
-    clean = "".join(c if c.isprintable() else " " for c in text)
-    return _GROUP_SPACE.sub(_NO_BREAK_SPACE, clean)
+def wrap_text(text: str, columns: int) -> list[str]:
+    """``text`` in lines of at most ``columns``, broken between words but never inside an
+    amount (``1 234,56``); every control character becomes a space. No lines for blank text."""
+    clean = _GROUP_SPACE.sub(
+        _NO_BREAK_SPACE, "".join(c if c.isprintable() else " " for c in text)
+    )
+    return [line.replace(_NO_BREAK_SPACE, " ") for line in textwrap.wrap(clean, columns)]
 
 
 def _module_dots(modules: int, dots: int) -> int | None:
@@ -272,5 +276,5 @@ class ReceiptPrinter:
         try:
             await send_to_device(self.url, data, baud=self.baud, timeout=self.timeout)
         except DeviceError as exc:
-            raise DeviceError(f"printer: {exc}") from exc
+            raise type(exc)(f"printer: {exc}") from exc
 

@@ -14,7 +14,7 @@ import contextlib
 from urllib.parse import urlsplit
 
 from drivers.serial import open_serial_connection
-from tillgate.errors import DeviceError
+from tillgate.errors import DeviceError, DeviceRefusedError
 
 __all__ = ["DEFAULT_PRINTER_PORT", "parse_tcp_url", "send_to_device"]
 
@@ -58,7 +58,7 @@ async def send_to_device(url: str, data: bytes, *, baud: int = 9600, timeout: fl
         # happened; a field engineer looks for "refused" and the address that refused.
         refused = parse_tcp_url(url)
         where = f" by {refused[0]}:{refused[1]}" if refused else ""
-        raise DeviceError(f"device {url}: connection refused{where}") from exc
+        raise DeviceRefusedError(f"device {url}: connection refused{where}") from exc
     except OSError as exc:
         raise DeviceError(f"device {url}: {exc.strerror or exc}") from exc
     finally:

@@ -127,5 +127,10 @@ class DeviceError(TillgateError):
     """A serial port, printer or display could not be opened or written."""
 
 
+class DeviceRefusedError(DeviceError):
+    """A network device refused the connection: switched off, or busy with another job (a
+    9100 printer serves one connection at a time)."""
+
+
 class StartupError(TillgateError):
     """The daemon cannot start: a port, a file or the data directory's lock it needs."""
