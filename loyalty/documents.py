@@ -365,7 +365,8 @@ class _Doc:
         return self.obj(value, key)
 
     def string(self, parent: Mapping[str, Any], name: str, key: str, *,
-               required: bool = False, default: str = "") -> str:
+               required: bool = False, default: str = "", printed: bool = False) -> str:
+        """``printed``: the text reaches receipts and screens, so no control characters."""
         value = parent.get(name)
         if value is None:
             if required:
@@ -375,6 +376,8 @@ class _Doc:
             raise self.error(key, "must be a string")
         if required and not value:
             raise self.error(key, "must not be empty")
+        if printed and not value.isprintable():
+            raise self.error(key, "must not contain control characters")
         return value
 
     def boolean(self, parent: Mapping[str, Any], name: str, key: str,
@@ -456,6 +459,8 @@ _DECIMAL_RE = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,15})?")
 MAX_INTEGER = 10**12
 #: The largest ``points_multiplier`` factor (a percent accrual times it stays in range).
 MAX_FACTOR = 1000
+#: The longest message text: a receipt tail, not a leaflet (and encoded for the printer whole)
+MAX_MESSAGE_TEXT = 1000
 
 
 def _clock_minutes(doc: _Doc, value: object, key: str) -> int:
@@ -570,20 +575,45 @@ def _messages(doc: _Doc, parent: Mapping[str, Any], key: str) -> tuple[Message, 
         barcode: Barcode | None = None
         if isinstance(value, Mapping):
             text = doc.string(value, "text", f"{where}.text", required=True)
+            text_key = f"{where}.text"
             if value.get("barcode") is not None:
                 code = doc.obj(value["barcode"], f"{where}.barcode")
                 fmt = doc.string(code, "format", f"{where}.barcode.format", required=True)
                 if fmt not in BARCODE_FORMATS:
                     raise doc.error(f"{where}.barcode.format", "must be ean13, code128 or qr")
                 data = doc.string(code, "data", f"{where}.barcode.data", required=True)
+                problem = _barcode_problem(fmt, data)
+                if problem:
+                    raise doc.error(f"{where}.barcode.data", problem)
                 barcode = Barcode(cast("Any", fmt), data)
         elif isinstance(value, str):
-            text = value
+            text, text_key = value, where
         else:
             raise doc.error(where, "must be a string or {text, barcode}")
+        if len(text) > MAX_MESSAGE_TEXT:
+            raise doc.error(text_key, f"must be at most {MAX_MESSAGE_TEXT} characters")
+        if not all(char.isprintable() or char == "\n" for char in text):
+            # it would be printed: ESC, GS or DLE are printer commands (a cut, a drawer kick)
+            raise doc.error(text_key, "must not contain control characters")
         if text:
             result.append(Message(cast("MessageTarget", target), text, barcode))
     return tuple(result)
+
+
+def _barcode_problem(fmt: str, data: str) -> str:
+    """Why ``data`` cannot be a barcode of ``fmt`` (empty when it can)."""
+    if fmt == "ean13":
+        if not (data.isascii() and data.isdigit() and len(data) in (12, 13)):
+            return "EAN-13 needs 12 or 13 digits"
+        weighted = sum(int(digit) * (3 if i % 2 else 1) for i, digit in enumerate(data[:12]))
+        if len(data) == 13 and int(data[12]) != (10 - weighted % 10) % 10:
+            return "EAN-13 check digit is wrong"
+    elif fmt == "code128":
+        if not (1 <= len(data) <= 80 and all(" " <= char <= "~" for char in data)):
+            return "Code128 needs 1..80 printable ASCII characters"
+    elif len(data.encode()) > 2953:
+        return "a QR code holds at most 2953 bytes"
+    return ""
 
 
 def _root(kind: str, obj: object, id_key: str) -> tuple[_Doc, Mapping[str, Any]]:
@@ -633,7 +663,7 @@ def _offer(doc: _Doc, value: object, key: str) -> PersonalOffer:
         on = (reward_obj.get("on"), f"{key}.reward.on")
     return PersonalOffer(
         id=offer_id,
-        name=doc.string(obj, "name", f"{key}.name"),
+        name=doc.string(obj, "name", f"{key}.name", printed=True),
         reward=_reward(doc, reward_obj, f"{key}.reward", on_override=on),
         valid=_window(doc, obj, "valid", f"{key}.valid"),
         messages=_messages(doc, obj, f"{key}.messages"),
@@ -668,7 +698,7 @@ def parse_customer(obj: object) -> Customer:
         cards=doc.strings(data, "cards", "cards"),
         phone=doc.string(data, "phone", "phone"),
         tokens=doc.strings(data, "tokens", "tokens"),
-        name=doc.string(data, "name", "name"),
+        name=doc.string(data, "name", "name", printed=True),
         statuses=FrozenMap({name: doc.string(statuses, name, f"statuses.{name}")
                             for name in statuses}),
         attributes=FrozenMap({name: _attribute_text(doc, attributes, name)
@@ -696,7 +726,7 @@ def _attribute_text(doc: _Doc, attributes: Mapping[str, Any], name: str) -> str:
 def parse_promotion(obj: object) -> Promotion:
     """A promotion document → :class:`Promotion`; raises DocumentError."""
     doc, data = _root("promotion", obj, "id")
-    name = doc.string(data, "name", "name", required=True)
+    name = doc.string(data, "name", "name", required=True, printed=True)
     reward = _reward(doc, data.get("reward"), "reward")
 
     audience_obj = doc.opt_obj(data, "audience", "audience")

@@ -165,6 +165,17 @@ def test_minimal_promotion() -> None:
          "between"),
         ({"counters": [{"name": "visits", "add": 10**30}]}, "counters[0].add", "between"),
         ({"conditions": {"min_total": 10**13}}, "conditions.min_total", "between"),
+        # message texts and names are printed: no printer commands hidden in them
+        ({"messages": {"receipt": "Сыр\x1bi\x1dV\x00"}}, "messages.receipt",
+         "must not contain control characters"),
+        ({"messages": {"receipt": "x" * 1001}}, "messages.receipt", "at most 1000 characters"),
+        ({"name": "Акция\x10\x14"}, "name", "must not contain control characters"),
+        ({"messages": {"receipt": {"text": "Купон", "barcode": {
+            "format": "ean13", "data": "4006381333932"}}}}, "messages.receipt.barcode.data",
+         "check digit"),
+        ({"messages": {"receipt": {"text": "Купон", "barcode": {
+            "format": "code128", "data": "СОК-1"}}}}, "messages.receipt.barcode.data",
+         "printable ASCII"),
         ({"active": {"hours": ["10:00", "25:00"]}}, "active.hours[1]", "24:00"),
         ({"active": {"weekdays": [0]}}, "active.weekdays[0]", "1..7"),
         ({"active": {"from": "2026-02-01T00:00:00"}}, "active.from", "offset"),
