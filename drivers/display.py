@@ -8,9 +8,10 @@ encoded in the display's codepage (CP866 by default; a character it lacks shows 
 Command sets:
 
 * ``cd5220``: ``ESC Q A`` text ``CR`` writes the upper line, ``ESC Q B`` text ``CR`` the lower
-  one; each replaces the line, so nothing flickers. Russian-market CD5220 clones ship with a
-  Cyrillic table active; ``charset`` (bytes sent after initialising, e.g. ``ESC t n``) is there
-  for the ones that need a table selected.
+  one, each whole. Every update starts with ``ESC @`` (the display may have been switched off
+  and on since the last one), which blanks it for an instant. Russian-market CD5220 clones
+  ship with a Cyrillic table active; ``charset`` (bytes sent after initialising, e.g. ``ESC t
+  n``) is there for the ones that need a table selected.
 * ``epson``: the ESC/POS display set (DM-D series and clones): ``ESC @``, ``ESC t 17`` (PC866),
   ``FF`` to clear, ``US $ 1 1`` / ``US $ 1 2`` to place the cursor at the start of a line.
 """
