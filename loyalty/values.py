@@ -154,9 +154,11 @@ class CustomerRef:
 
 
 def mask(value: str) -> str:
-    """``7700001234567`` → ``*********4567``."""
-    keep = 4 if len(value) > 6 else 1
-    return "*" * (len(value) - keep) + value[-keep:]
+    """``7700001234567`` → ``*********4567``: the last four characters of a reference longer
+    than six, none of a shorter one (one of two characters would give it away), and at most
+    sixteen stars (a reference of ten thousand characters is not echoed whole)."""
+    keep = 4 if len(value) > 6 else 0
+    return "*" * min(len(value) - keep, 16) + value[len(value) - keep:]
 
 
 @dataclass(frozen=True, slots=True)
