@@ -321,9 +321,11 @@ def import_file(repository: Repository, path: Path, now: datetime) -> ImportResu
         else:
             raise DocumentError("unknown file type: use .json, .jsonl or .csv", file=str(path))
         for kind, obj in planned:
-            store_document(tx, kind, obj, now, source=source)
             if obj.get("deleted") is True:
-                result.deleted += 1
+                stored = tx.document(kind, id_of(kind, obj))
+                if stored is not None and not stored.deleted:  # else: nothing to delete
+                    result.deleted += 1
             else:
                 result.counts[kind] = result.counts.get(kind, 0) + 1
+            store_document(tx, kind, obj, now, source=source)
     return result

@@ -102,6 +102,9 @@ def test_deleting_again_or_deleting_the_unknown_changes_nothing(
     never = tmp_path / "never.json"
     never.write_text('[{"id": "no-such-id", "deleted": true}]', encoding="utf-8")
     assert import_file(repo, never, now()).deleted == 0
+    unknown_sku = tmp_path / "nope.jsonl"  # the kind is known, the document is not
+    unknown_sku.write_text('{"sku": "nope", "deleted": true}\n', encoding="utf-8")
+    assert import_file(repo, unknown_sku, now()).deleted == 0
     assert _head(repo) == head
 
 
