@@ -12,10 +12,11 @@ What the journal keeps (§2.3, docs/protocol.md): every answer to a request with
 on a connection that has a lane — results, ``invalid``, ``unsupported_version``,
 ``unknown_type``, ``not_found``, ``conflict`` — except the codes in :data:`UNKEPT_CODES`.
 ``hello`` and ``ping`` are about the connection and the current mode: they are answered afresh
-every time, never kept and never checked against the journal, so a register (or a test
-harness) that sends every hello or ping under one fixed id keeps working. Before ``hello``
-nothing is kept: a peer that has not named its lane must not be able to write into the
-journal.
+every time, so a register (or a test harness) that sends every hello or ping under one fixed
+id, for every lane, keeps working. Their ids are still taken (§2.3): a hello or ping under an
+id another kind of request used is ``id_reused``, and so is another request under a hello's or
+ping's id. Before ``hello`` nothing is kept: a peer that has not named its lane must not be
+able to write into the journal.
 """
 
 from __future__ import annotations
@@ -57,8 +58,15 @@ from tillgate.errors import StorageError, ValidationError
 
 log = structlog.get_logger("tillgate.lane")
 
-#: answered afresh every time, never kept nor checked against kept answers (docs/protocol.md
-#: §2.3): a ping reports the mode of now, and registers send every hello under one fixed id
+def _id_reused(request_id: str) -> dict[str, Any]:
+    return render.error(
+        request_id, "conflict", f"id {request_id!r} was used for another request",
+        reason="id_reused",
+    )
+
+
+#: answered afresh every time (docs/protocol.md §2.3): a ping reports the mode of now, and
+#: registers send every hello under one fixed id; the id is kept as taken by that kind
 _NEVER_KEPT = frozenset({"hello", "ping"})
 
 MAX_OUTSTANDING = 8
@@ -298,10 +306,22 @@ class LaneSession:
             request = parse_request(envelope.type, message)
         except ValidationError as exc:
             return await self._refuse(message, envelope.id, exc)
-        if isinstance(request, Hello):
-            return await self._hello(envelope, request)
-        if isinstance(request, Ping):
-            return render.envelope("ping.result", envelope.id, {"mode": self.lanes.router.mode})
+        if isinstance(request, Hello | Ping):
+            # Every hello (or ping) under one id counts as the same request and is answered
+            # afresh; its id stays taken for other kinds of request. (A hello is answered
+            # before its id is looked at: it is what proves the peer's lane.)
+            same_kind = f"{envelope.type}:*"
+            if isinstance(request, Ping):
+                if self._first_digest(envelope.id) not in (None, same_kind):
+                    return _id_reused(envelope.id)
+                answer = render.envelope(
+                    "ping.result", envelope.id, {"mode": self.lanes.router.mode}
+                )
+            else:
+                answer = await self._hello(envelope, request)
+            if answer.get("type") != "error" and self._first_digest(envelope.id) is None:
+                self.lanes.journal.keep(envelope.id, envelope.type, same_kind, answer)
+            return answer
 
         async def routed() -> dict[str, Any]:
             try:
@@ -365,12 +385,7 @@ class LaneSession:
         running = lanes.in_flight.get(request_id)
         first = kept.digest if kept is not None else running[0] if running is not None else None
         if first is not None and first != digest:
-            return render.error(
-                request_id,
-                "conflict",
-                f"id {request_id!r} was used for another request",
-                reason="id_reused",
-            ), False
+            return _id_reused(request_id), False
         if kept is not None:
             return kept.answer, False
         if running is not None:
@@ -391,9 +406,17 @@ class LaneSession:
             lanes.in_flight.pop(request_id, None)
         return answer, True
 
+    def _first_digest(self, request_id: str) -> str | None:
+        """The digest of the request first answered (or running) under ``request_id``."""
+        kept = self.lanes.journal.lookup(request_id)
+        if kept is not None:
+            return kept.digest
+        running = self.lanes.in_flight.get(request_id)
+        return running[0] if running is not None else None
+
     async def _hello(self, envelope: Envelope, request: Hello) -> dict[str, Any]:
-        """Answered afresh every time and never kept (see the module docstring): a hello is
-        about this connection, and binds its lane whenever it is admitted."""
+        """Answered afresh every time (see the module docstring): a hello is about this
+        connection, and binds its lane whenever it is admitted."""
         refusal = self._hello_refusal(envelope.id, request)
         if self.lane is None and self.lanes.on_lane_named is not None:
             # Refused or not: `sniff LANE` is where an engineer looks for a register whose

@@ -200,7 +200,7 @@ def test_refusals_of_a_request_are_kept_and_its_id_cannot_be_reused(tmp_path: Pa
     assert kept(tmp_path, "c1") == answers[13]
 
 
-def test_ping_and_hello_are_answered_afresh_under_any_id(tmp_path: Path) -> None:
+def test_ping_and_hello_are_answered_afresh_and_their_ids_stay_theirs(tmp_path: Path) -> None:
     answers = run_lanes(
         tmp_path,
         PricingRouter,
@@ -213,14 +213,23 @@ def test_ping_and_hello_are_answered_afresh_under_any_id(tmp_path: Path) -> None
             {"v": 1, "type": "hello", "id": "c1", "lane": "01"},
             {**HELLO, "register": {"vendor": "V"}},
             calculate("c1", oil_receipt("R-1")),
+            {"v": 1, "type": "balance", "id": "p1", "customer": {"card": "7700001234567"}},
+            {"v": 1, "type": "balance", "id": "h", "customer": {"card": "7700001234567"}},
         ],
     )
-    assert [a["type"] for a in answers[:7]] == [
-        "hello.result", "ping.result", "ping.result", "calculate.result", "ping.result",
-        "hello.result", "hello.result"]
+    # every ping (or hello) under one id is answered afresh, with the mode of now
+    assert [a["type"] for a in answers[:4]] == [
+        "hello.result", "ping.result", "ping.result", "calculate.result"]
+    # a ping cannot take a calculate's id (§2.3) ...
+    assert (answers[4]["code"], answers[4]["reason"]) == ("conflict", "id_reused")
+    # ... while a hello is answered before its id is looked at (it proves the lane), and one
+    # fixed hello id serves every hello
+    assert [a["type"] for a in answers[5:7]] == ["hello.result", "hello.result"]
     assert answers[7] == answers[3]  # the calculate's id stays its own
-    assert kept(tmp_path, "p1") is None
-    assert kept(tmp_path, "h") is None
+    # nor can another request take a ping's or a hello's id
+    assert [(a["code"], a["reason"]) for a in answers[8:]] == [("conflict", "id_reused")] * 2
+    assert kept(tmp_path, "p1") is not None
+    assert kept(tmp_path, "h") is not None
 
 
 def test_a_repeated_hello_binds_each_new_connection(tmp_path: Path) -> None:
