@@ -13,10 +13,10 @@ on a connection that has a lane — results, ``invalid``, ``unsupported_version`
 ``unknown_type``, ``not_found``, ``conflict`` — except the codes in :data:`UNKEPT_CODES`.
 ``hello`` and ``ping`` are about the connection and the current mode: they are answered afresh
 every time, so a register (or a test harness) that sends every hello or ping under one fixed
-id, for every lane, keeps working. Their ids are still taken (§2.3): a hello or ping under an
-id another kind of request used is ``id_reused``, and so is another request under a hello's or
-ping's id. Before ``hello`` nothing is kept: a peer that has not named its lane must not be
-able to write into the journal.
+id, for every lane, keeps working. Their ids are still taken (§2.3): a ping under an id
+another request used is ``id_reused``, and so is another request under a hello's or ping's id.
+Before ``hello`` nothing is kept: a peer that has not named its lane must not be able to write
+into the journal.
 """
 
 from __future__ import annotations
@@ -58,16 +58,16 @@ from tillgate.errors import StorageError, ValidationError
 
 log = structlog.get_logger("tillgate.lane")
 
+#: answered afresh every time (docs/protocol.md §2.3): a ping reports the mode of now, and
+#: registers send every hello under one fixed id; the id is kept as taken by that kind
+_NEVER_KEPT = frozenset({"hello", "ping"})
+
+
 def _id_reused(request_id: str) -> dict[str, Any]:
     return render.error(
         request_id, "conflict", f"id {request_id!r} was used for another request",
         reason="id_reused",
     )
-
-
-#: answered afresh every time (docs/protocol.md §2.3): a ping reports the mode of now, and
-#: registers send every hello under one fixed id; the id is kept as taken by that kind
-_NEVER_KEPT = frozenset({"hello", "ping"})
 
 MAX_OUTSTANDING = 8
 IDLE_TIMEOUT_S = 120.0
@@ -311,16 +311,20 @@ class LaneSession:
             # afresh; its id stays taken for other kinds of request. (A hello is answered
             # before its id is looked at: it is what proves the peer's lane.)
             same_kind = f"{envelope.type}:*"
+            first = self._first_digest(envelope.id)
             if isinstance(request, Ping):
-                if self._first_digest(envelope.id) not in (None, same_kind):
+                if first not in (None, same_kind):
                     return _id_reused(envelope.id)
                 answer = render.envelope(
                     "ping.result", envelope.id, {"mode": self.lanes.router.mode}
                 )
             else:
                 answer = await self._hello(envelope, request)
-            if answer.get("type") != "error" and self._first_digest(envelope.id) is None:
-                self.lanes.journal.keep(envelope.id, envelope.type, same_kind, answer)
+            if answer.get("type") != "error" and first is None:
+                try:
+                    self.lanes.journal.keep(envelope.id, envelope.type, same_kind, answer)
+                except StorageError as exc:  # a keepalive is answered even on a full disk
+                    log.error("storage_failed", lane=self.lane, error=str(exc))
             return answer
 
         async def routed() -> dict[str, Any]:
@@ -407,12 +411,17 @@ class LaneSession:
         return answer, True
 
     def _first_digest(self, request_id: str) -> str | None:
-        """The digest of the request first answered (or running) under ``request_id``."""
-        kept = self.lanes.journal.lookup(request_id)
-        if kept is not None:
-            return kept.digest
+        """The digest of the request first answered (or running) under ``request_id``; None
+        also when the journal cannot be read (a hello or ping is answered all the same)."""
         running = self.lanes.in_flight.get(request_id)
-        return running[0] if running is not None else None
+        if running is not None:
+            return running[0]
+        try:
+            kept = self.lanes.journal.lookup(request_id)
+        except StorageError as exc:
+            log.error("storage_failed", lane=self.lane, error=str(exc))
+            return None
+        return kept.digest if kept is not None else None
 
     async def _hello(self, envelope: Envelope, request: Hello) -> dict[str, Any]:
         """Answered afresh every time (see the module docstring): a hello is about this
