@@ -268,6 +268,17 @@ def _binds_overlap(one: str, other: str) -> bool:
         return False
 
 
+def _listener_clash(address: str, listeners: list[ListenerConfig]) -> str | None:
+    """Why ``address`` cannot be bound beside the ``listeners`` already read, if it cannot."""
+    for number, listener in enumerate(listeners):
+        if _address_ok(listener.address) and _binds_overlap(listener.address, address):
+            return (
+                f"{address} is also listener[{number}]'s ({listener.address}): only one can "
+                "listen there"
+            )
+    return None
+
+
 def _check_readable(r: _Reader, key: str, path: Path) -> None:
     """A file the daemon reads at start: there, a file, and readable by this user."""
     hint = "the key must be readable by the tillgate group (see docs/tls.md)"
@@ -479,15 +490,8 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
         )
         if not _address_ok(address):
             r.problem(f"listener[{i}].address", f"must be HOST:PORT, not {address!r}")
-        else:
-            for j, earlier in enumerate(listeners):
-                if _address_ok(earlier.address) and _binds_overlap(earlier.address, address):
-                    r.problem(
-                        f"listener[{i}].address",
-                        f"{address} is also listener[{j}]'s ({earlier.address}): only one can "
-                        "listen there",
-                    )
-                    break
+        elif clash := _listener_clash(address, listeners):
+            r.problem(f"listener[{i}].address", clash)
         framing = r.choice(item, "framing", f"listener[{i}].framing", "lines", framings)
         idle = r.integer(item, "idle_timeout_s", f"listener[{i}].idle_timeout_s", 120, 1, 86_400)
         listeners.append(ListenerConfig(address, framing, idle))
@@ -622,15 +626,8 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
         address = r.string(m, "address", "metrics.address", "127.0.0.1:9464") or ""
         if not _address_ok(address):
             r.problem("metrics.address", f"must be HOST:PORT, not {address!r}")
-        else:
-            for j, listener in enumerate(listeners):
-                if _address_ok(listener.address) and _binds_overlap(listener.address, address):
-                    r.problem(
-                        "metrics.address",
-                        f"{address} is also listener[{j}]'s ({listener.address}): only one can "
-                        "listen there",
-                    )
-                    break
+        elif clash := _listener_clash(address, listeners):
+            r.problem("metrics.address", clash)
         metrics = MetricsConfig(address)
 
     if r.problems:

@@ -205,7 +205,7 @@ def _module_dots(modules: int, dots: int) -> int | None:
     return max(fitting) if fitting else None
 
 
-def qr_module_dots(data: str, dots: int) -> int:
+def _qr_module_dots(data: str, dots: int) -> int:
     """The QR module size (dots, at most 6) at which ``data`` fits ``dots`` across."""
     size = len(data.encode())
     version = next(number for number, held in enumerate(_QR_CAPACITY, 1) if held >= size)
@@ -215,7 +215,7 @@ def qr_module_dots(data: str, dots: int) -> int:
 def _barcode(printer: Dummy, spec: BarcodeSpec, dots: int) -> None:
     try:
         if spec.format == "qr":
-            printer.qr(spec.data, size=qr_module_dots(spec.data, dots), native=True)
+            printer.qr(spec.data, size=_qr_module_dots(spec.data, dots), native=True)
             printer.ln()
             return
         if spec.format == "ean13":
