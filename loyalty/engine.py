@@ -351,11 +351,12 @@ def _amount_off_shares(amount: int, lines: Sequence[_Line], *, floored: bool) ->
     amounts = [line.amount for line in lines]
     shares = allocate_in_order(min(amount, sum(amounts)), amounts)
     # A share never exceeds its line's amount (the total spread is at most their sum), so
-    # only a min_price floor can cap it.
-    if not floored:
-        return shares
-    return [max(0, min(share, line.amount - line.floor))
-            for line, share in zip(lines, shares, strict=True)]
+    # only a min_price floor can cap it; few lines have one.
+    if floored:
+        for position in [position for position, line in enumerate(lines) if line.floor]:
+            line = lines[position]
+            shares[position] = max(0, min(shares[position], line.amount - line.floor))
+    return shares
 
 
 def _percent_off_alone(outcome: _Outcome, chosen: Sequence[_Line]) -> list[_Line]:
