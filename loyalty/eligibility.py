@@ -124,6 +124,10 @@ class Prepared:
     #: the promotion's place in the step order of §3.2 (priority descending, then id) among
     #: the promotions it is priced with, as an integer (see PromotionIndex); 0 when alone
     position: int = 0
+    #: (groups, brands) of which the receipt's lines must hold one each (an empty set: no
+    #: such need) for the promotion to matter, beyond the key it is filed by; see
+    #: :meth:`~loyalty.index.PromotionIndex.lookup`. None: nothing beyond that key.
+    requires: tuple[frozenset[str], frozenset[str]] | None = None
 
 
 def step_key(promotion: Promotion) -> tuple[int, str]:
@@ -131,7 +135,8 @@ def step_key(promotion: Promotion) -> tuple[int, str]:
     return -promotion.priority, promotion.id
 
 
-def prepare(promotion: Promotion, position: int = 0) -> Prepared:
+def prepare(promotion: Promotion, position: int = 0,
+            requires: tuple[frozenset[str], frozenset[str]] | None = None) -> Prepared:
     """:class:`Prepared` for ``promotion``, at ``position`` in the step order."""
     window, audience = promotion.active, promotion.audience
     start, end = window_span(window)
@@ -141,7 +146,7 @@ def prepare(promotion: Promotion, position: int = 0) -> Prepared:
     return Prepared(promotion, start, end, dates_only, promotion.reward.is_points,
                     bool(audience.control), promotion.reward.is_discount,
                     promotion.reward.on.is_all, AppliedPromotion(promotion.id, promotion.name),
-                    position)
+                    position, requires)
 
 
 def on_the_clock(window: ActiveWindow, weekday: int, minute: int) -> bool:

@@ -22,7 +22,9 @@ touches, a longer one under each ISO week (UTC) it touches, and one longer than
 :data:`MAX_BUCKETED_WEEKS` or open-ended in an "any time" table. Looking up a receipt
 intersects its keys with the tables of its day, its week and "any time" (merged into one
 view per day on the day's first lookup) and returns each candidate once, dropping those
-whose ``from``/``to`` do not hold ``now``. The engine still
+whose ``from``/``to`` do not hold ``now``, and those filed by a selector's skus or groups
+that also names groups or brands none of the receipt's lines has (a group *and* a brand: most
+receipts with the group lack the brand). The engine still
 checks every candidate's other rules, so the index may over-approximate but never misses.
 
 A promotion filed by its reward's selector is left out of a receipt without those lines: it
@@ -78,21 +80,42 @@ def _selector_keys(selector: Selector) -> list[Key] | None:
     return None
 
 
+def _required_selector(promotion: Promotion) -> Selector | None:
+    """A selector that must pick some line of a receipt for the promotion to matter there:
+    its first item condition's, else its reward's when it has effects only by applying (no
+    ``counters``, reward not ``none``, no control group: a promotion with those has effects,
+    counting or a ``control`` listing, even when its reward selects no line)."""
+    if promotion.conditions.items and not promotion.conditions.items[0].on.is_all:
+        return promotion.conditions.items[0].on
+    only_by_applying = (not promotion.counters and promotion.reward.type != "none"
+                        and promotion.audience.control == 0)
+    if only_by_applying and not promotion.reward.on.is_all:
+        return promotion.reward.on
+    return None
+
+
+def _requires(promotion: Promotion) -> tuple[frozenset[str], frozenset[str]] | None:
+    """The groups and brands a receipt must hold one each of besides the key the promotion is
+    filed by (for :attr:`~loyalty.eligibility.Prepared.requires`): a selector aimed at a
+    group *and* a brand is filed by the group, and most receipts with that group lack the
+    brand."""
+    selector = _required_selector(promotion)
+    if selector is None or promotion.conditions.coupon or not (selector.skus or selector.groups):
+        return None
+    groups = selector.groups if selector.skus else frozenset()
+    if not (groups or selector.brands):
+        return None
+    return groups, selector.brands
+
+
 def trigger_keys(promotion: Promotion) -> list[Key]:
     """The keys a promotion is filed under (at least one must be present on a receipt)."""
     conditions = promotion.conditions
     if conditions.coupon:
         return [("coupon", conditions.coupon.upper())]
-    if conditions.items:
-        keys = _selector_keys(conditions.items[0].on)
-        if keys is not None:
-            return keys
-    # A promotion with counters, a `none` reward or a control group has effects (counting,
-    # a `control` listing) even when its reward selects no line.
-    only_by_applying = (not promotion.counters and promotion.reward.type != "none"
-                        and promotion.audience.control == 0)
-    if only_by_applying:
-        keys = _selector_keys(promotion.reward.on)
+    selector = _required_selector(promotion)
+    if selector is not None:
+        keys = _selector_keys(selector)
         if keys is not None:
             return keys
     audience = promotion.audience
@@ -118,6 +141,13 @@ def _buckets(promotion: Promotion) -> list[Bucket]:
     return [_ANY_TIME]
 
 
+def _holds(requires: tuple[frozenset[str], frozenset[str]], groups: set[str],
+           brands: set[str]) -> bool:
+    needed_groups, needed_brands = requires
+    return not ((needed_groups and needed_groups.isdisjoint(groups))
+                or (needed_brands and needed_brands.isdisjoint(brands)))
+
+
 class PromotionIndex:
     """Promotions filed by trigger key and week; build once, reuse for many receipts."""
 
@@ -133,7 +163,7 @@ class PromotionIndex:
         # One Prepared per promotion, the same object in every table it is filed in: hashed
         # by identity, it lets a lookup drop duplicates and promotions not running now
         # without reading the (cache-cold) promotion itself.
-        self._prepared = {promotion.id: prepare(promotion, 2 * place)
+        self._prepared = {promotion.id: prepare(promotion, 2 * place, _requires(promotion))
                           for place, promotion in enumerate(ordered)}
         # (kind, bucket) → value → promotions: a receipt only touches the tables of its own
         # day and week (and "any time"), which hold the promotions live around then — small,
@@ -219,9 +249,11 @@ class PromotionIndex:
                 hits.extend([table[value] for value in table.keys() & values])
         found = dict.fromkeys(chain.from_iterable(hits))
         # A table holds about twice the promotions running at any instant of its day or
-        # week: drop those whose window does not hold ``now`` here, on integers.
+        # week: drop those whose window does not hold ``now`` here, on integers; and those
+        # that need a group or brand besides their key which the receipt lacks.
         moment = instant(now)
-        running = [filed for filed in found if filed.start <= moment < filed.end]
+        running = [filed for filed in found if filed.start <= moment < filed.end
+                   and (filed.requires is None or _holds(filed.requires, groups, brands))]
         return self._with_group_heads([*running, *offers], buckets, moment)
 
     def _view(self, buckets: tuple[Bucket, Bucket, Bucket]) -> dict[str, dict[str, list[Prepared]]]:

@@ -11,6 +11,7 @@ from .helpers import FEB_MONDAY, MSK, catalog, customer, item, line, price, prom
 
 OIL = item("oil", groups=["oils", "grocery"], brand="A")
 BREAD = item("bread", groups=["bakery"], brand="B")
+CAKE = item("cake", groups=["bakery", "sweets"], brand="C")
 
 BY_SKU = promo("by-sku", {"type": "percent_off", "percent": "10", "on": {"skus": ["oil"]}})
 BY_GROUP = promo("by-group", {"type": "percent_off", "percent": "10",
@@ -36,7 +37,7 @@ ALL = [BY_SKU, BY_GROUP, BY_BRAND, BY_ITEMS, BY_COUPON, COUNTING, VIP, GOLD, MAR
 
 def _ids(index: PromotionIndex, *, now: datetime = FEB_MONDAY, skus: tuple[str, ...] = (),
          who: Customer | None = None, coupons: tuple[str, ...] = ()) -> set[str]:
-    items = [entry for entry in (OIL, BREAD) if entry.sku in skus]
+    items = [entry for entry in (OIL, BREAD, CAKE) if entry.sku in skus]
     found = index.lookup(now=now, skus=skus, items=items, customer=who, coupon_series=coupons)
     return {filed.promotion.id for filed in found}
 
@@ -63,6 +64,33 @@ def test_candidates_follow_the_receipt() -> None:
     vip_gold = customer(segments=["vip"], statuses={"tier": "gold"})
     assert _ids(index, who=vip_gold) == receipt_wide | {"vip", "gold"}
     assert _ids(index, who=customer(statuses={"tier": "silver"})) == receipt_wide
+
+
+def test_a_promotion_needing_a_group_and_a_brand_is_no_candidate_without_the_brand() -> None:
+    # Filed by its group, BY_GROUP also needs brand B; most receipts with bakery lack it.
+    index = PromotionIndex(ALL)
+    receipt_wide = {"counting", "feb", "long"}
+    assert _ids(index, skus=("cake",)) == receipt_wide
+    assert _ids(index, skus=("cake", "bread")) == receipt_wide | {"by-group"}
+    # a necessary condition only: the group on one line and the brand on another still
+    # make a candidate, which the engine then finds matching no line
+    brand_b_oil = item("oil", groups=["oils"], brand="B")
+    found = index.lookup(now=FEB_MONDAY, skus=("cake", "oil"), items=[CAKE, brand_b_oil],
+                         customer=None, coupon_series=())
+    assert "by-group" in {filed.promotion.id for filed in found}
+
+
+def test_a_promotion_needing_a_sku_and_a_group_is_no_candidate_without_the_group() -> None:
+    narrow = promo("narrow", {"type": "percent_off", "percent": "10",
+                              "on": {"skus": ["oil", "cake"], "groups": ["sweets"]}})
+    buy_bed = promo("bed", {"type": "percent_off", "percent": "30", "on": {"skus": ["oil"]}},
+                    conditions={"items": [{"on": {"skus": ["cake"], "brands": ["Z"]}}]})
+    index = PromotionIndex([narrow, buy_bed])
+    assert _ids(index, skus=("oil",)) == set()
+    assert _ids(index, skus=("cake",)) == {"narrow"}
+    held = promo("held", {"type": "percent_off", "percent": "10",
+                          "on": {"groups": ["bakery"], "brands": ["Z"]}}, audience={"control": "5"})
+    assert _ids(PromotionIndex([held]), skus=("cake",)) == {"held"}  # it lists control
 
 
 def test_weeks_outside_the_window_are_not_candidates() -> None:
@@ -128,5 +156,20 @@ def test_a_group_found_by_a_member_that_is_not_eligible_still_steps_at_its_first
         promo("gc", {"type": "percent_off", "percent": "20"}, priority=5, group="G"),
     ]  # fmt: skip
     calculation = price(receipt(line(1, "x", "1", 1000)), promotions, catalog(item("x")))
+    assert calculation.discount == 200 + 100
+    assert calculation.lines[0].promotions == ("gc", "mid")
+
+
+def test_a_group_member_needing_an_absent_brand_still_places_the_group_step() -> None:
+    # As above, with gb filed by a group the receipt holds and a brand it lacks: the lookup
+    # drops gb as a candidate, the group heads bring it back to place G's step.
+    promotions = [
+        promo("gb", {"type": "percent_off", "percent": "20",
+                     "on": {"groups": ["g"], "brands": ["absent"]}}, priority=20, group="G"),
+        promo("mid", {"type": "amount_off", "amount": 100}, priority=10),
+        promo("gc", {"type": "percent_off", "percent": "20"}, priority=5, group="G"),
+    ]  # fmt: skip
+    calculation = price(receipt(line(1, "x", "1", 1000)), promotions,
+                        catalog(item("x", groups=["g"], brand="A")))
     assert calculation.discount == 200 + 100
     assert calculation.lines[0].promotions == ("gc", "mid")
