@@ -466,11 +466,10 @@ def _percent_points_step(members: Sequence[_Outcome], lines: _Lines,
         reward = outcome.reward
         numerator, denominator = reward.percent.numerator, reward.percent.denominator * 100
         if outcome.wide:
-            per_line = wide.add(numerator, denominator)
-            accrued = sum(per_line)
+            per_line, accrued, everywhere = wide.add(numerator, denominator)
             if accrued > 0:
                 outcome.points += accrued
-                lines.credit_every_line(outcome.order, [] if min(per_line) > 0 else [
+                lines.credit_every_line(outcome.order, [] if everywhere else [
                     line for line, value in zip(lines.all, per_line, strict=True) if value <= 0])
             return
         credit, accrued = outcome.order, 0
@@ -506,18 +505,25 @@ class _WidePoints:
     list arithmetic it costs a few C loops instead of a Python loop per line and promotion.
     """
 
-    __slots__ = ("accrued", "bases")
+    __slots__ = ("accrued", "bases", "by_rate")
 
     def __init__(self, lines: Sequence[_Line]) -> None:
         self.bases = [_accrual_base(line) for line in lines]
         self.accrued: list[list[int]] = []
+        #: (numerator, denominator) → what add() returned for it: campaigns stacked on a
+        #: receipt often share a rate ("+2%" for gold, "+2%" this weekend)
+        self.by_rate: dict[tuple[int, int], tuple[list[int], int, bool]] = {}
 
-    def add(self, numerator: int, denominator: int) -> list[int]:
-        """Accrue ``numerator / denominator`` of every line's base, rounded down per line;
-        the points of each line."""
-        points = [base * numerator // denominator for base in self.bases]
-        self.accrued.append(points)
-        return points
+    def add(self, numerator: int, denominator: int) -> tuple[list[int], int, bool]:
+        """Accrue ``numerator / denominator`` of every line's base, rounded down per line:
+        (the points of each line, their sum, whether every line got some)."""
+        rate = numerator, denominator
+        known = self.by_rate.get(rate)
+        if known is None:
+            points = [base * numerator // denominator for base in self.bases]
+            known = self.by_rate[rate] = points, sum(points), min(points, default=0) > 0
+        self.accrued.append(known[0])
+        return known
 
     def sums(self) -> list[int]:
         """Each line's points from all receipt-wide promotions."""

@@ -248,9 +248,9 @@ class PromotionIndex:
                 # against a table of thousands, without a Python-level probe per key.
                 hits.extend([table[value] for value in table.keys() & values])
         found = dict.fromkeys(chain.from_iterable(hits))
-        # A table holds about twice the promotions running at any instant of its day or
-        # week: drop those whose window does not hold ``now`` here, on integers; and those
-        # that need a group or brand besides their key which the receipt lacks.
+        # The view holds the promotions of the whole day: drop those whose window does not
+        # hold ``now`` here, on integers; and those that need a group or brand besides their
+        # key which the receipt lacks.
         moment = instant(now)
         running = [filed for filed in found if filed.start <= moment < filed.end
                    and (filed.requires is None or _holds(filed.requires, groups, brands))]
@@ -258,17 +258,23 @@ class PromotionIndex:
 
     def _view(self, buckets: tuple[Bucket, Bucket, Bucket]) -> dict[str, dict[str, list[Prepared]]]:
         """The tables of a day, its week and "any time" merged, by kind: one probe per kind
-        instead of three. Built on the first lookup of a day and kept for the next ones."""
+        instead of three, holding only the promotions that run at some instant of that UTC
+        day (a week's table also holds those that end before it or start after it). Built
+        on the first lookup of a day and kept for the next ones."""
         day = buckets[0][1]
         view = self._views.get(day)
         if view is not None:
             return view
+        opens = _MONDAY + day * _DAY
+        closes = opens + _DAY
         view = {}
         for (kind, bucket), table in self._tables.items():
             if bucket in buckets:
                 merged = view.setdefault(kind, {})
                 for value, filed in table.items():
-                    merged[value] = merged.get(value, []) + filed
+                    today = [entry for entry in filed if entry.start < closes and entry.end > opens]
+                    if today:
+                        merged[value] = merged.get(value, []) + today
         if len(self._views) >= _KEPT_VIEWS:  # a long-running process meets new days
             self._views.clear()
         self._views[day] = view

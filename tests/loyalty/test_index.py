@@ -173,3 +173,16 @@ def test_a_group_member_needing_an_absent_brand_still_places_the_group_step() ->
                         catalog(item("x", groups=["g"], brand="A")))
     assert calculation.discount == 200 + 100
     assert calculation.lines[0].promotions == ("gc", "mid")
+
+
+def test_a_week_filed_promotion_is_found_from_its_first_instant_to_its_last() -> None:
+    # Filed by ISO week; a day's view keeps those running at some instant of that UTC day,
+    # so the first and the last day of the window, cut at 12:00 Moscow, still find it.
+    fortnight = promo("fortnight", {"type": "percent_off", "percent": "10"},
+                      active={"from": "2026-02-04T12:00:00+03:00",
+                              "to": "2026-02-18T12:00:00+03:00"})
+    index = PromotionIndex([fortnight])
+    found_at = {(day, hour): _ids(index, now=datetime(2026, 2, day, hour, 0, tzinfo=MSK))
+                for day in (3, 4, 11, 18, 19) for hour in (2, 11, 12, 23)}
+    assert {when for when, ids in found_at.items() if ids} == {
+        (4, 12), (4, 23), (11, 2), (11, 11), (11, 12), (11, 23), (18, 2), (18, 11)}
