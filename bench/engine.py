@@ -11,17 +11,23 @@ The data set (fixed seed, so runs are comparable):
   brands; 2% flagged ``no_discount``, 1% carry a ``min_price``;
 * promotions, the mix of a chain that keeps its history and plans ahead: 60% aimed at 1–5
   skus, 30% at a group (90% a leaf group, 10% a parent, a quarter of them also a brand),
-  10% receipt-wide (points for tiers, min_total bonuses, amount_off for segments) with
-  audiences (segment or tier, 80% of them) and weekday/hour windows. Reward types are
-  mixed (percent_off, fixed_price, nth_percent_off, buy_x_get_y, amount_off, points_*).
-  Promotions start uniformly over 104 weeks around today (a year of history kept for
-  reports, a year of plans): item promotions run 1–4 weeks, receipt-wide campaigns 1–3
-  days; 0.1% are standing programmes without an end. So at 100 000 defined, about 2 200
-  item promotions and 40 receipt-wide ones are live at any moment, and a 50-line receipt
-  meets some 59 live promotions that may touch it, 49 eligible, 34 applying (at 100
-  defined: almost never one). A tenth are in promotion groups, 5% are exclusive;
+  10% receipt-wide (points for tiers, min_total bonuses, amount_off) with audiences and
+  weekday/hour windows. Reward types are mixed (percent_off, fixed_price, nth_percent_off,
+  buy_x_get_y, amount_off, points_*). Promotions start uniformly over 104 weeks around
+  today (a year of history kept for reports, a year of plans): item promotions run 1–4
+  weeks, receipt-wide campaigns 1–3 days; 0.1% are standing programmes without an end. A
+  tenth are in promotion groups, 5% are exclusive;
+* the audiences of receipt-wide campaigns, "chain" mix (the headline figures): 10% for
+  every customer (a chain-wide "spend 5 000, get 200 points"), 20% for 1–2 of the 4 tiers,
+  70% CRM campaigns for 1–2 of 200 segments, with a control group of 0, 5 or 10%. So at
+  100 000 defined, about 2 300 promotions are live at any moment, 46 of them receipt-wide,
+  and a 50-line receipt meets some 36 candidates, 33 eligible, 23 applying (at 100
+  defined: almost never one). The "stacked" mix (a stress row) is the first form of this
+  bench: 20% for everyone, 40% for 2 of the first 40 segments, 40% for 2 of the 4 tiers —
+  every card holder meets about a third of the live receipt-wide campaigns at once
+  (a 50-line receipt: 49 candidates, 32 applying);
 * receipts: random skus, 1–3 units (10% weighed), 70% with an identified customer (tier,
-  1–2 of 40 segments, a balance, 0–3 personal offers), priced at today's 10:00–21:00.
+  2–4 of 200 segments, a balance, 0–3 personal offers), priced at today's 10:00–21:00.
 
 Times are per receipt, wall clock and the pricing thread's CPU time (the CPU figures are
 what the engine costs; wall p99 on a shared machine mostly measures the scheduler). Each
@@ -29,9 +35,9 @@ receipt is priced ``--passes`` times (default 3) and keeps its best time, and th
 counts of one receipt size take turns on every chunk of 20 receipts (each turn an untimed
 pass over the chunk, then the timed one): on this shared box the speed of the same code
 drifts by ±40% over minutes, which made ratios of cases measured minutes apart mean little.
-The ratios printed are of the 100 000-promotion case over the 100 case; a last table keeps the
-same 100 live promotions and adds 99 900 that are not running today, to show what merely
-*defined* promotions cost.
+The ratios printed are of the 100 000-promotion case over the 100 case, for the chain mix and
+then for the stacked one; a last table keeps the same 100 live promotions and adds 99 900
+that are not running today, to show what merely *defined* promotions cost.
 """
 
 from __future__ import annotations
@@ -74,7 +80,9 @@ SKU_COUNT = 200_000
 LEAF_GROUPS = 2_000
 PARENT_GROUPS = 200
 BRANDS = 500
-SEGMENTS = [f"seg{number}" for number in range(40)]
+SEGMENTS = [f"seg{number}" for number in range(200)]
+#: the stacked mix aims at the first 40 segments only (its first form)
+STACKED_SEGMENTS = 40
 TIERS = ["bronze", "silver", "gold", "platinum"]
 
 
@@ -140,7 +148,32 @@ def _item_reward(rnd: random.Random, on: Selector) -> Reward:
     return Reward("points_multiplier", on, factor=Fraction(2))
 
 
-def build_promotions(rnd: random.Random, world: World, count: int) -> list[Promotion]:
+def _receipt_wide_audience(rnd: random.Random, mix: str) -> Audience:
+    """Who a receipt-wide campaign is for (see the module docstring for the two mixes)."""
+    roll = rnd.random()
+    if mix == "stacked":
+        if roll < 0.2:
+            return Audience()
+        if roll < 0.6:
+            return Audience(segments=frozenset(rnd.sample(SEGMENTS[:STACKED_SEGMENTS], 2)),
+                            control=Fraction(rnd.choice([0, 0, 5, 10])))
+        return Audience(statuses=FrozenMap({"tier": frozenset(rnd.sample(TIERS, 2))}))
+    if roll < 0.1:  # a chain-wide event: "spend 5 000, get 200 points" for everyone
+        return Audience()
+    if roll < 0.3:  # a tier campaign: "gold and platinum: double points this weekend"
+        return Audience(statuses=FrozenMap(
+            {"tier": frozenset(rnd.sample(TIERS, rnd.randint(1, 2)))}))
+    # a CRM campaign aimed at segments, with a held-out control group
+    return Audience(segments=frozenset(rnd.sample(SEGMENTS, rnd.randint(1, 2))),
+                    control=Fraction(rnd.choice([0, 5, 10])))
+
+
+def build_promotions(rnd: random.Random, world: World, count: int,
+                     mix: str = "chain") -> list[Promotion]:
+    """``count`` promotions of the stated mix; ``mix`` ("chain" or "stacked") only changes
+    the audiences of receipt-wide promotions, drawn from their own random stream so that
+    both mixes have the same promotions otherwise."""
+    audiences = random.Random(count + 1)
     result: list[Promotion] = []
     for number in range(count):
         roll = rnd.random()
@@ -160,13 +193,7 @@ def build_promotions(rnd: random.Random, world: World, count: int) -> list[Promo
             window = _window(rnd, receipt_wide=False)
         else:
             window = _window(rnd, receipt_wide=True)
-            if rnd.random() < 0.8:
-                if rnd.random() < 0.5:
-                    audience = Audience(segments=frozenset(rnd.sample(SEGMENTS, 2)),
-                                        control=Fraction(rnd.choice([0, 0, 5, 10])))
-                else:
-                    audience = Audience(statuses=FrozenMap(
-                        {"tier": frozenset(rnd.sample(TIERS, 2))}))
+            audience = _receipt_wide_audience(audiences, mix)
             kind = rnd.random()
             if kind < 0.5:
                 reward = Reward("points_percent", Selector(), percent=Fraction(rnd.randint(1, 5)))
@@ -194,7 +221,7 @@ def build_customer(rnd: random.Random, world: World, number: int) -> Customer:
         for k in range(rnd.randint(0, 3)))
     return Customer(
         id=f"C{number}", name="Покупатель", statuses=FrozenMap({"tier": rnd.choice(TIERS)}),
-        segments=frozenset(rnd.sample(SEGMENTS, rnd.randint(1, 2))),
+        segments=frozenset(rnd.sample(SEGMENTS, rnd.randint(2, 4))),
         balance=rnd.randint(0, 500_000), personal_offers=offers,
         purchases=rnd.randint(0, 50),
     )
@@ -307,6 +334,16 @@ def measure(world: World, customers: list[Customer], indexes: list[PromotionInde
             for wall, cpu, count in zip(walls, cpus, applied, strict=True)]
 
 
+def _print_ratios(title: str, sizes: list[int], pairs: list[tuple[Figures, ...]], *,
+                  with_figures: bool = False) -> None:
+    print(f"\n{title}; ratios of wall p50, wall p99, cpu p50, cpu p99:")
+    for size, (a, b) in zip(sizes, pairs, strict=True):
+        figures = (f"{a.cpu50:.3f}/{a.cpu99:.3f} vs {b.cpu50:.3f}/{b.cpu99:.3f}, applied "
+                   f"{a.applied:.1f} / {b.applied:.1f}; " if with_figures else "")
+        print(f"  {size:>3} lines: {figures}{b.wall50 / a.wall50:.2f}  {b.wall99 / a.wall99:.2f}"
+              f"  {b.cpu50 / a.cpu50:.2f}  {b.cpu99 / a.cpu99:.2f}")
+
+
 def run(promotion_counts: list[int], sizes: list[int], receipts: int, passes: int) -> None:
     rnd = random.Random(20261123)
     started = time.perf_counter()
@@ -315,7 +352,7 @@ def run(promotion_counts: list[int], sizes: list[int], receipts: int, passes: in
     customers = [build_customer(rnd, world, number) for number in range(200)]
     indexes = []
     for count in promotion_counts:
-        promotions = build_promotions(random.Random(count), world, count)
+        promotions = build_promotions(random.Random(count), world, count, "chain")
         started = time.perf_counter()
         indexes.append(PromotionIndex(promotions))
         print(f"{count} promotions: index built in {time.perf_counter() - started:.2f} s")
@@ -336,13 +373,18 @@ def run(promotion_counts: list[int], sizes: list[int], receipts: int, passes: in
             print(f"  {size:>5} {f.wall50:>9.3f} {f.wall99:>9.3f} {f.cpu50:>8.3f} {f.cpu99:>8.3f}"
                   f" {f.applied:>8.1f}")
     low, high = min(promotion_counts), max(promotion_counts)
-    print(f"\nratio {high} / {low} promotions, the mix above (wall p50, wall p99, cpu p50, "
-          "cpu p99):")
-    for size in sizes:
-        a, b = results[(low, size)], results[(high, size)]
-        print(f"  {size:>3} lines: {b.wall50 / a.wall50:.2f}  {b.wall99 / a.wall99:.2f}  "
-              f"{b.cpu50 / a.cpu50:.2f}  {b.cpu99 / a.cpu99:.2f}")
+    _print_ratios(f"ratio {high} / {low} promotions, chain mix", sizes,
+                  [(results[(low, size)], results[(high, size)]) for size in sizes])
     del indexes
+
+    stacked = [PromotionIndex(build_promotions(random.Random(count), world, count, "stacked"))
+               for count in (low, high)]
+    _settle()
+    _print_ratios(f"stress, stacked audiences: cpu p50/p99 ms at {low} vs {high} promotions,"
+                  " applied per receipt", sizes,
+                  [tuple(measure(world, customers, stacked, size, receipts, passes))
+                   for size in sizes], with_figures=True)
+    del stacked
 
     # The same live promotions in both cases; the big case adds an archive of promotions that
     # are not running today. This isolates what the count of *defined* promotions costs.
