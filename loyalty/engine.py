@@ -81,6 +81,7 @@ __all__ = ["coupon_matches", "price_receipt"]
 
 _position = attrgetter("position")
 _offer_id = attrgetter("id")
+_n = attrgetter("n")
 
 
 @dataclass(slots=True)
@@ -174,11 +175,16 @@ class _Lines:
             if not hits:
                 return []
         else:
-            found: dict[int, _Line] = {}
-            for key in keys:
-                for line in table.get(key, ()):
-                    found[line.n] = line
-            hits = sorted(found.values(), key=lambda line: line.n)
+            met = [table[key] for key in keys & table.keys()]
+            if not met:
+                return []
+            if len(met) == 1:  # most receipts hold one of a promotion's skus
+                hits = met[0]
+            elif table is self.by_group:  # a line may be in several of the groups
+                hits = sorted({id(line): line for found in met for line in found}.values(),
+                              key=_n)
+            else:  # a line has one sku and one brand
+                hits = sorted(chain.from_iterable(met), key=_n)
         if not others:
             return hits
         return [line for line in hits if selects(on, line.sku, line.item, customer)]
