@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from fractions import Fraction
 from itertools import chain, compress
+from math import lcm
 from operator import attrgetter
 from typing import Literal
 
@@ -309,7 +310,9 @@ def _cheapest_units(reward: Reward, lines: Sequence[_Line]) -> dict[int, int]:
     if count <= 0:
         return taken
     if len(unit_lines) > 1:  # in n order already: a stable sort keeps lower n first on ties
-        unit_lines.sort(key=lambda line: Fraction(line.amount, line.units or 1))
+        # Unit amounts amount / units compared exactly, as integers over a common denominator.
+        common = lcm(*[line.units or 1 for line in unit_lines])
+        unit_lines.sort(key=lambda line: line.amount * (common // (line.units or 1)))
     for line in unit_lines:
         if count <= 0:
             break
@@ -338,8 +341,10 @@ def _discounts(reward: Reward, lines: Sequence[_Line]) -> list[tuple[_Line, int]
         return [(line, min(line.amount - line.floor, max(0, line.amount - round_half_up(
             price * line.quantity, QUANTITY_SCALE)))) for line in lines]
     if kind in ("nth_percent_off", "buy_x_get_y"):
-        percent = reward.percent if kind == "nth_percent_off" else Fraction(100)
-        numerator, denominator = percent.numerator, percent.denominator * 100
+        if kind == "nth_percent_off":
+            numerator, denominator = reward.percent.numerator, reward.percent.denominator * 100
+        else:  # the y units are free
+            numerator = denominator = 1
         by_n = {line.n: line for line in lines}
         result = []
         for n, take in _cheapest_units(reward, lines).items():
