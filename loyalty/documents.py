@@ -36,8 +36,9 @@ from loyalty.values import (
     CounterDelta,
     Message,
     MessageTarget,
+    parse_time,
 )
-from tillgate.errors import DocumentError
+from tillgate.errors import DocumentError, ValidationError
 
 __all__ = [
     "FLAGS",
@@ -444,7 +445,12 @@ class _Doc:
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
-            raise self.error(key, f"must be an RFC 3339 time, got {value!r}") from None
+            # datetime has no leap second, RFC 3339 has (…T23:59:60Z): read as the protocol
+            # reads it, the last instant before the next minute.
+            try:
+                moment = parse_time(value, key)
+            except ValidationError:
+                raise self.error(key, f"must be an RFC 3339 time, got {value!r}") from None
         if moment.tzinfo is None or moment.utcoffset() is None:
             raise self.error(key, "must carry a UTC offset")
         return moment
@@ -491,7 +497,7 @@ def _window(doc: _Doc, parent: Mapping[str, Any], name: str, key: str) -> Active
             weekdays.add(day)
     hours_raw = obj.get("hours")
     hours: tuple[int, int] | None = None
-    if hours_raw is not None:
+    if hours_raw is not None and hours_raw != []:  # an empty list: no restriction (§1)
         if not isinstance(hours_raw, list) or len(hours_raw) != 2:
             raise doc.error(f"{key}.hours", 'must be ["HH:MM", "HH:MM"]')
         hours = (

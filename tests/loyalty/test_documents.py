@@ -383,3 +383,29 @@ def test_a_misspelt_personal_offer_key_is_refused_by_name() -> None:
         check_offer_keys({**offer, "on": {"sku": ["4600789"]}}, "personal_offers[0]",
                          customer_id="C1")
     assert str(caught.value).startswith('customer "C1": personal_offers[0].on.sku: unknown key')
+
+
+def test_an_empty_list_in_a_window_is_no_restriction() -> None:
+    # §1: "an empty list or missing key means no restriction", for hours as for weekdays;
+    # an offer's `valid` works like `active` (§5.12).
+    promo = parse_promotion({"id": "p", "name": "n", "reward": {"type": "percent_off",
+                                                                "percent": "10"},
+                             "active": {"weekdays": [], "hours": []}})
+    assert promo.active.hours is None
+    assert promo.active.weekdays == frozenset()
+    customer = parse_customer({"id": "C1", "personal_offers": [
+        {"id": "po", "reward": {"type": "percent_off", "percent": "10"},
+         "valid": {"hours": []}}]})
+    assert customer.personal_offers[0].valid.hours is None
+
+
+def test_a_leap_second_is_an_rfc_3339_time() -> None:
+    promo = parse_promotion({"id": "p", "name": "n", "reward": {"type": "percent_off",
+                                                                "percent": "10"},
+                             "active": {"to": "2026-12-31T23:59:60Z"}})
+    last_instant = datetime(2026, 12, 31, 23, 59, 59, 999_999, tzinfo=timezone(timedelta(0)))
+    assert promo.active.end == last_instant
+    with pytest.raises(DocumentError, match=r"active\.to: must be an RFC 3339 time"):
+        parse_promotion({"id": "p", "name": "n", "reward": {"type": "percent_off",
+                                                            "percent": "10"},
+                         "active": {"to": "2026-12-31T23:59:61Z"}})
