@@ -939,7 +939,8 @@ def apply_customer_attribute(doc: Mapping[str, Any], attribute: str, value: str)
     if not attribute:
         raise err.error("attribute", "must not be empty")
     if attribute in _NOT_BY_CSV:
-        # As a plain attribute it would be kept, silently, where nothing reads it.
+        # The row means to set that field; as a plain attribute it would be kept, silently,
+        # where only an audience.attributes rule reads it (docs/promotions.md §2).
         raise err.error(attribute, "cannot be set by CSV (load the customer document instead)")
     if attribute.startswith("status."):
         system = attribute[len("status."):]
