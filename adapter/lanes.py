@@ -3,10 +3,11 @@
 Theory of operation: a reader task takes events off the channel and queues them; a worker
 answers them one at a time, in order. Up to :data:`MAX_OUTSTANDING` requests may wait; one
 more is answered ``busy`` at once, ahead of the queued answers. Unreadable input is queued too,
-so its ``id: null`` error answers the oldest unanswered line. Each answer is computed by
-:meth:`LaneSession.answer`, which never raises: a bug becomes an ``internal`` error with a log
-reference, and the lane goes on. Repeats by ``id`` come from the answer journal; a repeat that
-arrives while the first is running waits for the first one's answer.
+so its ``id: null`` error answers the oldest unanswered line — past the limit as well, where a
+``busy`` without an id sent ahead would read as the answer to the oldest request. Each answer
+is computed by :meth:`LaneSession.answer`, which never raises: a bug becomes an ``internal``
+error with a log reference, and the lane goes on. Repeats by ``id`` come from the answer
+journal; a repeat that arrives while the first is running waits for the first one's answer.
 
 What the journal keeps (§2.3, docs/protocol.md): every answer to a request with a usable ``id``
 on a connection that has a lane — results, ``invalid``, ``unsupported_version``,
@@ -72,6 +73,8 @@ def _id_reused(request_id: str) -> dict[str, Any]:
 MAX_OUTSTANDING = 8
 IDLE_TIMEOUT_S = 120.0
 BUSY_RETRY_MS = 200
+#: lines without a usable id past MAX_OUTSTANDING that may wait in line (see LaneSession._read)
+UNREADABLE_BACKLOG = MAX_OUTSTANDING
 #: Answers with these codes are not kept: a repeat is a new attempt (§2.3). ``unauthorized`` is
 #: the project's addition: it comes from a peer that has not proved its lane.
 UNKEPT_CODES = frozenset(
@@ -182,6 +185,7 @@ class LaneSession:
         self.lane: str | None = fixed_lane
         self._queue: asyncio.Queue[Received | Rejected | None] = asyncio.Queue()
         self._outstanding = 0
+        self._answered = asyncio.Event()  #: set by the worker after each answer
         self._stopping = False
 
     async def stop(self) -> None:
@@ -224,15 +228,22 @@ class LaneSession:
                     receiving = None
                 if self._outstanding >= MAX_OUTSTANDING:
                     request_id = message_id(event.message) if isinstance(event, Received) else None
-                    await self._send(
-                        render.error(
-                            request_id,
-                            "busy",
-                            f"more than {MAX_OUTSTANDING} requests outstanding",
-                            retry_after_ms=BUSY_RETRY_MS,
+                    if request_id is not None:
+                        await self._send(
+                            render.error(
+                                request_id,
+                                "busy",
+                                f"more than {MAX_OUTSTANDING} requests outstanding",
+                                retry_after_ms=BUSY_RETRY_MS,
+                            )
                         )
-                    )
-                    continue
+                        continue
+                    # An answer with id: null answers the oldest unanswered line (§1.1): sent
+                    # now, ahead of the queued answers, it would read as the oldest request's.
+                    # So it waits in line; a peer flooding such lines is held back unread.
+                    while self._outstanding >= MAX_OUTSTANDING + UNREADABLE_BACKLOG:
+                        self._answered.clear()
+                        await self._answered.wait()
                 self._outstanding += 1
                 self._queue.put_nowait(event)
         finally:
@@ -248,6 +259,7 @@ class LaneSession:
                 await self._send(answer)
             finally:
                 self._outstanding -= 1
+                self._answered.set()
             if metrics is not None:
                 kind = event.message.get("type") if isinstance(event, Received) else None
                 label = kind if isinstance(kind, str) and kind in REQUEST_TYPES else "unreadable"

@@ -341,3 +341,68 @@ def test_a_refused_hello_or_ping_is_not_kept_either(tmp_path: Path) -> None:
     assert answers[6]["type"] == "calculate.result"
     assert kept(tmp_path, "y")["type"] == "calculate.result"
     assert kept(tmp_path, "v")["type"] == "calculate.result"
+
+
+class GatedRouter(PricingRouter):
+    """Prices like PricingRouter once ``gate`` is set: requests pile up behind the first."""
+
+    gate: asyncio.Event
+
+    async def calculate(self, request_id: str, lane: str, req: Calculate) -> dict[str, Any]:
+        await self.gate.wait()
+        return await super().calculate(request_id, lane, req)
+
+
+def test_an_unreadable_line_past_the_limit_waits_in_line_for_its_id_null_answer(
+    tmp_path: Path,
+) -> None:
+    # §1.1: an error with id null answers the oldest unanswered line, and a ninth request is
+    # answered busy at once. A ninth *line* without an id cannot have both: a busy without
+    # an id sent at once would read as c1's answer. It is answered in its place instead.
+    async def scenario() -> None:
+        GatedRouter.gate = asyncio.Event()
+        async with lanes_server(tmp_path, GatedRouter) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(json.dumps(HELLO).encode() + b"\n")
+            assert json.loads(await reader.readline())["type"] == "hello.result"
+            pipelined = [calculate(f"c{i}", oil_receipt(f"R-gate-{i}")) for i in range(1, 9)]
+            writer.write(b"".join(json.dumps(m).encode() + b"\n" for m in pipelined))
+            writer.write(b"not json\n")
+            writer.write(json.dumps(calculate("c9", oil_receipt("R-gate-9"))).encode() + b"\n")
+            await writer.drain()
+            first = json.loads(await asyncio.wait_for(reader.readline(), 10))
+            assert (first["id"], first["code"]) == ("c9", "busy")
+            with contextlib.suppress(TimeoutError):
+                early = await asyncio.wait_for(reader.readline(), 0.5)
+                raise AssertionError(f"answered before the queued requests: {early!r}")
+            GatedRouter.gate.set()
+            rest = [json.loads(await asyncio.wait_for(reader.readline(), 10)) for _ in range(9)]
+            assert [a["id"] for a in rest] == [f"c{i}" for i in range(1, 9)] + [None]
+            assert rest[-1]["code"] == "malformed"
+            writer.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_flood_of_unreadable_lines_is_held_back_and_every_line_answered_in_order(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        GatedRouter.gate = asyncio.Event()
+        async with lanes_server(tmp_path, GatedRouter) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(json.dumps(HELLO).encode() + b"\n")
+            assert json.loads(await reader.readline())["type"] == "hello.result"
+            pipelined = [calculate(f"f{i}", oil_receipt(f"R-flood-{i}")) for i in range(1, 9)]
+            writer.write(b"".join(json.dumps(m).encode() + b"\n" for m in pipelined))
+            writer.write(b"[1]\n" * 40)  # more than the lines allowed to wait in line
+            await writer.drain()
+            await asyncio.sleep(0.3)
+            GatedRouter.gate.set()
+            answers = [json.loads(await asyncio.wait_for(reader.readline(), 10))
+                       for _ in range(48)]
+            assert [a["id"] for a in answers[:8]] == [f"f{i}" for i in range(1, 9)]
+            assert {(a["id"], a["code"]) for a in answers[8:]} == {(None, "malformed")}
+            writer.close()
+
+    asyncio.run(scenario())
