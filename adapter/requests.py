@@ -110,8 +110,8 @@ def _get(obj: dict[str, Any], key: str, path: str) -> Any:
 def _string(
     obj: dict[str, Any], key: str, path: str, *, required: bool = True, max_len: int = 256
 ) -> str:
-    if not required and obj.get(key) is None:
-        return ""
+    if not required and obj.get(key) in (None, ""):
+        return ""  # a register that fills an unused optional field with "" means "none"
     value = _get(obj, key, path)
     if not isinstance(value, str) or not value:
         raise ValidationError(path, "must be a non-empty string")
@@ -360,7 +360,7 @@ def parse_request(kind: RequestType, message: dict[str, Any]) -> Request:
             if not isinstance(raw, dict):
                 raise ValidationError(f"payments[{i}]", "must be an object {kind, amount}")
             pkind = raw.get("kind")
-            if not isinstance(pkind, str) or not pkind:
+            if not isinstance(pkind, str):  # "" is an unknown kind like any other: `other`
                 raise ValidationError(f"payments[{i}].kind", "must be a string")
             payments.append(
                 Payment(

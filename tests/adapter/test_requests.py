@@ -128,6 +128,22 @@ def test_confirm_and_refund() -> None:
     assert refund.lines is not None
     assert refund.lines[0].quantity == 500
     assert field_of("confirm", {"receipt_id": "R1", "due": 1, "payments": []}) == "fiscal"
+    # a register that fills unused fields with "" is not told to sell without loyalty
+    blank = parse_request(
+        "confirm",
+        {
+            "receipt_id": "R1",
+            "due": 1,
+            "fiscal": {"document": "1", "at": "2026-11-23T10:20:00+03:00", "fn": "", "sign": ""},
+            "payments": [{"kind": "", "amount": 1}],
+        },
+    )
+    assert isinstance(blank, Confirm)
+    assert (blank.fiscal.fn, blank.fiscal.sign, blank.payments[0].kind) == ("", "", "other")
+    assert field_of("confirm", {"receipt_id": "R1", "due": 1, "payments": [{"kind": 7}],
+                                "fiscal": {"document": "1", "at": "2026-11-23T10:20:00Z"}}) == (
+        "payments[0].kind"
+    )
     assert field_of("refund", {"refund_id": "F1", "receipt_id": "R1", "lines": [{"n": 1}]}) == (
         "lines[0].quantity"
     )
