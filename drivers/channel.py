@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import re
 import time
 from collections.abc import Callable
@@ -38,10 +39,17 @@ READ_CHUNK = 65536
 #: a \u escape of a UTF-16 surrogate (D800..DFFF) somewhere in the text: worth a closer look
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+#: the most digits an integer of a message is converted with (see decode_message)
+_MAX_INT_DIGITS = 4000
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _json_int(digits: str) -> int | float:
+    return int(digits) if len(digits) <= _MAX_INT_DIGITS else math.copysign(
+        math.inf, -1.0 if digits.startswith("-") else 1.0)
 
 
 def decode_message(payload: bytes) -> ChannelEvent:
@@ -54,8 +62,16 @@ def decode_message(payload: bytes) -> ChannelEvent:
         return Rejected("malformed", f"not UTF-8 at byte {exc.start}")
     try:
         value = json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
+    except RecursionError as exc:
         return Rejected("malformed", f"not JSON: {exc}")
+    except ValueError:
+        # Python will not convert an integer of over 4 300 digits (quadratic time). It is
+        # still JSON, so the message is read with such numbers as infinity, which every
+        # check of a field refuses by name (`invalid`, not `malformed`).
+        try:
+            value = json.loads(text, parse_constant=_reject_constant, parse_int=_json_int)
+        except (ValueError, RecursionError) as still:
+            return Rejected("malformed", f"not JSON: {still}")
     if not isinstance(value, dict):
         return Rejected("malformed", f"not a JSON object but {type(value).__name__}")
     # Valid UTF-8 can still spell a lone surrogate as a \u escape. Python decodes it into a

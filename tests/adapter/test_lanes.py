@@ -406,3 +406,30 @@ def test_a_flood_of_unreadable_lines_is_held_back_and_every_line_answered_in_ord
             writer.close()
 
     asyncio.run(scenario())
+
+
+def test_an_integer_of_thousands_of_digits_is_json_and_refused_by_its_field(
+    tmp_path: Path,
+) -> None:
+    # Python converts at most 4 300 digits; the line is still JSON, so not `malformed` (§3).
+    async def scenario() -> list[dict[str, Any]]:
+        async with lanes_server(tmp_path, PricingRouter) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            huge = b"1" + b"0" * 5000
+            writer.write(json.dumps(HELLO).encode() + b"\n")
+            writer.write(b'{"v":1,"type":"confirm","id":"c-big","receipt_id":"R1","due":' + huge
+                         + b',"fiscal":{"document":"1","at":"2026-11-23T10:20:00Z"},'
+                         b'"payments":[]}\n')
+            writer.write(b'{"v":1,"type":"ping","id":"p-big","note":-' + huge + b"}\n")
+            writer.write(b'{"v":1,"type":"ping","id":"p-bad","note":' + huge + b",}\n")
+            await writer.drain()
+            answers = [json.loads(await asyncio.wait_for(reader.readline(), 10))
+                       for _ in range(4)]
+            writer.close()
+            return answers
+
+    answers = asyncio.run(scenario())
+    refused = answers[1]
+    assert (refused["id"], refused["code"], refused["field"]) == ("c-big", "invalid", "due")
+    assert (answers[2]["id"], answers[2]["type"]) == ("p-big", "ping.result")
+    assert (answers[3]["id"], answers[3]["code"]) == (None, "malformed")
