@@ -347,14 +347,14 @@ def _refund(
         points = pb.Calculation.FromString(record.calculation).points
         _check_given(given.points.reversed, points.accrue, "points reversed")
         _check_given(given.points.restored, points.redeem, "points restored")
-    reply = processing.apply_refund(
+    processing.apply_refund(
         tx, record, request, now=at, given=given.points if given.HasField("points") else None
     )
-    reply.mode = "offline"
+    # A repeat of the refund gets what the register was told (register spec §2.3), as a
+    # repeat of an offline confirm does: not a balance and a customer line it never showed.
     tx.put_refund(
         store,
-        KeptRefund(request.refund_id, receipt_id, refund_identity(request),
-                   reply.SerializeToString()),
+        KeptRefund(request.refund_id, receipt_id, refund_identity(request), _kept_answer(given)),
         clock.to_text(at),
     )
     return ""

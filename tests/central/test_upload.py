@@ -140,6 +140,11 @@ def test_offline_refund_cancel_and_calculate(
     rows = {row["receipt_id"]: row for row in admin.receipts_view(server.repository)}
     assert rows["OFF4"]["refunded"] == 30000 + 4500
     assert (rows["OFF5"]["state"], rows["OFF5"]["mode"]) == ("cancelled", "offline")
+    # A repeat of the refund, under a new request id, gets what the register was told
+    # (§2.3), as a confirm does: no balance or customer line it never showed.
+    repeat = stub.Refund(pb.RefundRequest(context=ctx(rid="again-RF4"), refund_id="RF4",
+                                          receipt_id="OFF4"))
+    assert repeat == refund.refund.given
 
 
 def test_entry_of_another_store_is_rejected(stub: pb_grpc.ProcessingStub) -> None:
