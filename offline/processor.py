@@ -60,6 +60,7 @@ from tillgate.errors import DocumentError, ValidationError
 
 __all__ = [
     "AGE_WARNING",
+    "OFFLINE_LOOKUP_NOTE",
     "OFFLINE_NOTE",
     "QUEUE_WARNING",
     "UNKNOWN_REFUND_NOTE",
@@ -70,6 +71,8 @@ log = structlog.get_logger("tillgate.offline.processor")
 
 #: cashier message on every offline answer
 OFFLINE_NOTE = "Нет связи с процессингом: операция сохранена и будет передана позже"
+#: identify and balance offline: nothing is saved, the balance is what is missing
+OFFLINE_LOOKUP_NOTE = "Нет связи с процессингом: баланс сейчас неизвестен"
 #: cashier message when the outbox nears ``max_queued``
 QUEUE_WARNING = "Очередь офлайн-операций почти заполнена ({depth} из {limit}): проверьте связь"
 #: cashier message when the oldest waiting entry is older than ``max_age_hours``
@@ -297,8 +300,9 @@ class OfflineProcessor:
 
     def _notes(self, *, journaling: bool = True) -> list[Message]:
         """The offline cashier note plus the queue and age warnings that apply now (counting
-        the entry about to be journaled when ``journaling``)."""
-        notes = [Message("cashier", OFFLINE_NOTE)]
+        the entry about to be journaled when ``journaling``; a lookup journals nothing, and
+        its note says what is missing instead)."""
+        notes = [Message("cashier", OFFLINE_NOTE if journaling else OFFLINE_LOOKUP_NOTE)]
         depth = self.outbox.depth() + (1 if journaling else 0)
         if self.policy.queue_warning(depth):
             notes.append(

@@ -10,7 +10,12 @@ import pytest
 from loyalty import CustomerRef
 from offline.db import EdgeDatabase
 from offline.outbox import Outbox
-from offline.processor import OFFLINE_NOTE, UNKNOWN_REFUND_NOTE, OfflineProcessor
+from offline.processor import (
+    OFFLINE_LOOKUP_NOTE,
+    OFFLINE_NOTE,
+    UNKNOWN_REFUND_NOTE,
+    OfflineProcessor,
+)
 from protos import tillgate_pb2 as pb
 from tests.offline.edge import (
     ACTIVE,
@@ -300,7 +305,9 @@ def test_identify_and_balance_offline(edge: OfflineProcessor) -> None:
     assert reply.customer.status == "gold"
     assert not reply.customer.HasField("balance")
     assert reply.customer.redeem_max == 0, "redemption is denied offline by default"
-    assert reply.messages[-1].text == OFFLINE_NOTE
+    # nothing is journaled for a lookup: the note says the balance is missing, not "saved"
+    assert reply.messages[-1].text == OFFLINE_LOOKUP_NOTE
+    assert edge.outbox.depth() == 0
     missing = edge.balance(pb.IdentifyRequest(context=context(), customer=pb.CustomerRef(card="0")))
     assert missing.error.code == "not_found"
     assert missing.error.field == "customer"
