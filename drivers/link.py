@@ -49,7 +49,8 @@ Decisions where the spec is silent (documented in docs/field-guide.md):
   one that never answers ENQ must not get its requests acknowledged but never answered.
 * Payloads of 0 bytes cannot be framed (LEN is 1..1024): sending one is a LocalProtocolError.
 * A partial message whose next frame is later than a sender could still be repeating the
-  last one (four tries, each a full frame on the wire plus the 1 s wait, and a second more)
+  last one (four tries, each a full frame on the wire plus the 1 s wait, and a second more,
+  plus the time our own frames took on the line meanwhile, which the sender does not count)
   is abandoned when that frame arrives (``partial_message_dropped``): a register that
   restarted in the middle of a message sends ENQ only after a link failure, and its next
   request must not be glued to the old half and lost as ``malformed``.
@@ -59,6 +60,7 @@ from __future__ import annotations
 
 import binascii
 import enum
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -322,7 +324,8 @@ class FrameDecoder:
         if self._last_byte_at is None:
             return None
         if self.in_frame or self.state is Rx.HUNT:
-            return self._last_byte_at + INTER_BYTE_GAP
+            # the first instant at which the gap is *more than* 200 ms
+            return math.nextafter(self._last_byte_at + INTER_BYTE_GAP, math.inf)
         return None
 
     def check_gap(self, now: float) -> list[WireUnit]:
@@ -347,7 +350,7 @@ class FrameDecoder:
 
     def _expire(self, now: float) -> None:
         # Loop: a failed frame is re-scanned, which may start (and stall) another frame.
-        while self._last_byte_at is not None and now >= self._last_byte_at + INTER_BYTE_GAP:
+        while self._last_byte_at is not None and now > self._last_byte_at + INTER_BYTE_GAP:
             if self.in_frame:
                 self._run(self._fail("gap"))
             elif self.state is Rx.HUNT:
@@ -481,6 +484,7 @@ class _Outstanding:
     wire: bytes
     repeats: int
     due: float
+    etx_at: float  #: when the last transmission of the frame ends on the line
 
 
 class Link:
@@ -512,11 +516,16 @@ class Link:
         self._partial = bytearray()
         self._partial_frames = 0
         self._partial_at = 0.0  #: when the partial message's last frame was accepted
+        self._partial_line_mark = 0.0  #: _frames_on_line then
         self._discarding = False
-        # A frame of the message may still come this long after the previous one.
+        # A frame of the message may still come this long after the previous one, plus the
+        # time our own frames took on the line meanwhile: the sender's repeat timer stands
+        # still while it receives them.
         self._partial_expires = (
             (MAX_REPEATS + 1) * (REPEAT_AFTER + self._byte_time * (MAX_FRAME_PAYLOAD + 7)) + 1.0
         )
+        #: seconds of line time of every frame sent so far (0 without a known baud rate)
+        self._frames_on_line = 0.0
 
     # -- Framing protocol ---------------------------------------------------------------------
 
@@ -604,8 +613,9 @@ class Link:
 
     def _advance(self, now: float) -> None:
         if self._clock is not None and self._outstanding is not None and self._decoder.in_frame:
-            # Time spent receiving the other side's frame does not count towards a repeat.
-            self._outstanding.due += max(0.0, now - self._clock)
+            # Time spent receiving the other side's frame after our ETX does not count
+            # towards a repeat (before it, the 1 s has not begun).
+            self._outstanding.due += max(0.0, now - max(self._clock, self._outstanding.etx_at))
         self._clock = now if self._clock is None else max(self._clock, now)
 
     def _on_unit(self, unit: WireUnit, now: float) -> None:
@@ -639,7 +649,8 @@ class Link:
             self._notice("repeat_received", f"seq={frame.seq}")
             return
         self._last_accepted = (frame.seq, frame.payload)
-        if (self._partial or self._discarding) and now - self._partial_at > self._partial_expires:
+        allowed = self._partial_expires + (self._frames_on_line - self._partial_line_mark)
+        if (self._partial or self._discarding) and now - self._partial_at > allowed:
             self._notice(
                 "partial_message_dropped",
                 f"{self._partial_frames} frame(s), the next came {now - self._partial_at:.1f} s "
@@ -647,6 +658,7 @@ class Link:
             )
             self._reset_partial()
         self._partial_at = now
+        self._partial_line_mark = self._frames_on_line
         if self._discarding:
             if not frame.more:
                 self._reset_partial()
@@ -701,7 +713,8 @@ class Link:
         sent = self._outstanding
         assert sent is not None
         sent.repeats += 1
-        sent.due = self._put_on_line(self._frame_out, sent.wire, now) + REPEAT_AFTER
+        sent.etx_at = self._put_frame_on_line(sent.wire, now)
+        sent.due = sent.etx_at + REPEAT_AFTER
         self._notice("repeat_sent", f"seq={sent.seq} repeat={sent.repeats} nak_seq={seq}")
 
     def _tx_send_enq(self, now: float, seq: int) -> None:
@@ -729,12 +742,17 @@ class Link:
         seq = self._next_seq
         self._next_seq = 1 if seq == 255 else seq + 1
         wire = encode_frame(seq, frame.payload, frame.more)
-        etx_at = self._put_on_line(self._frame_out, wire, now)
-        self._outstanding = _Outstanding(frame, seq, wire, 0, etx_at + REPEAT_AFTER)
+        etx_at = self._put_frame_on_line(wire, now)
+        self._outstanding = _Outstanding(frame, seq, wire, 0, etx_at + REPEAT_AFTER, etx_at)
         self.tx_state = Tx.WAITING
 
     def _send_control(self, data: bytes, now: float) -> None:
         self._put_on_line(self._control_out, data, now)
+
+    def _put_frame_on_line(self, wire: bytes, now: float) -> float:
+        """:meth:`_put_on_line` for a frame, counted in :attr:`_frames_on_line`."""
+        self._frames_on_line += len(wire) * self._byte_time
+        return self._put_on_line(self._frame_out, wire, now)
 
     def _put_on_line(self, buffer: bytearray, data: bytes, now: float) -> float:
         """Queue bytes; returns when their last byte should have left at the line's rate."""

@@ -259,6 +259,19 @@ def test_a_stall_inside_a_frame_is_naked_after_200ms() -> None:
     assert payloads(link) == [b"stalled frame"]
 
 
+def test_a_gap_of_exactly_200ms_is_not_more_than_200ms() -> None:
+    # §1.2 NAKs "a gap of more than 200 ms between bytes of a frame".
+    frame = encode_frame(3, b'{"a":1}')
+    link = Link()
+    link.receive_data(frame[:5], 10.0)
+    deadline = link.next_deadline()
+    assert deadline is not None and deadline > 10.2
+    link.handle_timer(10.2)
+    link.receive_data(frame[5:], 10.2)
+    assert link.data_to_send() == bytes((ACK, 3))
+    assert payloads(link) == [b'{"a":1}']
+
+
 def test_slow_but_steady_bytes_are_fine() -> None:
     frame = encode_frame(1, b"slow")
     link = Link()
@@ -361,6 +374,21 @@ def test_receiving_a_frame_pauses_the_repeat_timer() -> None:
     assert link.data_to_send() == encode_frame(1, b"ours")
 
 
+def test_a_frame_received_before_our_etx_does_not_delay_the_repeat() -> None:
+    # "1 s after its ETX (time spent receiving a frame from the other side does not count)":
+    # the 1 s starts at the ETX, so a frame that came in before it takes none of it.
+    link = Link(baud=9600)
+    link.send_payload(b"x" * 1024, 0.0)
+    etx = len(link.data_to_send()) * 10 / 9600
+    inbound = encode_frame(1, b"y" * 208)
+    for i in range(0, len(inbound), 20):
+        t = 0.1 + i * 10 / 9600
+        link.receive_data(inbound[i : i + 20], t)
+        link.handle_timer(t)
+    assert payloads(link) == [b"y" * 208]
+    assert link.next_deadline() == pytest.approx(etx + 1.0)
+
+
 def test_baud_rate_moves_the_repeat_timer_past_the_etx() -> None:
     link = Link(baud=9600)
     link.send_payload(b"x" * 1024, 0.0)
@@ -443,6 +471,31 @@ def test_a_register_that_restarted_mid_message_does_not_lose_its_next_request() 
     [dropped] = [e for e in found if isinstance(e, LinkNotice)
                  and e.kind == "partial_message_dropped"]
     assert dropped.detail == "1 frame(s), the next came 10.0 s later"
+
+
+def test_a_message_whose_sender_was_receiving_our_answers_meanwhile_is_kept_whole() -> None:
+    # The register's second frame is lost three times while tillgate streams four 1 KiB
+    # answers: the register's repeat timer stands still while it receives them (§1.2), so
+    # its repeats come later than four tries on a quiet line, and the message is still whole.
+    lost = {"tries": 0}
+
+    def lose_second_frame(data: bytes) -> bytes:
+        if lost["tries"] < 3 and data[:1] == bytes((STX,)) and data[3:4] == b"\x02":
+            lost["tries"] += 1
+            return b""
+        return data
+
+    wire = Wire(Link(baud=9600), Link(baud=9600), latency=0.002, byte_time=10 / 9600,
+                mangle_ab=lose_second_frame)
+    for i in range(4):
+        wire.b.link.send_payload(msg(i, 1000), 0.0)
+    request = msg(99, 2500)
+    wire.a.link.send_payload(request, 0.0)
+    wire.run(until=60.0)
+    assert lost["tries"] == 3
+    assert wire.b.received == [request]
+    assert not [n for n in wire.b.notices if n.kind == "partial_message_dropped"]
+    assert len(wire.a.received) == 4
 
 
 @pytest.mark.parametrize("baud", [9600, 115200])
