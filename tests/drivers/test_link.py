@@ -265,7 +265,8 @@ def test_a_gap_of_exactly_200ms_is_not_more_than_200ms() -> None:
     link = Link()
     link.receive_data(frame[:5], 10.0)
     deadline = link.next_deadline()
-    assert deadline is not None and deadline > 10.2
+    assert deadline is not None
+    assert deadline > 10.2
     link.handle_timer(10.2)
     link.receive_data(frame[5:], 10.2)
     assert link.data_to_send() == bytes((ACK, 3))
