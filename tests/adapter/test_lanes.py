@@ -353,6 +353,18 @@ class GatedRouter(PricingRouter):
         return await super().calculate(request_id, lane, req)
 
 
+async def eight_waiting(
+    port: int, prefix: str
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A lane said hello and sent 8 calculates ``{prefix}1..8``, held by GatedRouter's gate."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(json.dumps(HELLO).encode() + b"\n")
+    assert json.loads(await reader.readline())["type"] == "hello.result"
+    pipelined = [calculate(f"{prefix}{i}", oil_receipt(f"R-{prefix}{i}")) for i in range(1, 9)]
+    writer.write(b"".join(json.dumps(m).encode() + b"\n" for m in pipelined))
+    return reader, writer
+
+
 def test_an_unreadable_line_past_the_limit_waits_in_line_for_its_id_null_answer(
     tmp_path: Path,
 ) -> None:
@@ -362,11 +374,7 @@ def test_an_unreadable_line_past_the_limit_waits_in_line_for_its_id_null_answer(
     async def scenario() -> None:
         GatedRouter.gate = asyncio.Event()
         async with lanes_server(tmp_path, GatedRouter) as port:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(json.dumps(HELLO).encode() + b"\n")
-            assert json.loads(await reader.readline())["type"] == "hello.result"
-            pipelined = [calculate(f"c{i}", oil_receipt(f"R-gate-{i}")) for i in range(1, 9)]
-            writer.write(b"".join(json.dumps(m).encode() + b"\n" for m in pipelined))
+            reader, writer = await eight_waiting(port, "c")
             writer.write(b"not json\n")
             writer.write(json.dumps(calculate("c9", oil_receipt("R-gate-9"))).encode() + b"\n")
             await writer.drain()
@@ -390,11 +398,7 @@ def test_a_flood_of_unreadable_lines_is_held_back_and_every_line_answered_in_ord
     async def scenario() -> None:
         GatedRouter.gate = asyncio.Event()
         async with lanes_server(tmp_path, GatedRouter) as port:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(json.dumps(HELLO).encode() + b"\n")
-            assert json.loads(await reader.readline())["type"] == "hello.result"
-            pipelined = [calculate(f"f{i}", oil_receipt(f"R-flood-{i}")) for i in range(1, 9)]
-            writer.write(b"".join(json.dumps(m).encode() + b"\n" for m in pipelined))
+            reader, writer = await eight_waiting(port, "f")
             writer.write(b"[1]\n" * 40)  # more than the lines allowed to wait in line
             await writer.drain()
             await asyncio.sleep(0.3)
