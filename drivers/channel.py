@@ -48,8 +48,9 @@ def _reject_constant(name: str) -> Any:
 
 
 def _json_int(digits: str) -> int | float:
-    return int(digits) if len(digits) <= _MAX_INT_DIGITS else math.copysign(
-        math.inf, -1.0 if digits.startswith("-") else 1.0)
+    if len(digits) <= _MAX_INT_DIGITS:
+        return int(digits)
+    return -math.inf if digits.startswith("-") else math.inf
 
 
 def decode_message(payload: bytes) -> ChannelEvent:

@@ -69,7 +69,7 @@ __all__ = [
 
 log = structlog.get_logger("tillgate.offline.processor")
 
-#: cashier message on every offline answer
+#: cashier message on every offline answer that journals something
 OFFLINE_NOTE = "Нет связи с процессингом: операция сохранена и будет передана позже"
 #: identify and balance offline: nothing is saved, the balance is what is missing
 OFFLINE_LOOKUP_NOTE = "Нет связи с процессингом: баланс сейчас неизвестен"
