@@ -5,8 +5,9 @@ Theory of operation: processing code never writes SQL. It opens a unit of work w
 consistent snapshot) and calls the domain-shaped methods of :class:`Transaction`. A
 PostgreSQL backend implements the same two protocols; nothing above this module changes.
 
-SQLite specifics: one connection per thread, WAL journal, ``synchronous=NORMAL`` (a killed
-process loses nothing committed), write transactions start with ``BEGIN IMMEDIATE`` behind
+SQLite specifics: one connection per thread, WAL journal, ``synchronous=FULL`` (a commit
+that returned is on disk, power cut included: edges drop an outbox entry once central acks
+it), write transactions start with ``BEGIN IMMEDIATE`` behind
 an in-process lock so concurrent gRPC workers queue instead of spinning on SQLITE_BUSY.
 """
 
@@ -370,7 +371,7 @@ class SQLiteRepository:
                 raise StorageError(f"{self.path}: cannot open the central database: {exc}") from exc
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA synchronous=FULL")
                 conn.execute("PRAGMA foreign_keys=ON")
             except sqlite3.Error as exc:
                 conn.close()
