@@ -14,7 +14,11 @@ floor, or 0, or one ahead of central, gets a full snapshot of live documents ins
 Customer filter: ``all_customers``, or the listed ``customer_ids`` plus the customers seen
 in the store (calculate, identify, confirm) within ``seen_days``. Tombstones always pass.
 A delta also carries, on its last page, the customers the store saw after the checkpoint
-whose documents did not change since (they just came into the store's scope).
+whose documents did not change since (they just came into the store's scope), and a tombstone
+for each customer the store saw who dropped out of the ``seen_days`` window within the last
+:data:`DEPARTED_WINDOW` and is not listed in ``customer_ids``: the edge deletes its copy, or it
+would price them offline with a balance and offers it no longer hears about. An edge whose last
+sync is older than that window asks for a snapshot instead.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ DEFAULT_PAGE_SIZE = 500
 MAX_PAGE_SIZE = 5000
 #: A page stays under this many bytes of documents (gRPC's default message limit is 4 MiB).
 MAX_PAGE_BYTES = 2 * 1024 * 1024
+#: How far back a delta names the customers who left a ``seen_days`` selection (offline.sync
+#: takes a snapshot when its last sync is more than a day older, well within this).
+DEPARTED_WINDOW = timedelta(days=2)
 HORIZON_SETTING = "sync.horizon_days"
 DEFAULT_HORIZON = timedelta(days=30)
 
@@ -86,6 +93,7 @@ def pull(
         snapshot = request.since == 0 or request.since < floor or request.since > head
         allowed: set[str] | None = None
         entered: set[str] = set()
+        departed: set[str] = set()
         if not request.all_customers:
             allowed = set(request.customer_ids)
             if request.seen_days:
@@ -95,6 +103,8 @@ def pull(
                 allowed |= tx.seen_since(request.store, since)
                 if not snapshot:
                     entered = tx.seen_after_version(request.store, request.since, since)
+                    reach = clock.to_text(now - timedelta(days=days) - DEPARTED_WINDOW)
+                    departed = tx.seen_since(request.store, reach) - allowed
         cursor = 0 if snapshot else request.since
         while True:
             batch = (tx.live_after if snapshot else tx.changes_after)(cursor, size)
@@ -113,6 +123,11 @@ def pull(
                     stored = tx.document("customer", customer_id)
                     if stored is not None and not stored.deleted:
                         documents.append(_document(stored))
+                # Left the selection: a tombstone to this edge (the customer lives on).
+                documents.extend(
+                    pb.Document(kind="customer", id=customer_id, deleted=True, version=head)
+                    for customer_id in sorted(departed)
+                )
             chunks = _by_size(documents)
             for index, chunk in enumerate(chunks):
                 final = index == len(chunks) - 1

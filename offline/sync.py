@@ -16,6 +16,10 @@ and purchases whose acknowledgement named a central version the checkpoint has r
 synced documents hold them; for a central that names none: acknowledged before the pull
 began) and customers last identified longer ago than the selection keeps.
 
+With ``customers = "seen"`` a delta's tombstones also delete the customers who left the
+selection (central names those of the last two days), so a customer never lingers as a stale
+copy; an edge that last synced more than a day ago takes a snapshot instead.
+
 Every page names the central database it comes from. The edge binds itself to the first one
 it syncs from: pointed at another central (another chain, a staging server), it takes that
 one's full snapshot when nothing waits in its journal, and refuses to sync while entries made
@@ -63,6 +67,11 @@ META_LAST_SYNC_AT = "last_sync_at"
 META_LAST_SYNC_DURATION_S = "last_sync_duration_s"
 
 _DAY_S = 86_400.0
+#: With ``customers = "seen"``, a delta names the customers who left the selection only as far
+#: back as central's ``syncfeed.DEPARTED_WINDOW`` (2 days): an edge whose last sync is older
+#: than this (a day of margin for the two clocks) takes a snapshot instead, or it would keep
+#: stale copies of those who left meanwhile.
+SEEN_DELTA_MAX_AGE_S = _DAY_S
 
 
 class CentralChanged(UpstreamUnavailable):
@@ -129,10 +138,16 @@ class SyncClient:
     # -- the sans-I/O part ---------------------------------------------------------------
 
     def pull_request(self) -> pb.PullRequest:
-        """The request for everything since the stored checkpoint (0 when never synced)."""
+        """The request for everything since the stored checkpoint (0 when never synced, or
+        for a ``seen`` selection last synced more than :data:`SEEN_DELTA_MAX_AGE_S` ago)."""
+        since = self.cache.version() or 0
+        if not self.selection.all_customers:
+            last = self.cache.db.get_meta(META_LAST_SYNC_AT)
+            if last is not None and self.clock() - float(last) > SEEN_DELTA_MAX_AGE_S:
+                since = 0
         request = pb.PullRequest(
             store=self.store,
-            since=self.cache.version() or 0,
+            since=since,
             page_size=self.page_size,
             all_customers=self.selection.all_customers,
             seen_days=self.selection.seen_days,

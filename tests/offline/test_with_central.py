@@ -321,3 +321,60 @@ def test_what_an_online_confirm_spent_counts_offline_before_the_next_sync(
     assert kept[0]["n"] == 1
     sync_cache(cache, central.address)  # the synced document now holds the purchase
     assert db.query("SELECT count(*) AS n FROM offline_purchases")[0]["n"] == 0
+
+
+def test_a_customer_who_left_the_seen_selection_is_dropped_from_the_cache(
+    central: CentralServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _import(central, tmp_path, "more-customers.jsonl", [customer(i) for i in range(2, 6)])
+    db = EdgeDatabase(tmp_path / "cache.db")
+    cache = EdgeCache(db)
+    t0 = datetime.now(UTC).timestamp()
+    now = [t0]
+    edge = OfflineProcessor(db, store=STORE, clock=lambda: now[0])
+    client = SyncClient(
+        cache, store=STORE, selection=CustomerSelection(seen_days=1), clock=lambda: now[0]
+    )
+
+    def at(days: float) -> None:
+        now[0] = t0 + days * 86_400
+        monkeypatch.setenv("TILLGATE_CENTRAL_NOW", datetime.fromtimestamp(now[0], UTC).isoformat())
+
+    def identify(i: int) -> None:
+        with grpc.insecure_channel(central.address) as channel:
+            reply = pb_grpc.ProcessingStub(channel).Identify(
+                pb.IdentifyRequest(
+                    context=context(f"id-{i}"),
+                    customer=pb.CustomerRef(card=customer(i)["cards"][0]),
+                ),
+                timeout=10,
+            )
+        edge.record_online_identify(reply)
+
+    def sync() -> SyncResult:
+        async def main() -> SyncResult:
+            async with grpc.aio.insecure_channel(central.address) as channel:
+                return await client.sync_once(channel)
+
+        return asyncio.run(main())
+
+    at(0)
+    identify(3)
+    sync()
+    at(0.9)
+    identify(4)
+    sync()
+    assert cache.customer_by_id("C3") is not None
+    assert cache.customer_by_id("C4") is not None
+
+    at(1.05)  # C3 was last seen more than a day ago, C4 not
+    result = sync()
+    assert not result.snapshot, "a delta names who left"
+    assert cache.customer_by_id("C3") is None
+    assert db.query("SELECT count(*) AS n FROM customer_keys WHERE customer_id = 'C3'")[0]["n"] == 0
+    assert cache.customer_by_id("C4") is not None
+
+    at(2.2)  # no sync for more than a day: a snapshot, C4 left meanwhile
+    result = sync()
+    assert result.snapshot
+    assert cache.count("customer") == 0
