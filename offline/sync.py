@@ -20,6 +20,10 @@ With ``customers = "seen"`` a delta's tombstones also delete the customers who l
 selection (central names those of the last two days), so a customer never lingers as a stale
 copy; an edge that last synced more than a day ago takes a snapshot instead.
 
+A whole pull holds an exclusive lock on ``<database>.sync.lock`` (``flock``, the holder's pid
+inside): the daemon's loop and ``tillgate sync`` load the same shadow tables, so a second pull
+waits for the first (``lock_wait_s``), then gives up with :class:`SyncBusyError` naming its pid.
+
 Every page names the central database it comes from. The edge binds itself to the first one
 it syncs from: pointed at another central (another chain, a staging server), it takes that
 one's full snapshot when nothing waits in its journal, and refuses to sync while entries made
@@ -29,9 +33,12 @@ against the old one wait (they can only be uploaded there, and the two caches mu
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import structlog
@@ -53,6 +60,7 @@ __all__ = [
     "META_LAST_SYNC_DURATION_S",
     "CentralChanged",
     "CustomerSelection",
+    "SyncBusyError",
     "SyncClient",
     "SyncResult",
     "run_sync_loop",
@@ -84,6 +92,43 @@ class CentralChanged(UpstreamUnavailable):
     def __init__(self, message: str, *, resync: bool) -> None:
         super().__init__(message)
         self.resync = resync
+
+
+class SyncBusyError(StorageError):
+    """Another pull (the daemon's loop, ``tillgate sync``) holds the edge database's sync lock:
+    both would load the same shadow tables."""
+
+
+class _SyncLock:
+    """An exclusive ``flock`` on ``<database>.sync.lock`` for the whole of one pull, holding
+    the holder's pid. Released by :meth:`release` or when the process ends, however it ends."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.path = db_path.with_name(db_path.name + ".sync.lock")
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StorageError(f"{self.path}: cannot open the sync lock: {exc}") from exc
+
+    def try_acquire(self) -> bool:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            self.release()
+            raise StorageError(f"{self.path}: cannot lock: {exc}") from exc
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        return True
+
+    def holder(self) -> str:
+        return os.pread(self._fd, 32, 0).decode("ascii", "replace").strip() or "?"
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +169,7 @@ class SyncClient:
         selection: CustomerSelection | None = None,
         page_size: int = 1000,
         page_timeout_s: float = 30.0,
+        lock_wait_s: float = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.cache = cache
@@ -131,6 +177,7 @@ class SyncClient:
         self.selection = selection or CustomerSelection()
         self.page_size = page_size
         self.page_timeout_s = page_timeout_s
+        self.lock_wait_s = lock_wait_s
         self.clock = clock
         self._snapshot_started = False
         self._central_checked = False
@@ -256,13 +303,32 @@ class SyncClient:
 
     async def sync_once(self, channel: grpc.aio.Channel) -> SyncResult:
         """Pull and apply everything since the checkpoint; raises UpstreamUnavailable when
-        the stream fails (pages applied so far stay applied)."""
+        the stream fails (pages applied so far stay applied), :class:`SyncBusyError` when another
+        pull into the same database did not end within ``lock_wait_s``."""
+        lock = await self._lock()
         try:
-            return await self._pull(channel)
-        except CentralChanged as exc:
-            if not exc.resync:
-                raise
-            return await self._pull(channel)
+            try:
+                return await self._pull(channel)
+            except CentralChanged as exc:
+                if not exc.resync:
+                    raise
+                return await self._pull(channel)
+        finally:
+            lock.release()
+
+    async def _lock(self) -> _SyncLock:
+        lock = _SyncLock(self.cache.db.path)
+        deadline = time.monotonic() + self.lock_wait_s
+        while not lock.try_acquire():
+            if time.monotonic() >= deadline:
+                holder = lock.holder()
+                lock.release()
+                raise SyncBusyError(
+                    f"{self.cache.db.path}: another sync is running (pid {holder}); waited "
+                    f"{self.lock_wait_s:g} s for it to finish, try again later"
+                )
+            await asyncio.sleep(0.05)
+        return lock
 
     async def _pull(self, channel: grpc.aio.Channel) -> SyncResult:
         started_at = self.clock()
@@ -348,6 +414,9 @@ async def run_sync_loop(
             await asyncio.to_thread(client.cache.db.checkpoint)
         except UpstreamUnavailable as exc:
             log.warning("sync_failed", error=str(exc))
+            delay = min(retry_s, interval_s)
+        except SyncBusyError as exc:
+            log.warning("sync_busy", error=str(exc))
             delay = min(retry_s, interval_s)
         except StorageError as exc:
             log.error("sync_storage_failed", error=str(exc))

@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +24,7 @@ from offline.cache import EdgeCache
 from offline.db import EdgeDatabase
 from offline.policy import OfflinePolicy
 from offline.processor import OfflineProcessor
-from offline.sync import CustomerSelection, SyncClient, SyncResult
+from offline.sync import CustomerSelection, SyncBusyError, SyncClient, SyncResult
 from offline.uploader import Uploader
 from protos import tillgate_pb2 as pb
 from protos import tillgate_pb2_grpc as pb_grpc
@@ -35,6 +38,8 @@ from tests.offline.edge import (
     confirm_request,
     context,
 )
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _import(server: CentralServer, folder: Path, name: str, docs: list[dict[str, Any]]) -> None:
@@ -378,3 +383,55 @@ def test_a_customer_who_left_the_seen_selection_is_dropped_from_the_cache(
     result = sync()
     assert result.snapshot
     assert cache.count("customer") == 0
+
+
+def test_a_second_sync_waits_for_the_running_one_or_names_its_pid(
+    central: CentralServer, tmp_path: Path
+) -> None:
+    _import(central, tmp_path, "items.jsonl", [catalog_item(i) for i in range(50)])
+    db_path = tmp_path / "cache.db"
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    cache = EdgeCache(EdgeDatabase(db_path))
+
+    def pull(lock_wait_s: float) -> SyncResult:
+        async def main() -> SyncResult:
+            client = SyncClient(
+                cache,
+                store=STORE,
+                selection=CustomerSelection(all_customers=True),
+                page_size=10,
+                lock_wait_s=lock_wait_s,
+            )
+            async with grpc.aio.insecure_channel(central.address) as channel:
+                return await client.sync_once(channel)
+
+        return asyncio.run(main())
+
+    # `tillgate sync` in another process, paused in the middle of its snapshot
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.offline.sync_hold_child", str(db_path), central.address,
+         str(hold)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (hold / "paused").exists():
+            assert child.poll() is None, child.communicate()
+            assert time.monotonic() < deadline, "the child never applied its first page"
+            time.sleep(0.02)
+        with pytest.raises(SyncBusyError, match=rf"another sync is running \(pid {child.pid}\)"):
+            pull(0.2)
+        (hold / "go").touch()
+        result = pull(30)  # waits for the child's snapshot, then pulls what is left
+        _, stderr = child.communicate(timeout=60)
+        assert child.returncode == 0, stderr
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert not result.snapshot
+    assert cache.content_hash() == central.content_hash()
