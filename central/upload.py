@@ -1,10 +1,13 @@
 """Applying a store's journal (the edge outbox) exactly once.
 
 Theory of operation: each JournalEntry is keyed by (store, receipt_id, seq) and applied in
-its own transaction: a key seen before is acked ``duplicate``; otherwise the operation is
-applied and the entry recorded ``applied``, or — when it cannot be (a state clash, an
-unknown receipt, a broken entry) — recorded ``rejected`` with a message for review. A
-rejection never blocks the entries after it and is never lost.
+its own transaction: a key applied before is acked ``duplicate`` when the entry is the one
+applied, and ``rejected`` (naming the conflict, logged as an error, nothing applied) when it
+is another (an edge database restored from a backup or made anew counts its seqs again): a
+different sale must never pass as already counted. Otherwise the operation is applied and the
+entry recorded ``applied``, or — when it cannot be (a state clash, an unknown receipt, a
+broken entry) — recorded ``rejected`` with a message for review. A rejection never blocks the
+entries after it and is never lost.
 
 Central accepts what the store already gave the customer: an offline calculation is kept
 as given, an offline confirm moves exactly the points the store announced, never
@@ -100,7 +103,20 @@ def _apply_entry(
         return ack
     kept = tx.journal_entry(key_store, entry.receipt_id, entry.seq)
     if kept is not None and kept.status == "applied":
-        ack.status = "duplicate"
+        first = pb.JournalEntry.FromString(kept.entry)
+        if first == entry:
+            ack.status = "duplicate"
+            return ack
+        ack.status = "rejected"
+        ack.message = (
+            f"seq {entry.seq} of receipt {entry.receipt_id!r} was applied on {kept.at} as "
+            f"another entry ({first.WhichOneof('operation')} made {first.at}); this "
+            f"{entry.WhichOneof('operation')} (made {entry.at}) was not applied, and sending it "
+            "again cannot help: settle the receipt by hand (was the store's edge database "
+            "restored from a backup or made anew?)"
+        )
+        log.error("journal_entry_conflict", store=key_store, receipt_id=entry.receipt_id,
+                  seq=entry.seq, message=ack.message)  # fmt: skip
         return ack
     if kept is not None:
         # Rejected before, which changed nothing: the store sends it again once the cause is

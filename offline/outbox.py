@@ -9,7 +9,9 @@ Entries carry a per-store ``seq`` from an AUTOINCREMENT key: increasing in journ
 never reused. An entry stays ``pending`` until central acknowledges it: ``applied`` or
 ``duplicate`` mark it ``done``; ``rejected`` marks it ``rejected`` (logged, kept for review,
 never retried, never blocking the queue). Central applies each (store, receipt_id, seq) once,
-so resending a pending entry whose acknowledgement was lost is harmless.
+so resending a pending entry whose acknowledgement was lost is harmless; another entry under a
+key central applied before (this database restored or made anew) is rejected, so it is kept
+here with central's reason rather than taken as delivered.
 """
 
 from __future__ import annotations

@@ -435,3 +435,47 @@ def test_a_second_sync_waits_for_the_running_one_or_names_its_pid(
             child.communicate()
     assert not result.snapshot
     assert cache.content_hash() == central.content_hash()
+
+
+def _drain(outbox: Any, address: str) -> int:
+    async def main() -> int:
+        async with grpc.aio.insecure_channel(address) as channel:
+            return await Uploader(outbox, backoff_initial_s=0.01).drain(channel)
+
+    return int(asyncio.run(main()))
+
+
+def test_another_entry_under_a_key_central_applied_is_refused_and_kept(
+    central: CentralServer, tmp_path: Path
+) -> None:
+    _, _, edge = synced_edge(central, tmp_path)
+    edge.calculate(calculate_request("R-KEY"))
+    _, first = edge.outbox.pending_batch(10)
+    _drain(edge.outbox, central.address)
+    assert edge.outbox.depth() == 0
+
+    # the store's edge database is made anew (a disk replaced): its seqs start again at 1
+    (tmp_path / "new").mkdir()
+    db = EdgeDatabase(tmp_path / "new" / "cache.db")
+    sync_cache(EdgeCache(db), central.address)
+    fresh = OfflineProcessor(db, store=STORE, policy=OfflinePolicy())
+    other = calculate_request("R-KEY")
+    del other.receipt.lines[1]
+    fresh.calculate(other)
+    _, second = fresh.outbox.pending_batch(10)
+    assert (second[0].receipt_id, second[0].seq) == (first[0].receipt_id, first[0].seq)
+    assert second[0] != first[0]
+
+    assert _drain(fresh.outbox, central.address) == 1
+    [kept] = fresh.outbox.rejected()
+    assert (kept.seq, kept.receipt_id, kept.operation) == (first[0].seq, "R-KEY", "calculate")
+    assert "was applied on" in kept.message
+    assert "as another entry (calculate made" in kept.message
+    assert "settle the receipt by hand" in kept.message
+    [receipt] = [r for r in receipts_view(central.repository) if r["receipt_id"] == "R-KEY"]
+    assert receipt["due"] == first[0].calculate.given.due != second[0].calculate.given.due
+
+    # the very entry applied before, sent again: a duplicate, as ever
+    stub = pb_grpc.ProcessingStub(grpc.insecure_channel(central.address))
+    reply = stub.Upload(pb.UploadRequest(store=STORE, entries=first))
+    assert [ack.status for ack in reply.acks] == ["duplicate"]
