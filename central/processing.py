@@ -369,6 +369,7 @@ class Processing:
             )
         receipt, calculation = stored_receipt(record)
         customer = self._calculation_customer(tx, calculation, now)
+        self._check_still_holds(tx, calculation, customer)
         effects = confirm_effects(calculation, customer)
         balance = self.apply_confirm(
             tx, store, receipt, calculation, effects, now=now, tz=tz
@@ -400,6 +401,44 @@ class Processing:
             redeemed=effects.redeemed, customer=effects.customer_id,
         )
         return reply
+
+    def _check_still_holds(
+        self, tx: Transaction, calculation: CalculationValue, customer: Customer | None
+    ) -> None:
+        """Refuse as ``stale`` a calculation whose grounds another confirm took since
+        (register protocol §2.3): its coupons, the points it redeems, the first-purchase and
+        counter conditions of its promotions. Two lanes can price against the same state;
+        only the first confirm may spend it."""
+        spent = sorted(self.spent_coupons(tx, calculation.effects.coupons))
+        if spent:
+            raise conflict("stale", f"coupon {spent[0]} was spent after the calculation")
+        redeem = calculation.points.redeem
+        if redeem and calculation.customer is not None:
+            available = spendable_balance(tx, calculation.customer.id)
+            if redeem > available:
+                raise conflict(
+                    "stale",
+                    f"the calculation redeems {redeem} points, {max(0, available)} available now",
+                )
+        index = self.promotion_index(tx)
+        for applied in calculation.promotions:
+            promotion = index.get(applied.id)
+            if promotion is None:  # a personal offer, or deleted since: no condition to see
+                continue
+            conditions = promotion.conditions
+            if conditions.first_purchase and (customer is None or customer.purchases > 0):
+                raise conflict(
+                    "stale", f"promotion {applied.id!r} needs a first purchase, "
+                    "and the customer has one now",
+                )
+            counter = conditions.counter
+            if counter is not None and (
+                customer is None or customer.counters.get(counter.name, 0) + 1 < counter.at_least
+            ):
+                raise conflict(
+                    "stale", f"promotion {applied.id!r}: counter {counter.name!r} is below "
+                    f"{counter.at_least} now",
+                )
 
     def _calculation_customer(
         self, tx: Transaction, calculation: CalculationValue, now: datetime
