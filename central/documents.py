@@ -178,13 +178,18 @@ def customer_keys(raw: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def store_document(
-    tx: Transaction, kind: Kind, obj: Mapping[str, Any], now: datetime, *, source: str = "import"
+    tx: Transaction, kind: Kind, obj: Mapping[str, Any], now: datetime, *, source: str = "import",
+    set_balance: bool = False,
 ) -> None:
     """Store one validated document (or its tombstone) under a new sync version.
 
-    A customer's ``balance`` becomes a ledger adjustment (the difference to the spendable
-    balance, reason ``source``), its ``counters`` and ``purchases`` replace central's values,
-    status changes are recorded with ``source``.
+    A customer's ``balance``, ``counters`` and ``purchases`` are its opening state: they
+    apply only to a customer central has never stored (live or deleted) and keeps no books
+    of (ledger rows, counters, purchases). Once loaded they are central's books (confirms,
+    refunds, adjustments) and a document loaded again keeps them. The balance becomes a
+    ledger adjustment (the difference to the spendable balance, reason ``source``);
+    ``set_balance`` applies it to a known customer too (a CSV ``balance`` row, an explicit
+    order). Status changes are recorded with ``source``.
     """
     doc_id = id_of(kind, obj)
     at = to_text(now)
@@ -208,15 +213,20 @@ def store_document(
     old_statuses: Mapping[str, Any] = (
         previous.raw.get("statuses") or {} if previous is not None and previous.raw else {}
     )
+    # (a deleted customer's tombstone may be compacted away; its books stay and count)
+    opening = previous is None and not (
+        tx.ledger(doc_id) or tx.counters(doc_id) or tx.purchases(doc_id)
+    )
     # null reads as absent, as parse_customer reads it: the value central keeps stays.
-    if raw.get("balance") is not None:
+    if raw.get("balance") is not None and (opening or set_balance):
         delta = int(raw["balance"]) - spendable_balance(tx, doc_id)
         record_movement(tx, doc_id, "adjustment", delta, now=now, reason=source)
-    for name, value in dict(raw.get("counters") or {}).items():
-        if value is not None:
-            tx.set_counter(doc_id, name, int(value))
-    if raw.get("purchases") is not None:
-        tx.set_purchases(doc_id, int(raw["purchases"]))
+    if opening:
+        for name, value in dict(raw.get("counters") or {}).items():
+            if value is not None:
+                tx.set_counter(doc_id, name, int(value))
+        if raw.get("purchases") is not None:
+            tx.set_purchases(doc_id, int(raw["purchases"]))
     stored_raw = {key: value for key, value in raw.items() if key not in DERIVED_KEYS}
     new_statuses: Mapping[str, Any] = stored_raw.get("statuses") or {}
     for system in sorted(set(old_statuses) | set(new_statuses)):

@@ -327,5 +327,7 @@ def import_file(repository: Repository, path: Path, now: datetime) -> ImportResu
                     result.deleted += 1
             else:
                 result.counts[kind] = result.counts.get(kind, 0) + 1
-            store_document(tx, kind, obj, now, source=source)
+            # a CSV row sets a known customer's balance on purpose; a whole document
+            # loaded again brings only its profile (see store_document)
+            store_document(tx, kind, obj, now, source=source, set_balance=source == "csv")
     return result
