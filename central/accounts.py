@@ -17,7 +17,7 @@ and takes a new sync version only when it changed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -136,7 +136,7 @@ def record_movement(
         if available_at is None:
             repay_debt(tx, customer_id, before, points)
         return
-    tx.add_ledger(
+    row_id = tx.add_ledger(
         LedgerRow(
             customer_id=customer_id,
             kind=kind,
@@ -150,17 +150,19 @@ def record_movement(
     owed = -points
     if kind == "refund":
         for lot in tx.receipt_lots(customer_id, store, receipt_id):
-            owed = _consume(tx, lot, owed)
-    _consume_in_order(tx, customer_id, owed)
+            owed = _consume(tx, lot, owed, row_id)
+    _consume_in_order(tx, customer_id, owed, row_id)
 
 
-def _consume_in_order(tx: Transaction, customer_id: str, owed: int) -> None:
+def _consume_in_order(
+    tx: Transaction, customer_id: str, owed: int, row_id: int | None = None
+) -> None:
     while owed > 0:
         lots = tx.consumable_lots(customer_id, 32)
         if not lots:
             return  # the balance goes negative (allowed: spec promotions §5.16)
         for lot in lots:
-            owed = _consume(tx, lot, owed)
+            owed = _consume(tx, lot, owed, row_id)
             if owed == 0:
                 return
 
@@ -173,11 +175,69 @@ def repay_debt(tx: Transaction, customer_id: str, balance_before: int, added: in
         _consume_in_order(tx, customer_id, min(added, -balance_before))
 
 
-def _consume(tx: Transaction, lot: LedgerRow, owed: int) -> int:
+def _consume(tx: Transaction, lot: LedgerRow, owed: int, row_id: int | None) -> int:
+    """Take up to ``owed`` from ``lot`` for ledger row ``row_id`` (None: a debt repaid, which
+    no refund gives back); returns what is still owed."""
     take = min(owed, lot.remaining)
     if take:
         tx.set_lot_remaining(lot.id, lot.remaining - take)
+        if row_id is not None:
+            tx.add_lot_use(row_id, lot.id, take)
     return owed - take
+
+
+def reversible_accrual(tx: Transaction, customer_id: str, store: str, receipt_id: str) -> int:
+    """How much of a receipt's accrual a refund may still take back: what it accrued less
+    what expired from its lots (gone already: taking it again would take other points) and
+    less what earlier refunds took back."""
+    accrued, expired, reversed_before = tx.accrual_standing(customer_id, store, receipt_id)
+    return max(0, accrued - expired - reversed_before)
+
+
+def restore_redemption(
+    tx: Transaction,
+    customer_id: str,
+    points: int,
+    *,
+    now: datetime,
+    store: str,
+    receipt_id: str,
+    reason: str,
+) -> None:
+    """Give back ``points`` a receipt redeemed, as ``refund`` lots with the expiry of the lots
+    the redemption took them from (latest-expiring first: the reverse of consumption). Points
+    whose lot expired meanwhile come back expired: a lot and its ``expiry`` row at once.
+    Points from no recorded lot (redeemed before lots were tracked, or into a debt) come
+    back without an expiry."""
+    if points <= 0:
+        return
+    left = points
+    by_expiry: dict[str | None, int] = {}
+    for use in tx.redemption_uses(customer_id, store, receipt_id):
+        take = min(left, use.points - use.restored)
+        if take > 0:
+            tx.restore_use(use.row_id, use.lot_id, take)
+            by_expiry[use.expires_at] = by_expiry.get(use.expires_at, 0) + take
+            left -= take
+        if left == 0:
+            break
+    if left:
+        by_expiry[None] = by_expiry.get(None, 0) + left
+    at = to_text(now)
+    for expires_at, amount in by_expiry.items():
+        lot = LedgerRow(customer_id=customer_id, kind="refund", points=amount, at=at,
+                        store=store, receipt_id=receipt_id, reason=reason,
+                        expires_at=expires_at, remaining=amount)
+        if expires_at is not None and expires_at <= at:
+            lot_id = tx.add_ledger(replace(lot, remaining=0))
+            expiry_id = tx.add_ledger(LedgerRow(
+                customer_id=customer_id, kind="expiry", points=-amount, at=at, store=store,
+                receipt_id=receipt_id, reason=f"lot {lot_id} expired"))
+            tx.add_lot_use(expiry_id, lot_id, amount)
+            continue
+        before = spendable_balance(tx, customer_id)
+        tx.add_ledger(lot)
+        repay_debt(tx, customer_id, before, amount)
 
 
 def spendable_balance(tx: Transaction, customer_id: str) -> int:
@@ -199,7 +259,7 @@ def settle(tx: Transaction, now: datetime, customer_id: str | None = None) -> se
     # Read again: activation may have used lots to repay a debt.
     for lot in tx.lots_due(at, customer_id):
         if lot.activated and lot.remaining > 0 and lot.expires_at is not None:
-            tx.add_ledger(
+            expiry_id = tx.add_ledger(
                 LedgerRow(
                     customer_id=lot.customer_id,
                     kind="expiry",
@@ -210,6 +270,7 @@ def settle(tx: Transaction, now: datetime, customer_id: str | None = None) -> se
                     reason=f"lot {lot.id} expired",
                 )
             )
+            tx.add_lot_use(expiry_id, lot.id, lot.remaining)
             tx.set_lot_remaining(lot.id, 0)
             changed.add(lot.customer_id)
     for changed_id in sorted(changed):

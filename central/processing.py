@@ -33,6 +33,8 @@ from central.accounts import (
     lifetime_for,
     record_movement,
     refresh_customer,
+    restore_redemption,
+    reversible_accrual,
     settle,
     spendable_balance,
 )
@@ -464,14 +466,16 @@ class Processing:
             for code in effects.coupons:
                 self._spend_coupon(tx, code, store, receipt.id, now)
             return None
+        # The redemption pays with the balance before this receipt, never with its own
+        # accrual: a refund then restores the points into the lots they really came from.
+        record_movement(
+            tx, customer_id, "redemption", -effects.redeemed, now=now, store=store,
+            receipt_id=receipt.id,
+        )
         lifetime = lifetime_for(tx, [promotion.id for promotion in calculation.promotions])
         record_movement(
             tx, customer_id, "accrual", effects.accrued, now=now, store=store,
             receipt_id=receipt.id, lifetime=lifetime,
-        )
-        record_movement(
-            tx, customer_id, "redemption", -effects.redeemed, now=now, store=store,
-            receipt_id=receipt.id,
         )
         counters = tx.counters(customer_id)
         for delta in effects.counters:
@@ -596,12 +600,14 @@ class Processing:
         customer_id = effects.customer_id or record.customer_id
         messages: list[Message] = []
         if customer_id is not None:
+            reversed_points = min(reversed_points, reversible_accrual(
+                tx, customer_id, record.store, record.receipt_id))
             record_movement(
                 tx, customer_id, "refund", -reversed_points, now=now, store=record.store,
                 receipt_id=record.receipt_id, reason=f"refund {request.refund_id}: accrual",
             )
-            record_movement(
-                tx, customer_id, "refund", restored_points, now=now, store=record.store,
+            restore_redemption(
+                tx, customer_id, restored_points, now=now, store=record.store,
                 receipt_id=record.receipt_id, reason=f"refund {request.refund_id}: redemption",
             )
             refresh_customer(tx, customer_id, now)

@@ -176,8 +176,28 @@ _STEP_5 = """
 INSERT INTO settings (key, value) VALUES ('central.id', lower(hex(randomblob(16))));
 """
 
+_STEP_6 = """
+-- Which lots each negative ledger row took its points from: a refund gives redeemed points
+-- back with the expiry of the lots they came from, and takes back no accrual that expired.
+-- restored: points of the use a refund gave back since.
+CREATE TABLE lot_uses (
+    row_id   INTEGER NOT NULL,
+    lot_id   INTEGER NOT NULL,
+    points   INTEGER NOT NULL,
+    restored INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (row_id, lot_id)
+);
+CREATE INDEX lot_uses_by_lot ON lot_uses (lot_id);
+CREATE INDEX ledger_by_receipt ON ledger (customer_id, store, receipt_id);
+-- Expiries before this step name their lot in the reason only ("lot 17 expired").
+INSERT INTO lot_uses (row_id, lot_id, points)
+    SELECT e.id, CAST(substr(e.reason, 5, length(e.reason) - 12) AS INTEGER), -e.points
+    FROM ledger AS e
+    WHERE e.kind = 'expiry' AND e.reason GLOB 'lot [0-9]* expired' AND e.points < 0;
+"""
+
 #: Ordered migration steps; step i brings the schema to version i.
-MIGRATIONS: Sequence[str] = (_STEP_1, _STEP_2, _STEP_3, _STEP_4, _STEP_5)
+MIGRATIONS: Sequence[str] = (_STEP_1, _STEP_2, _STEP_3, _STEP_4, _STEP_5, _STEP_6)
 
 #: The settings key of the database's identity (see step 5).
 CENTRAL_ID = "central.id"

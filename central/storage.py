@@ -62,6 +62,18 @@ class LedgerRow:
 
 
 @dataclass(frozen=True, slots=True)
+class LotUse:
+    """Points a negative ledger row (``row_id``) took from a lot, and how many of them a
+    refund gave back since."""
+
+    row_id: int
+    lot_id: int
+    points: int
+    restored: int
+    expires_at: str | None  #: the lot's
+
+
+@dataclass(frozen=True, slots=True)
 class ReceiptRecord:
     """A receipt as central knows it, keyed by (store, receipt id)."""
 
@@ -262,6 +274,25 @@ class Transaction(Protocol):
 
     def lots_due(self, now: str, customer_id: str | None = None) -> list[LedgerRow]:
         """Lots whose activation or expiry time has come."""
+        ...
+
+    def add_lot_use(self, row_id: int, lot_id: int, points: int) -> None:
+        """Record that ledger row ``row_id`` took ``points`` from lot ``lot_id``."""
+        ...
+
+    def redemption_uses(self, customer_id: str, store: str, receipt_id: str) -> list[LotUse]:
+        """What a receipt's redemption took from each lot, latest-expiring lot first (lots
+        that never expire first of all)."""
+        ...
+
+    def restore_use(self, row_id: int, lot_id: int, points: int) -> None:
+        """Count ``points`` more of a use as given back."""
+        ...
+
+    def accrual_standing(
+        self, customer_id: str, store: str, receipt_id: str
+    ) -> tuple[int, int, int]:
+        """A receipt's accrual: (points accrued, expired from its lots, reversed by refunds)."""
         ...
 
     # receipts, refunds, kept requests, journal
@@ -781,6 +812,55 @@ class SQLiteTransaction:
         )
         rows = {int(row[0]): row for row in (*pending, *expiring)}
         return [self._ledger_row(rows[key]) for key in sorted(rows)]
+
+    def add_lot_use(self, row_id: int, lot_id: int, points: int) -> None:
+        self._conn.execute(
+            "INSERT INTO lot_uses (row_id, lot_id, points) VALUES (?, ?, ?) "
+            "ON CONFLICT (row_id, lot_id) DO UPDATE SET points = points + excluded.points",
+            (row_id, lot_id, points),
+        )
+
+    def redemption_uses(self, customer_id: str, store: str, receipt_id: str) -> list[LotUse]:
+        rows = self._all(
+            "SELECT u.row_id, u.lot_id, u.points, u.restored, lot.expires_at "
+            "FROM ledger AS r JOIN lot_uses AS u ON u.row_id = r.id "
+            "JOIN ledger AS lot ON lot.id = u.lot_id "
+            "WHERE r.customer_id = ? AND r.store = ? AND r.receipt_id = ? "
+            "AND r.kind = 'redemption' "
+            "ORDER BY lot.expires_at IS NOT NULL, lot.expires_at DESC, u.lot_id DESC",
+            (customer_id, store, receipt_id),
+        )
+        return [LotUse(int(a), int(b), int(c), int(d), e) for a, b, c, d, e in rows]
+
+    def restore_use(self, row_id: int, lot_id: int, points: int) -> None:
+        self._conn.execute(
+            "UPDATE lot_uses SET restored = restored + ? WHERE row_id = ? AND lot_id = ?",
+            (points, row_id, lot_id),
+        )
+
+    def accrual_standing(
+        self, customer_id: str, store: str, receipt_id: str
+    ) -> tuple[int, int, int]:
+        where = "customer_id = ? AND store = ? AND receipt_id = ?"
+        params = (customer_id, store, receipt_id)
+        accrued = self._one(
+            f"SELECT COALESCE(SUM(points), 0) FROM ledger WHERE {where} AND kind = 'accrual'",  # noqa: S608 -- fixed text
+            params,
+        )
+        expired = self._one(
+            "SELECT COALESCE(SUM(u.points), 0) FROM ledger AS lot "
+            "JOIN lot_uses AS u ON u.lot_id = lot.id "
+            "JOIN ledger AS e ON e.id = u.row_id AND e.kind = 'expiry' "
+            "WHERE lot.customer_id = ? AND lot.store = ? AND lot.receipt_id = ? "
+            "AND lot.kind = 'accrual'",
+            params,
+        )
+        reversed_ = self._one(
+            f"SELECT COALESCE(-SUM(points), 0) FROM ledger WHERE {where} "  # noqa: S608 -- fixed text
+            "AND kind = 'refund' AND points < 0",
+            params,
+        )
+        return int(accrued[0]), int(expired[0]), int(reversed_[0])
 
     # receipts -----------------------------------------------------------------------------
     _RECEIPT_COLUMNS = (

@@ -15,8 +15,8 @@ from central.importer import import_file
 from central.server import CentralServer
 from protos import tillgate_pb2 as pb
 from protos import tillgate_pb2_grpc as pb_grpc
-from tests.central.conftest import CARD, ctx
-from tests.central.helpers import sell
+from tests.central.conftest import CARD, ctx, fiscal, oil_receipt
+from tests.central.helpers import ledger_sum, sell
 
 
 def _balance(stub: pb_grpc.ProcessingStub) -> int:
@@ -97,3 +97,117 @@ def test_promotion_lifetime_overrides_the_global_one(
     assert confirm.points.balance == 340000
     monkeypatch.setenv(NOW_ENV, "2026-11-26T10:21:00+03:00")
     assert _balance(stub) == 340000 + confirm.points.accrued
+
+
+C2_CARD = "7700002345678"
+
+
+def _sell_bread(stub: pb_grpc.ProcessingStub, receipt_id: str,
+                redeem: int = 0) -> tuple[pb.CalculateReply, pb.ConfirmReply]:
+    """Ten loaves for Борис (C2: 12500 points from the import, which never expire)."""
+    receipt = oil_receipt(receipt_id, card=C2_CARD, bread=10, redeem=redeem)
+    del receipt.lines[0]
+    calc = stub.Calculate(pb.CalculateRequest(context=ctx(), receipt=receipt))
+    assert not calc.HasField("error"), calc.error
+    confirm = stub.Confirm(pb.ConfirmRequest(context=ctx(), receipt_id=receipt_id,
+                                             due=calc.calculation.due, fiscal=fiscal()))
+    assert not confirm.HasField("error"), confirm.error
+    return calc, confirm
+
+
+def _c2_balance(stub: pb_grpc.ProcessingStub) -> int:
+    reply = stub.Balance(pb.IdentifyRequest(context=ctx(), customer=pb.CustomerRef(card=C2_CARD)))
+    return reply.customer.balance
+
+
+def _refund(stub: pb_grpc.ProcessingStub, refund_id: str, receipt_id: str) -> pb.RefundReply:
+    reply = stub.Refund(pb.RefundRequest(context=ctx(), refund_id=refund_id,
+                                         receipt_id=receipt_id))
+    assert not reply.HasField("error"), reply.error
+    return reply
+
+
+def test_refund_restores_redeemed_points_with_the_expiry_they_had(
+    stub: pb_grpc.ProcessingStub, server: CentralServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _configure(server, "0", "30")
+    _, first = _sell_bread(stub, "EXA")
+    accrued = first.points.accrued
+    assert accrued > 0
+    # the redemption takes lot EXA whole (soonest expiry) and some of the import's points
+    monkeypatch.setenv(NOW_ENV, "2026-12-01T10:00:00+03:00")
+    _, second = _sell_bread(stub, "EXB", redeem=accrued + 1000)
+    assert second.points.redeemed == accrued + 1000
+    refund = _refund(stub, "F-EXB", "EXB")
+    assert refund.points.restored == accrued + 1000
+    view = admin.customer_view(server.repository, "C2")
+    restored = sorted(((row["points"], row["expires_at"]) for row in view["ledger"]
+                       if row["kind"] == "refund" and row["points"] > 0),
+                      key=lambda pair: pair[0])
+    accrual_lot = next(row for row in view["ledger"]
+                       if row["kind"] == "accrual" and row["receipt_id"] == "EXA")
+    assert restored == [(1000, None), (accrued, accrual_lot["expires_at"])]
+    assert accrual_lot["expires_at"] is not None
+
+    # three months later lot EXA's points are gone, the restored ones with them
+    monkeypatch.setenv(NOW_ENV, "2027-03-01T10:00:00+03:00")
+    assert _c2_balance(stub) == 12500
+    assert ledger_sum(server, "C2") == 12500
+
+
+def test_redeemed_points_whose_lot_expired_come_back_expired(
+    stub: pb_grpc.ProcessingStub, server: CentralServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _configure(server, "0", "30")
+    _, first = _sell_bread(stub, "EXC")
+    accrued = first.points.accrued
+    monkeypatch.setenv(NOW_ENV, "2026-12-01T10:00:00+03:00")
+    _, second = _sell_bread(stub, "EXD", redeem=accrued)
+    assert second.points.redeemed == accrued
+    monkeypatch.setenv(NOW_ENV, "2027-01-15T10:00:00+03:00")  # lot EXC expired meanwhile
+    before = _c2_balance(stub)
+    refund = _refund(stub, "F-EXD", "EXD")
+    assert refund.points.restored == accrued
+    # EXD's own accrual expired too: nothing of it to reverse, nothing restored to spend
+    assert refund.points.reversed == 0
+    assert refund.points.balance == before == _c2_balance(stub)
+    rows = admin.customer_view(server.repository, "C2")["ledger"]
+    assert [(row["kind"], row["points"]) for row in rows[-2:]] == [
+        ("refund", accrued), ("expiry", -accrued)]
+    assert ledger_sum(server, "C2") == before
+
+
+def test_refund_after_the_accrual_expired_takes_no_other_points(
+    stub: pb_grpc.ProcessingStub, server: CentralServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _configure(server, "14", "30")
+    _, confirm = sell(stub, "EXE", bread=0)
+    assert confirm.points.accrued > 0
+    monkeypatch.setenv(NOW_ENV, "2027-01-06T10:21:00+03:00")  # 14 + 30 days later: expired
+    assert _balance(stub) == 340000
+    refund = stub.Refund(pb.RefundRequest(context=ctx(), refund_id="F-EXE", receipt_id="EXE"))
+    assert not refund.HasField("error")
+    assert refund.points.reversed == 0
+    assert refund.points.balance == 340000
+    assert ledger_sum(server, "C1") == 340000
+
+
+def test_refund_reverses_the_spent_part_of_an_expired_accrual_only(
+    stub: pb_grpc.ProcessingStub, server: CentralServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _configure(server, "0", "30")
+    _, first = _sell_bread(stub, "EXF")
+    accrued = first.points.accrued
+    spent = accrued // 3
+    monkeypatch.setenv(NOW_ENV, "2026-11-24T10:00:00+03:00")
+    _sell_bread(stub, "EXG", redeem=spent)  # taken from lot EXF, the soonest to expire
+    monkeypatch.setenv(NOW_ENV, "2026-12-23T11:00:00+03:00")  # EXF expired, EXG's not yet
+    before = _c2_balance(stub)
+    refund = _refund(stub, "F-EXF", "EXF")
+    # only the spent third of EXF's accrual is still the customer's to give back
+    assert refund.points.reversed == spent
+    assert refund.points.balance == before - spent
+    again = _refund(stub, "F-EXF-2", "EXG")
+    assert again.points.restored == spent
+    view = admin.customer_view(server.repository, "C2")
+    assert view["balance"] == sum(row["points"] for row in view["ledger"])

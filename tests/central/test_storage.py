@@ -42,6 +42,25 @@ def test_existing_database_is_upgraded_in_place(tmp_path: Path) -> None:
         assert current_version(check) == SCHEMA_VERSION
 
 
+def test_step_6_learns_which_lot_each_earlier_expiry_took(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, MIGRATIONS[:5]) == 0
+    conn.executescript(
+        "INSERT INTO ledger (id, customer_id, kind, points, store, receipt_id, at, expires_at, "
+        "remaining) VALUES (17, 'C1', 'accrual', 300, 'S001', 'R1', 'a', 'b', 0);"
+        "INSERT INTO ledger (customer_id, kind, points, store, receipt_id, reason, at) "
+        "VALUES ('C1', 'expiry', -120, 'S001', 'R1', 'lot 17 expired', 'b');"
+        "INSERT INTO ledger (customer_id, kind, points, store, receipt_id, reason, at) "
+        "VALUES ('C1', 'refund', -100, 'S001', 'R1', 'refund F1: accrual', 'c');"
+    )
+    conn.close()
+    repo = SQLiteRepository(path)
+    with repo.read() as tx:
+        assert tx.accrual_standing("C1", "S001", "R1") == (300, 120, 100)
+    repo.close()
+
+
 def test_newer_database_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
     SQLiteRepository(path).close()
