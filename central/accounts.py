@@ -23,6 +23,7 @@ from typing import Any
 
 from central.clock import to_text
 from central.storage import LedgerKind, LedgerRow, Transaction
+from loyalty.documents import POINTS_REWARDS
 from protos.sync import canonical_json
 from tillgate.errors import DocumentError
 
@@ -82,15 +83,29 @@ def promotion_lifetime(promotion: Mapping[str, Any]) -> Lifetime | None:
 
 
 def lifetime_for(tx: Transaction, promotion_ids: list[str]) -> Lifetime:
-    """The lifetime of a receipt's accrual: the first applied promotion that sets one, else
-    the global setting."""
+    """The lifetime of a receipt's accrual, per key (activation, validity): the first applied
+    promotion that gives points and sets that key in its ``points_lifetime`` (0: off), else
+    the global setting. A discount promotion's block says nothing about points it did not
+    give, and a block setting one key leaves the other to the global setting."""
+    found: dict[str, timedelta | None] = {}
     for promotion_id in promotion_ids:
         stored = tx.document("promotion", promotion_id)
-        if stored is not None and stored.raw is not None:
-            found = promotion_lifetime(stored.raw)
-            if found is not None:
-                return found
-    return global_lifetime(tx)
+        if stored is None or stored.raw is None:
+            continue
+        reward = stored.raw.get("reward")
+        block = stored.raw.get("points_lifetime")
+        if not (isinstance(reward, Mapping) and reward.get("type") in POINTS_REWARDS
+                and isinstance(block, Mapping)):
+            continue
+        for key in ("activation_days", "validity_days"):
+            value = block.get(key)
+            if key not in found and value is not None and value != "":
+                found[key] = _days(value, f"points_lifetime.{key}")
+    default = global_lifetime(tx)
+    return Lifetime(
+        activation=found.get("activation_days", default.activation),
+        validity=found.get("validity_days", default.validity),
+    )
 
 
 def record_movement(

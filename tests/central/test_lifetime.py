@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +12,7 @@ from central import admin
 from central.accounts import ACTIVATION_SETTING, VALIDITY_SETTING
 from central.clock import NOW_ENV
 from central.clock import now as central_now
+from central.demo import DEMO_FILES
 from central.importer import import_file
 from central.server import CentralServer
 from protos import tillgate_pb2 as pb
@@ -211,3 +213,60 @@ def test_refund_reverses_the_spent_part_of_an_expired_accrual_only(
     assert again.points.restored == spent
     view = admin.customer_view(server.repository, "C2")
     assert view["balance"] == sum(row["points"] for row in view["ledger"])
+
+
+def _demo_promotion(promotion_id: str) -> dict[str, Any]:
+    file = next(path for path in DEMO_FILES if path.name == "promotions.json")
+    promotions = json.loads(file.read_text(encoding="utf-8"))
+    found: dict[str, Any] = next(p for p in promotions if p["id"] == promotion_id)
+    return found
+
+
+def _load_promotion(server: CentralServer, tmp_path: Path, promotion: dict[str, Any]) -> None:
+    file = tmp_path / f"{promotion['id']}.jsonl"
+    file.write_text(json.dumps(promotion, ensure_ascii=False) + "\n", encoding="utf-8")
+    import_file(server.repository, file, central_now())
+
+
+def _accrual_lot(server: CentralServer, receipt_id: str) -> dict[str, Any]:
+    rows = admin.customer_view(server.repository, "C2")["ledger"]
+    lot: dict[str, Any] = next(row for row in rows
+                               if row["kind"] == "accrual" and row["receipt_id"] == receipt_id)
+    return lot
+
+
+def test_a_discount_promotions_lifetime_does_not_govern_the_points(
+    stub: pb_grpc.ProcessingStub, server: CentralServer, tmp_path: Path
+) -> None:
+    _configure(server, "", "30")
+    # oil-15 applies first (a discount); base-points gives the points
+    _load_promotion(server, tmp_path, {**_demo_promotion("oil-15"),
+                                       "points_lifetime": {"activation_days": 1}})
+    receipt = oil_receipt("LF1", card=C2_CARD, bread=0)
+    calc = stub.Calculate(pb.CalculateRequest(context=ctx(), receipt=receipt))
+    assert [p.id for p in calc.calculation.promotions] == ["oil-15", "base-points"]
+    stub.Confirm(pb.ConfirmRequest(context=ctx(), receipt_id="LF1", due=calc.calculation.due,
+                                   fiscal=fiscal()))
+    lot = _accrual_lot(server, "LF1")
+    assert lot["points"] == calc.calculation.points.accrue > 0
+    assert lot["available_at"] is None  # not the discount's one day
+    assert lot["expires_at"] == "2026-12-23T07:20:00.000000+00:00"  # the global 30 days
+
+
+def test_a_partial_lifetime_block_leaves_the_other_key_to_the_global_setting(
+    stub: pb_grpc.ProcessingStub, server: CentralServer, tmp_path: Path
+) -> None:
+    _configure(server, "14", "30")
+    _load_promotion(server, tmp_path, {**_demo_promotion("base-points"),
+                                       "points_lifetime": {"activation_days": 3}})
+    _sell_bread(stub, "LF2")
+    lot = _accrual_lot(server, "LF2")
+    assert lot["available_at"] == "2026-11-26T07:20:00.000000+00:00"  # the promotion's 3 days
+    assert lot["expires_at"] == "2026-12-26T07:20:00.000000+00:00"  # then the global 30
+
+    _load_promotion(server, tmp_path, {**_demo_promotion("base-points"),
+                                       "points_lifetime": {"validity_days": 0}})
+    _sell_bread(stub, "LF3")
+    lot = _accrual_lot(server, "LF3")
+    assert lot["available_at"] == "2026-12-07T07:20:00.000000+00:00"  # the global 14 days
+    assert lot["expires_at"] is None  # 0: the promotion's points never expire
