@@ -270,7 +270,8 @@ def _plan_csv(tx: Transaction, path: Path) -> list[tuple[Kind, dict[str, Any]]]:
             f"header must be {','.join(CSV_HEADER)}", file=file, line=1)])
     errors: list[DocumentError] = []
     docs: dict[str, dict[str, Any]] = {}
-    lines_of: dict[str, int] = {}
+    # customer -> lookup key -> the line of the row that gave it (a ``phone`` row)
+    given_on: dict[str, dict[tuple[str, str], int]] = {}
     for number, row in rows[1:]:
         if not row or all(not cell.strip() for cell in row):
             continue
@@ -298,14 +299,45 @@ def _plan_csv(tx: Transaction, path: Path) -> list[tuple[Kind, dict[str, Any]]]:
         if problem is not None:
             errors.append(DocumentError(problem, file=file, line=number))
             continue
+        before = set(customer_keys(docs[customer_id]))
+        for key in customer_keys(updated):
+            if key not in before:
+                given_on.setdefault(customer_id, {})[key] = number
         docs[customer_id] = updated
-        lines_of[customer_id] = number
-    if not errors:  # (a customer whose every row failed has no line of its own)
-        errors.extend(_shared_keys(
-            tx, [(lines_of[doc_id], doc_id, doc) for doc_id, doc in docs.items()], file))
+    errors.extend(_csv_shared_keys(tx, docs, given_on, file))
     if errors:
-        raise ImportRejectedError(file, errors)
+        raise ImportRejectedError(file, sorted(errors, key=lambda error: error.line or 0))
     return [("customer", doc) for doc in docs.values()]
+
+
+def _csv_shared_keys(
+    tx: Transaction, docs: Mapping[str, Mapping[str, Any]],
+    given_on: Mapping[str, Mapping[tuple[str, str], int]], file: str,
+) -> list[DocumentError]:
+    """A card, phone or token must find one customer once the CSV is applied: an error on
+    each row that gives a key another customer holds, naming that customer and the row that
+    gave it to them (or saying they hold it already)."""
+    holders: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    for doc_id, doc in docs.items():
+        for key in customer_keys(doc):
+            holders.setdefault(key, []).append((given_on.get(doc_id, {}).get(key, 0), doc_id))
+    errors: list[DocumentError] = []
+    for key, held in holders.items():
+        stored = tx.find_customer(*key)
+        if stored is not None and stored not in docs:
+            held.append((0, stored))
+        if len(held) < 2:
+            continue
+        held.sort()
+        first_line, first = held[0]
+        where = f" (given on line {first_line})" if first_line else ""
+        for line, doc_id in held[1:]:
+            errors.append(DocumentError(
+                f"{key[0]} {key[1]} already belongs to customer {first!r}{where}",
+                kind="customer", doc_id=doc_id,
+                key={"card": "cards", "phone": "phone", "token": "tokens"}[key[0]],
+                file=file, line=line))
+    return errors
 
 
 def import_file(repository: Repository, path: Path, now: datetime) -> ImportResult:

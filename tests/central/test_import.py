@@ -379,3 +379,39 @@ def test_an_id_with_a_control_character_is_refused(repo: SQLiteRepository, tmp_p
         import_file(repo, file, now())
     assert str(caught.value.errors[0]) == (
         f'{file}:1: catalog item "A\\x00": sku: must not contain control characters')
+
+
+def test_csv_key_collision_names_the_row_that_gives_the_key_and_the_earlier_one(
+    repo: SQLiteRepository, tmp_path: Path
+) -> None:
+    anna = "+79161234567"  # C1's phone
+    cases = {
+        # another row of C2 comes after the phone row: the phone row is the one to blame
+        "later.csv": f"C2,phone,{anna}\nC2,name,Борис\n",
+        # C1 is in the file too, keeping its phone: still C2's row
+        "holder.csv": f"C2,phone,{anna}\nC1,segment,vip\n",
+        # a bad row elsewhere does not hide the collision
+        "bad.csv": f"C2,phone,{anna}\nC2,balance,abc\n",
+    }
+    found: dict[str, list[str]] = {}
+    for name, rows in cases.items():
+        file = tmp_path / name
+        file.write_text("customer_id,attribute,value\n" + rows, encoding="utf-8")
+        with pytest.raises(ImportRejectedError) as caught:
+            import_file(repo, file, now())
+        found[name] = [str(e).removeprefix(f"{file}:") for e in caught.value.errors]
+    collision = "2: customer \"C2\": phone: phone 79161234567 already belongs to customer 'C1'"
+    assert found["later.csv"] == [collision]
+    assert found["holder.csv"] == [collision]
+    assert found["bad.csv"][0] == collision
+    assert found["bad.csv"][1].startswith('3: customer "C2": balance: ')
+
+    # two customers given one new phone in the file: the second row names the first
+    file = tmp_path / "both.csv"
+    file.write_text("customer_id,attribute,value\nC3,name,Вера\nC2,phone,+79000000001\n"
+                    "C3,phone,+7 900 000-00-01\n", encoding="utf-8")
+    with pytest.raises(ImportRejectedError) as caught:
+        import_file(repo, file, now())
+    expected = (f"{file}:4: customer \"C3\": phone: phone 79000000001 already belongs to "
+                "customer 'C2' (given on line 3)")
+    assert [str(e) for e in caught.value.errors] == [expected]
