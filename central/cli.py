@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import pwd
 import signal
@@ -361,6 +362,28 @@ def _days_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(exc.message) from None
 
 
+#: The most gRPC worker threads ``--workers`` takes (each holds a SQLite connection).
+MAX_WORKERS = 1024
+
+
+def _workers_arg(text: str) -> int:
+    value = text.strip()
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of threads 1..{MAX_WORKERS}, not {text!r}")
+    return int(value)
+
+
+def _grace_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 3600:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be seconds 0..3600, not {text!r}")
+    return value
+
+
 def _month_arg(text: str) -> str:
     year, dash, month = text.partition("-")
     if not (dash and len(year) == 4 and year.isascii() and year.isdigit() and len(month) == 2
@@ -388,9 +411,11 @@ def add_central_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     serve.add_argument("--tls-cert", help="server certificate (PEM)")
     serve.add_argument("--tls-key", help="server private key (PEM)")
     serve.add_argument("--demo", action="store_true", help="load demo data into a new database")
-    serve.add_argument("--workers", type=int, default=16, help="worker threads")
+    serve.add_argument("--workers", type=_workers_arg, default=16,
+                       help=f"worker threads, 1..{MAX_WORKERS} (default %(default)s)")
     serve.add_argument(
-        "--grace", type=float, default=5.0, help="seconds in-flight calls get on stop"
+        "--grace", type=_grace_arg, default=5.0,
+        help="seconds in-flight calls get on stop, 0..3600 (default %(default)s)",
     )
     serve.add_argument(
         "--points-activation-days",

@@ -329,9 +329,11 @@ def start_server(
     """Open (create or migrate) the database, load demo data into a new one when ``demo``,
     and serve Processing, Sync, health and reflection on ``listen`` (``HOST:PORT``).
 
-    ``listen`` and the TLS material are checked before the database is opened; a problem
-    with either is a :class:`ConfigError` naming the address or the file."""
+    ``listen``, ``workers`` and the TLS material are checked before the database is opened;
+    a problem with any is a :class:`ConfigError` naming the address, the option or the file."""
     host, _ = parse_listen(listen)
+    if workers < 1:
+        raise ConfigError(f"must be at least 1, got {workers}", key="workers")
     credentials = tls.credentials() if tls is not None else None
     repository = SQLiteRepository(Path(db_path))
     if demo:

@@ -15,6 +15,7 @@ from central.demo import DEMO_FILES
 from central.server import start_server
 from protos import tillgate_pb2_grpc as pb_grpc
 from tests.central.helpers import sell
+from tillgate.errors import ConfigError
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -238,3 +239,26 @@ def test_admin_values_out_of_range_are_refused_before_anything_is_written(
     assert "sync.horizon_days" not in out
     assert json.loads(run(capsys, "customer", "--db", str(db), "C1", "--json")[1])[
         "balance"] == 340000
+
+
+def test_serve_refuses_a_bad_worker_count_or_grace_naming_the_option(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    db = tmp_path / "c.db"
+    for argv, said in [
+        (("--workers", "0"), "argument --workers: must be a whole number of threads 1..1024"),
+        (("--workers", "-3"), "argument --workers: must be a whole number"),
+        (("--workers", "many"), "argument --workers: must be a whole number"),
+        (("--grace", "nan"), "argument --grace: must be seconds 0..3600"),
+        (("--grace", "-1"), "argument --grace: must be seconds 0..3600"),
+    ]:
+        with pytest.raises(SystemExit) as stopped:
+            run(capsys, "serve", "--db", str(db), "--listen", "127.0.0.1:0", *argv)
+        assert stopped.value.code == 2
+        err = capsys.readouterr().err
+        assert said in err
+        assert "Traceback" not in err
+    assert not db.exists()  # refused before the database is opened
+    with pytest.raises(ConfigError, match="workers: must be at least 1, got 0"):
+        start_server(db, workers=0)
+    assert not db.exists()
