@@ -543,17 +543,39 @@ class Processing:
             if kept.request == identity:
                 return pb.RefundReply.FromString(kept.reply)
             raise conflict("id_reused", f"refund_id {refund_id!r} was used for another refund")
-        record = self._receipt(tx, store, receipt_id, now)
+        record = self.sold_receipt(tx, store, receipt_id, now)
         if record is None:
             raise Refusal("not_found", f"receipt {receipt_id!r} is unknown", field="receipt_id")
         if record.state != "confirmed":
             raise conflict(record.state, f"receipt {receipt_id!r} is {record.state}, not confirmed")
-        reply = self.apply_refund(tx, record, request, now=now, given=None)
+        reply = self.apply_refund(tx, record, request, now=now, given=None, at_store=store)
         tx.put_refund(
             store, KeptRefund(refund_id, receipt_id, identity, reply.SerializeToString()),
             clock.to_text(now),
         )
         return reply
+
+    def sold_receipt(
+        self, tx: Transaction, store: str, receipt_id: str, now: datetime
+    ) -> ReceiptRecord | None:
+        """The receipt a refund at ``store`` names: the store's own, else the one receipt
+        with that id at another store (receipt ids are unique in the chain, register
+        protocol §2.2, and a return is taken at any store). Several stores holding the id
+        is ``not_found``: which sale is meant cannot be told."""
+        record = self._receipt(tx, store, receipt_id, now)
+        if record is not None:
+            return record
+        elsewhere = tx.receipts_with_id(receipt_id)
+        if len(elsewhere) > 1:
+            raise Refusal(
+                "not_found",
+                f"receipt {receipt_id!r} is known at several stores "
+                f"({', '.join(r.store for r in elsewhere)}): refund it where it was sold",
+                field="receipt_id",
+            )
+        if not elsewhere:
+            return None
+        return self._receipt(tx, elsewhere[0].store, receipt_id, now)
 
     def apply_refund(
         self,
@@ -563,9 +585,11 @@ class Processing:
         *,
         now: datetime,
         given: pb.RefundPoints | None,
+        at_store: str = "",
     ) -> pb.RefundReply:
         """Check and apply a refund of a confirmed receipt (``given``: points the store
-        already told the customer, kept as they are)."""
+        already told the customer, kept as they are; ``at_store``: the store taking the
+        return when not the one that sold it)."""
         receipt, calculation = stored_receipt(record)
         known = {line.n for line in receipt.lines}
         named: set[int] = set()
@@ -600,15 +624,18 @@ class Processing:
         customer_id = effects.customer_id or record.customer_id
         messages: list[Message] = []
         if customer_id is not None:
+            # The rows stay under the sale's store: that is where its lots are.
+            refund = f"refund {request.refund_id}" + (
+                f" at {at_store}" if at_store and at_store != record.store else "")
             reversed_points = min(reversed_points, reversible_accrual(
                 tx, customer_id, record.store, record.receipt_id))
             record_movement(
                 tx, customer_id, "refund", -reversed_points, now=now, store=record.store,
-                receipt_id=record.receipt_id, reason=f"refund {request.refund_id}: accrual",
+                receipt_id=record.receipt_id, reason=f"{refund}: accrual",
             )
             restore_redemption(
                 tx, customer_id, restored_points, now=now, store=record.store,
-                receipt_id=record.receipt_id, reason=f"refund {request.refund_id}: redemption",
+                receipt_id=record.receipt_id, reason=f"{refund}: redemption",
             )
             refresh_customer(tx, customer_id, now)
             balance = spendable_balance(tx, customer_id)

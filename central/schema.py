@@ -196,8 +196,13 @@ INSERT INTO lot_uses (row_id, lot_id, points)
     WHERE e.kind = 'expiry' AND e.reason GLOB 'lot [0-9]* expired' AND e.points < 0;
 """
 
+_STEP_7 = """
+-- Receipt ids are unique in the chain: a refund at another store finds the sale by its id.
+CREATE INDEX receipts_by_id ON receipts (receipt_id);
+"""
+
 #: Ordered migration steps; step i brings the schema to version i.
-MIGRATIONS: Sequence[str] = (_STEP_1, _STEP_2, _STEP_3, _STEP_4, _STEP_5, _STEP_6)
+MIGRATIONS: Sequence[str] = (_STEP_1, _STEP_2, _STEP_3, _STEP_4, _STEP_5, _STEP_6, _STEP_7)
 
 #: The settings key of the database's identity (see step 5).
 CENTRAL_ID = "central.id"

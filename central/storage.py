@@ -300,6 +300,10 @@ class Transaction(Protocol):
         """A receipt by (store, receipt id)."""
         ...
 
+    def receipts_with_id(self, receipt_id: str) -> list[ReceiptRecord]:
+        """The receipts with this id in any store, by store."""
+        ...
+
     def put_receipt(self, record: ReceiptRecord) -> None:
         """Insert or replace a receipt."""
         ...
@@ -871,6 +875,13 @@ class SQLiteTransaction:
     @staticmethod
     def _receipt_record(row: Any) -> ReceiptRecord:
         return ReceiptRecord(*row)
+
+    def receipts_with_id(self, receipt_id: str) -> list[ReceiptRecord]:
+        rows = self._all(
+            f"SELECT {self._RECEIPT_COLUMNS} FROM receipts WHERE receipt_id = ? ORDER BY store",  # noqa: S608 -- fixed column list
+            (receipt_id,),
+        )
+        return [self._receipt_record(row) for row in rows]
 
     def receipt(self, store: str, receipt_id: str) -> ReceiptRecord | None:
         row = self._one(

@@ -354,7 +354,7 @@ def _refund(
     kept = tx.refund(store, request.refund_id)
     if kept is not None:
         return _keep_given_refund(tx, store, kept, request, given)
-    record = tx.receipt(store, receipt_id)
+    record = processing.sold_receipt(tx, store, receipt_id, at)
     if record is None:
         raise EntryRejectedError(f"receipt {receipt_id!r} is unknown to central")
     if record.state != "confirmed":
@@ -364,7 +364,8 @@ def _refund(
         _check_given(given.points.reversed, points.accrue, "points reversed")
         _check_given(given.points.restored, points.redeem, "points restored")
     processing.apply_refund(
-        tx, record, request, now=at, given=given.points if given.HasField("points") else None
+        tx, record, request, now=at, given=given.points if given.HasField("points") else None,
+        at_store=store,
     )
     # A repeat of the refund gets what the register was told (register spec §2.3), as a
     # repeat of an offline confirm does: not a balance and a customer line it never showed.

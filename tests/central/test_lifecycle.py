@@ -318,3 +318,42 @@ def test_a_refund_naming_a_line_twice_is_invalid(
                                          lines=twice))
     assert (reply.error.code, reply.error.field) == ("invalid", "lines[1].n")
     assert ledger_sum(server, "C1") == balance
+
+
+def test_refund_at_another_store_of_the_chain(
+    stub: pb_grpc.ProcessingStub, server: CentralServer
+) -> None:
+    calc, _ = sell(stub, "CHAIN-1")  # sold at S001
+    request = pb.RefundRequest(context=ctx("S002"), refund_id="F-CH1", receipt_id="CHAIN-1",
+                               lines=[pb.RefundLine(n=1, quantity_milli=1000)])
+    refund = stub.Refund(request)
+    assert not refund.HasField("error"), refund.error
+    assert refund.points.reversed > 0
+    assert stub.Refund(request) == refund  # repeated: the kept answer
+    rest = stub.Refund(pb.RefundRequest(context=ctx("S001"), refund_id="F-CH1b",
+                                        receipt_id="CHAIN-1"))
+    assert not rest.HasField("error"), rest.error
+    assert refund.points.reversed + rest.points.reversed == calc.calculation.points.accrue
+    assert ledger_sum(server, "C1") == 340000
+    # nothing remains, whichever store asks
+    over = stub.Refund(pb.RefundRequest(context=ctx("S002"), refund_id="F-CH1c",
+                                        receipt_id="CHAIN-1"))
+    assert (over.error.code, over.error.reason) == ("conflict", "over_refund")
+    with server.repository.read() as tx:
+        reasons = [row.reason for row in tx.ledger("C1") if row.kind == "refund"]
+    assert reasons[0] == "refund F-CH1 at S002: accrual"
+
+
+def test_refund_of_an_id_sold_at_several_stores_is_not_found_naming_them(
+    stub: pb_grpc.ProcessingStub,
+) -> None:
+    sell(stub, "TWICE", store="S001")
+    sell(stub, "TWICE", store="S003")
+    refund = stub.Refund(pb.RefundRequest(context=ctx("S002"), refund_id="F-TW",
+                                          receipt_id="TWICE"))
+    assert (refund.error.code, refund.error.field) == ("not_found", "receipt_id")
+    assert "S001, S003" in refund.error.message
+    # at a store that sold it, its own receipt
+    own = stub.Refund(pb.RefundRequest(context=ctx("S003"), refund_id="F-TW",
+                                       receipt_id="TWICE"))
+    assert not own.HasField("error"), own.error

@@ -309,3 +309,15 @@ def test_entries_at_unstorable_times_or_seqs_are_refused_alone(
     # the receipt of a refused entry stays usable online
     calc = stub.Calculate(pb.CalculateRequest(context=ctx(), receipt=oil_receipt("T31")))
     assert not calc.HasField("error")
+
+
+def test_an_offline_refund_of_a_receipt_sold_at_another_store_is_applied(
+    stub: pb_grpc.ProcessingStub, server: CentralServer
+) -> None:
+    calc, _ = sell(stub, "SOLD-S002", store="S002")
+    assert _upload(stub, _whole_refund_entry("SOLD-S002", 40)) == [("SOLD-S002", "applied")]
+    assert ledger_sum(server, "C1") == 340000
+    with server.repository.read() as tx:
+        record = tx.receipt("S002", "SOLD-S002")
+        assert record is not None
+        assert record.refunded == calc.calculation.due
