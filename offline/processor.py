@@ -54,6 +54,7 @@ from offline.db import EdgeDatabase
 from offline.lifecycle import OPEN_EXPIRY_S, Action, Op, ReceiptState, decide, effective_state
 from offline.outbox import Outbox
 from offline.policy import OfflinePolicy
+from offline.sync import META_LAST_SYNC_AT
 from protos import convert
 from protos import tillgate_pb2 as pb
 from tillgate.errors import DocumentError, ValidationError
@@ -119,6 +120,8 @@ class _KnownReceipt:
     confirm_request: pb.ConfirmRequest | None
     confirm_reply: pb.ConfirmReply | None
     refunded: dict[int, int]  #: line n → thousandths refunded so far
+    mode: str  #: where the last calculation was made: online, offline
+    updated_at: float  #: of an open receipt: when its last calculation was recorded here
 
 
 _LINE_FIELDS = frozenset({"n", "sku", "quantity", "price", "amount", "barcode", "name"})
@@ -230,6 +233,8 @@ class OfflineProcessor:
             if row["confirm_reply"] is not None
             else None,
             refunded={int(n): int(q) for n, q in json.loads(row["refunded"]).items()},
+            mode=str(row["calculated_mode"]),
+            updated_at=float(row["updated_at"]),
         )
         # Open for 7 days after its last calculate, as central counts (a calculate of an open
         # receipt sets updated_at; so does nothing else that leaves it open).
@@ -461,7 +466,19 @@ class OfflineProcessor:
         return pb.CalculateReply(calculation=given)
 
     def confirm(self, request: pb.ConfirmRequest) -> pb.ConfirmReply:
-        """Finalize the last calculation (online or offline) and journal the confirm."""
+        """Finalize the last calculation (online or offline) and journal the confirm, if what
+        it relied on still holds here (:meth:`_stale`); checked and written in one
+        transaction."""
+        with self.db.transaction() as conn:
+            reply, journaled = self._confirm(conn, request)
+        if journaled:
+            self._journaled()
+        return reply
+
+    def _confirm(
+        self, conn: sqlite3.Connection, request: pb.ConfirmRequest
+    ) -> tuple[pb.ConfirmReply, bool]:
+        """The reply, and whether the confirm was journaled."""
         receipt_id = request.receipt_id
         state, row = self._receipt_row(receipt_id)
         verdict = decide(state, Op.CONFIRM)
@@ -470,9 +487,9 @@ class OfflineProcessor:
                 error=_error(
                     "not_found", field="receipt_id", message=f"receipt {receipt_id} is unknown"
                 )
-            )
+            ), False
         if verdict.action is Action.CONFLICT:
-            return pb.ConfirmReply(error=_conflict(verdict.reason, receipt_id))
+            return pb.ConfirmReply(error=_conflict(verdict.reason, receipt_id)), False
         assert row is not None
         if verdict.action is Action.KEPT_IF_SAME:
             if (
@@ -480,8 +497,8 @@ class OfflineProcessor:
                 and row.confirm_reply is not None
                 and row.confirm_request.fiscal == request.fiscal
             ):
-                return row.confirm_reply
-            return pb.ConfirmReply(error=_conflict("confirmed", receipt_id))
+                return row.confirm_reply, False
+            return pb.ConfirmReply(error=_conflict("confirmed", receipt_id)), False
         calc_pb = row.calculation
         if request.due != calc_pb.due:
             return pb.ConfirmReply(
@@ -490,13 +507,18 @@ class OfflineProcessor:
                     reason="stale",
                     message=f"due {request.due} differs from the last calculation's {calc_pb.due}",
                 )
-            )
+            ), False
         try:
             tz = self._tz(request.context)
         except ValidationError as exc:
-            return pb.ConfirmReply(error=_error("invalid", field=exc.field, message=exc.message))
+            return pb.ConfirmReply(
+                error=_error("invalid", field=exc.field, message=exc.message)
+            ), False
         calc = convert.calculation_from_pb(calc_pb)
         customer = self._receipt_customer(row)
+        stale = self._stale(row, calc, customer)
+        if stale is not None:
+            return pb.ConfirmReply(error=_error("conflict", reason="stale", message=stale)), False
         effects = confirm_effects(calc, customer)
         messages = list(
             confirm_messages(calc, customer, now=self._now(tz), tz=tz, balance_after=None)
@@ -508,24 +530,107 @@ class OfflineProcessor:
             points=pb.PointsMovement(accrued=effects.accrued, redeemed=effects.redeemed),
             messages=convert.messages_to_pb(messages),
         )
-        original = row.request
         now = self.clock()
-        with self.db.transaction() as conn:
-            conn.execute(
-                "UPDATE receipts SET state = 'confirmed', confirm_request = ?, confirm_reply = ?, "
-                "updated_at = ? WHERE receipt_id = ?",
-                (request.SerializeToString(), reply.SerializeToString(), now, receipt_id),
-            )
-            _count_until_synced(conn, receipt_id, effects, effects.redeemed, now, acked=False)
-            self.outbox.append(
-                receipt_id,
-                "confirm",
-                pb.OfflineConfirm(
-                    request=request, given=reply, calculation=calc_pb, receipt=original.receipt
-                ),
-            )
-        self._journaled()
-        return reply
+        conn.execute(
+            "UPDATE receipts SET state = 'confirmed', confirm_request = ?, confirm_reply = ?, "
+            "updated_at = ? WHERE receipt_id = ?",
+            (request.SerializeToString(), reply.SerializeToString(), now, receipt_id),
+        )
+        _count_until_synced(conn, receipt_id, effects, effects.redeemed, now, acked=False)
+        self.outbox.append(
+            receipt_id,
+            "confirm",
+            pb.OfflineConfirm(
+                request=request, given=reply, calculation=calc_pb, receipt=row.request.receipt
+            ),
+        )
+        return reply, True
+
+    def _central_saw_at(self, row: _KnownReceipt, calc: Calculation) -> float | None:
+        """When central made the receipt's calculation, if that is newer than the cache (an
+        online calculation recorded after the last complete sync); else None."""
+        if row.mode != "online" or calc.customer is None:
+            return None
+        last_sync = self.db.get_meta(META_LAST_SYNC_AT)
+        if last_sync is not None and float(last_sync) >= row.updated_at:
+            return None
+        return row.updated_at
+
+    def _confirmed_here(
+        self, customer_id: str, since: float | None
+    ) -> tuple[int, int, dict[str, int]]:
+        """Points redeemed, purchases and counter changes of the confirms made here for the
+        customer that no synced document holds yet (``since`` None), or that central had not
+        applied at ``since`` (one acknowledged at that very instant counts: it may not have)."""
+        where = "customer_id = ?" + ("" if since is None else
+                                     " AND (acked_at IS NULL OR acked_at >= ?)")
+        params: tuple[object, ...] = (customer_id,) if since is None else (customer_id, since)
+        redeemed = self.db.query(
+            f"SELECT coalesce(sum(points), 0) AS n FROM offline_redemptions WHERE {where}",  # noqa: S608  # fixed text
+            params,
+        )
+        rows = self.db.query(f"SELECT counters FROM offline_purchases WHERE {where}", params)  # noqa: S608  # fixed text
+        counters: dict[str, int] = {}
+        for row in rows:
+            for name, add in json.loads(row["counters"]).items():
+                counters[name] = counters.get(name, 0) + int(add)
+        return int(redeemed[0]["n"]), len(rows), counters
+
+    def _stale(
+        self, row: _KnownReceipt, calc: Calculation, customer: Customer | None
+    ) -> str | None:
+        """Why the calculation no longer holds here, or None: central's re-check
+        (promotions §9) against what the edge knows. A coupon of it spent since (synced, or
+        confirmed here); more points redeemed than spendable; a first-purchase or counter
+        condition that a purchase confirmed since has taken.
+
+        The basis is the cache as offline pricing sees it (the synced documents plus what
+        was confirmed here and no synced document holds yet), unless central made the
+        calculation after the last sync: then it is what central saw then (its balance, and
+        for a promotion it applied, no purchase and a counter one short of the goal at least)
+        plus what was confirmed here that central had not applied at that moment."""
+        spent = sorted(self.cache.spent_coupons(calc.effects.coupons))
+        if spent:
+            return f"coupon {spent[0]} was spent after the calculation"
+        customer_id = calc.customer.id if calc.customer is not None else row.customer_id
+        if not customer_id:
+            return None
+        since = self._central_saw_at(row, calc)
+        redeemed, purchases, counted = self._confirmed_here(customer_id, since)
+        balance: int | None
+        if since is not None:
+            balance = calc.points.balance
+        else:
+            balance = customer.balance if customer is not None else None
+        redeem = calc.points.redeem
+        if redeem:
+            if balance is None:
+                return (f"the calculation redeems {redeem} points, and the balance of "
+                        f"customer {customer_id} is not known here")
+            available = balance - redeemed
+            if redeem > available:
+                return (f"the calculation redeems {redeem} points, {max(0, available)} "
+                        "available now")
+        index = self.cache.promotion_index()
+        for applied in calc.promotions:
+            promotion = index.get(applied.id)
+            if promotion is None:  # a personal offer, or deleted since: no condition to see
+                continue
+            conditions = promotion.conditions
+            if conditions.first_purchase:
+                before = 0 if since is not None else (
+                    customer.purchases if customer is not None else None)
+                if before is None or before + purchases > 0:
+                    return (f"promotion {applied.id!r} needs a first purchase, "
+                            "and the customer has one now")
+            counter = conditions.counter
+            if counter is not None:
+                start = counter.at_least - 1 if since is not None else (
+                    customer.counters.get(counter.name, 0) if customer is not None else None)
+                if start is None or start + counted.get(counter.name, 0) + 1 < counter.at_least:
+                    return (f"promotion {applied.id!r}: counter {counter.name!r} is below "
+                            f"{counter.at_least} now")
+        return None
 
     def cancel(self, request: pb.CancelRequest) -> pb.CancelReply:
         """Cancel an open receipt; journaled (also for a receipt the edge does not know)."""

@@ -131,9 +131,10 @@ def test_coupon_used_offline_is_not_accepted_twice(tmp_path: Path) -> None:
     assert "spring" not in [p.id for p in again.promotions]
     assert again.discount == first.discount - 1000
     assert any("spring-7f3k" in m.text for m in again.messages if m.target == "cashier")
-    # R2 was priced with the code before R1 spent it: what the customer saw is kept (central
-    # reviews the double use); the code stays recorded once, for the receipt that spent it
-    assert not edge.confirm(confirm_request("R2", first.due)).HasField("error")
+    # R2 was priced with the code before R1 spent it: its confirm is stale (the register
+    # recalculates); the code stays recorded once, for the receipt that spent it
+    stale = edge.confirm(confirm_request("R2", first.due))
+    assert (stale.error.code, stale.error.reason) == ("conflict", "stale")
     rows = edge.db.query("SELECT code, receipt_id FROM offline_coupons")
     assert [(row["code"], row["receipt_id"]) for row in rows] == [("SPRING-7F3K", "R1")]
 
