@@ -16,14 +16,24 @@ naming the file.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from tillgate.errors import StorageError
 
-__all__ = ["AUTOCHECKPOINT_PAGES", "DOCUMENT_TABLES", "EdgeDatabase"]
+__all__ = [
+    "AUTOCHECKPOINT_PAGES",
+    "DOCUMENT_TABLES",
+    "EdgeDatabase",
+    "SyncBusyError",
+    "SyncLock",
+    "holding_sync_lock",
+]
 
 #: WAL pages after which a commit checkpoints by itself (80 MB at 4 KiB pages)
 AUTOCHECKPOINT_PAGES = 20_000
@@ -211,3 +221,70 @@ class EdgeDatabase:
 
     def close(self) -> None:
         self.conn.close()
+
+
+class SyncBusyError(StorageError):
+    """Another process holds the edge database's sync lock (a pull by the daemon's loop or
+    ``tillgate sync``, or ``tillgate forget-central``): both would change the checkpoint or
+    load the same shadow tables."""
+
+
+class SyncLock:
+    """An exclusive ``flock`` on ``<database>.sync.lock`` for the whole of one pull (or one
+    change of the sync checkpoint outside it), holding the holder's pid. Released by
+    :meth:`release` or when the process ends, however it ends."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+        self.path = db_path.with_name(db_path.name + ".sync.lock")
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StorageError(f"{self.path}: cannot open the sync lock: {exc}") from exc
+
+    def try_acquire(self) -> bool:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            self.release()
+            raise StorageError(f"{self.path}: cannot lock: {exc}") from exc
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        return True
+
+    def holder(self) -> str:
+        return os.pread(self._fd, 32, 0).decode("ascii", "replace").strip() or "?"
+
+    def busy(self, waited_s: float) -> SyncBusyError:
+        """The error for a lock still held after ``waited_s``, naming its holder (releases
+        this handle)."""
+        holder = self.holder()
+        self.release()
+        return SyncBusyError(
+            f"{self.db_path}: another sync is running (pid {holder}); waited {waited_s:g} s "
+            "for it to finish, try again later"
+        )
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+@contextmanager
+def holding_sync_lock(db_path: Path, *, wait_s: float) -> Iterator[None]:
+    """Hold the sync lock of the edge database at ``db_path``, waiting up to ``wait_s`` for
+    another holder (blocking: for commands, not the daemon's event loop); raises
+    :class:`SyncBusyError` naming the holder's pid when it does not let go in time."""
+    lock = SyncLock(db_path)
+    deadline = time.monotonic() + wait_s
+    while not lock.try_acquire():
+        if time.monotonic() >= deadline:
+            raise lock.busy(wait_s)
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        lock.release()

@@ -26,7 +26,7 @@ from typing import Literal
 import structlog
 
 from offline.cache import META_CENTRAL, META_SYNC_VERSION
-from offline.db import EdgeDatabase
+from offline.db import EdgeDatabase, holding_sync_lock
 from protos import tillgate_pb2 as pb
 from tillgate.errors import ConfigError
 
@@ -39,6 +39,9 @@ META_OUTBOX_PENDING = "outbox_pending"
 
 #: meta key: the store the edge database belongs to (its entries carry it to central)
 META_STORE = "store"
+
+#: how long ``forget_central`` waits for a running pull to finish
+FORGET_LOCK_WAIT_S = 5.0
 
 Operation = Literal["calculate", "confirm", "cancel", "refund"]
 
@@ -261,12 +264,17 @@ class Outbox:
                 self._count_pending(conn, len(chosen))
         return chosen, foreign
 
-    def forget_central(self) -> int:
+    def forget_central(self, *, lock_wait_s: float = FORGET_LOCK_WAIT_S) -> int:
         """Unbind this store from the central its cache and journal belong to: every entry
         kept (waiting or rejected) may go to whichever central the store reaches next, and
         the cache is pulled again from scratch. For a central rebuilt from scratch, whose old
-        database is gone. Returns the number of entries that were bound."""
-        with self.db.transaction() as conn:
+        database is gone. Returns the number of entries that were bound.
+
+        Holds the sync lock while it clears the checkpoint, so that a pull running meanwhile
+        cannot write its own back; raises :class:`offline.db.SyncBusyError` (naming the pid)
+        when a pull still holds it after ``lock_wait_s``."""
+        with holding_sync_lock(self.db.path, wait_s=lock_wait_s), \
+                self.db.transaction() as conn:
             bound = conn.execute(
                 "UPDATE outbox SET central = NULL WHERE central IS NOT NULL AND status != 'done'"
             ).rowcount

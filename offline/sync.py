@@ -23,6 +23,7 @@ copy; an edge that last synced more than a day ago takes a snapshot instead.
 A whole pull holds an exclusive lock on ``<database>.sync.lock`` (``flock``, the holder's pid
 inside): the daemon's loop and ``tillgate sync`` load the same shadow tables, so a second pull
 waits for the first (``lock_wait_s``), then gives up with :class:`SyncBusyError` naming its pid.
+``tillgate forget-central`` takes the same lock to clear the checkpoint (:mod:`offline.db`).
 
 Every page names the central database it comes from. The edge binds itself to the first one
 it syncs from: pointed at another central (another chain, a staging server), it takes that
@@ -33,12 +34,9 @@ against the old one wait (they can only be uploaded there, and the two caches mu
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 import structlog
@@ -50,6 +48,7 @@ from offline.cache import (
     META_SYNC_VERSION,
     EdgeCache,
 )
+from offline.db import SyncBusyError, SyncLock
 from offline.outbox import META_OUTBOX_PENDING
 from protos import tillgate_pb2 as pb
 from protos import tillgate_pb2_grpc as pb_grpc
@@ -92,43 +91,6 @@ class CentralChanged(UpstreamUnavailable):
     def __init__(self, message: str, *, resync: bool) -> None:
         super().__init__(message)
         self.resync = resync
-
-
-class SyncBusyError(StorageError):
-    """Another pull (the daemon's loop, ``tillgate sync``) holds the edge database's sync lock:
-    both would load the same shadow tables."""
-
-
-class _SyncLock:
-    """An exclusive ``flock`` on ``<database>.sync.lock`` for the whole of one pull, holding
-    the holder's pid. Released by :meth:`release` or when the process ends, however it ends."""
-
-    def __init__(self, db_path: Path) -> None:
-        self.path = db_path.with_name(db_path.name + ".sync.lock")
-        try:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise StorageError(f"{self.path}: cannot open the sync lock: {exc}") from exc
-
-    def try_acquire(self) -> bool:
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        except OSError as exc:
-            self.release()
-            raise StorageError(f"{self.path}: cannot lock: {exc}") from exc
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, f"{os.getpid()}\n".encode("ascii"), 0)
-        return True
-
-    def holder(self) -> str:
-        return os.pread(self._fd, 32, 0).decode("ascii", "replace").strip() or "?"
-
-    def release(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,17 +278,12 @@ class SyncClient:
         finally:
             lock.release()
 
-    async def _lock(self) -> _SyncLock:
-        lock = _SyncLock(self.cache.db.path)
+    async def _lock(self) -> SyncLock:
+        lock = SyncLock(self.cache.db.path)
         deadline = time.monotonic() + self.lock_wait_s
         while not lock.try_acquire():
             if time.monotonic() >= deadline:
-                holder = lock.holder()
-                lock.release()
-                raise SyncBusyError(
-                    f"{self.cache.db.path}: another sync is running (pid {holder}); waited "
-                    f"{self.lock_wait_s:g} s for it to finish, try again later"
-                )
+                raise lock.busy(self.lock_wait_s)
             await asyncio.sleep(0.05)
         return lock
 
