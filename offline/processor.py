@@ -505,6 +505,7 @@ class OfflineProcessor:
                 error=_error(
                     "conflict",
                     reason="stale",
+                    field="due",
                     message=f"due {request.due} differs from the last calculation's {calc_pb.due}",
                 )
             ), False

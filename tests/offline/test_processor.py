@@ -110,6 +110,7 @@ def test_confirm_finalizes_the_last_calculation(edge: OfflineProcessor) -> None:
     second = edge.calculate(calculate_request()).calculation  # replaces the first
     stale = edge.confirm(confirm_request("R1", due=second.due + 1))
     assert stale.error.reason == "stale"
+    assert stale.error.field == "due", "named as central names it"
     assert len(_journal(edge)) == 2, "a stale confirm changes nothing"
 
     reply = edge.confirm(confirm_request("R1", due=second.due))
