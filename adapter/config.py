@@ -76,6 +76,8 @@ class LaneConfig:
     printer_width: int = 42
     printer_codepage: str = "cp866"
     printer_baud: int = 9600  #: for a printer on a serial line
+    #: how long a receipt tail is tried again while its printer cannot be reached
+    printer_retry_s: int = 120
     display: str | None = None  #: customer pole display URL
     display_model: str = "cd5220"  #: output driver name: cd5220 or epson (epson_display)
     display_baud: int = 9600  #: for a display on a serial line
@@ -515,6 +517,7 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
         "display",
         "display_model",
         "printer_baud",
+        "printer_retry_s",
         "display_baud",
     }
     printers = tuple(printer_names())
@@ -575,6 +578,9 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
                 ),
                 printer_codepage=codepage or "cp866",
                 printer_baud=device_bauds[0],
+                printer_retry_s=r.integer(
+                    item, "printer_retry_s", f"lane[{i}].printer_retry_s", 120, 0, 86_400
+                ),
                 display_baud=device_bauds[1],
                 display=display,
                 display_model=r.choice(

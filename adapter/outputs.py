@@ -11,10 +11,16 @@ customer's name and discount do not stay for the next. Output never delays or fa
 register's answer: it runs as its own task, one job at a time per device (two lanes may
 share a printer, and a dead printer does not hold up a display), and a device failure, a
 barcode left out and a job dropped at shutdown are logged.
+
+A printer that cannot be reached (off, power-cycling, busy with another register's job, a
+network hiccup) is tried again with a growing pause for up to the lane's ``printer_retry_s``;
+only then is the tail given up, and that is logged as an error naming the lane, the receipt
+and the device. A display is not retried: the next answer shows something newer anyway.
 """
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Coroutine
 from typing import Any, cast
 
@@ -24,7 +30,7 @@ from adapter.config import LaneConfig
 from drivers.escpos_printer import BarcodeFormat, BarcodeSpec, PrintItem, wrap_text
 from drivers.output import parse_tcp_url
 from drivers.registry import make_output
-from tillgate.errors import DeviceRefusedError, TillgateError, ValidationError
+from tillgate.errors import DeviceError, TillgateError, ValidationError
 
 log = structlog.get_logger("tillgate.outputs")
 
@@ -34,9 +40,9 @@ DISPLAY_WIDTH = 20
 KEPT_TAILS = 8
 #: how long a shutdown waits for queued output
 DRAIN_S = 10.0
-#: tries of a print job a printer refuses (it serves one connection at a time), a pause apart
-PRINT_ATTEMPTS = 3
-REFUSED_PAUSE_S = 1.0
+#: the pause after a print job's first failed try; it doubles up to RETRY_MAX_PAUSE_S
+RETRY_FIRST_PAUSE_S = 0.5
+RETRY_MAX_PAUSE_S = 10.0
 
 
 def print_items(messages: list[dict[str, Any]], lane: str = "") -> list[PrintItem]:
@@ -86,11 +92,14 @@ class LaneOutputs:
         self._printers: dict[str, tuple[str, Any]] = {}
         self._displays: dict[str, tuple[str, Any]] = {}
         self._locks: dict[str, asyncio.Lock] = {}  #: device URL → one job at a time
-        self._jobs: set[asyncio.Task[None]] = set()
+        #: queued jobs → (lane, device URL, receipt id or "" for a display job)
+        self._jobs: dict[asyncio.Task[None], tuple[str, str, str]] = {}
+        self._retry_s: dict[str, float] = {}  #: lane → how long its printer is tried
         #: lane → receipt id → the receipt messages of its last calculation, printed on confirm
         self._pending_tails: dict[str, dict[str, list[dict[str, Any]]]] = {}
         for lane in lanes:
             if lane.printer:
+                self._retry_s[lane.id] = lane.printer_retry_s
                 self._printers[lane.id] = (lane.printer, make_output(
                     lane.printer_driver,
                     url=lane.printer,
@@ -126,14 +135,17 @@ class LaneOutputs:
             return
         if lane in self._displays:
             url, display = self._displays[lane]
-            self._queue(url, lane, self._show(lane, display, display_lines(messages)))
+            self._queue(url, lane, "", self._show(lane, display, display_lines(messages)))
         if lane in self._printers and kind == "confirm":
             url, printer = self._printers[lane]
             items = print_items(messages, lane)
             if items:
-                self._queue(url, lane, self._print(lane, printer, items))
+                job = self._print(lane, receipt_id, url, printer, items)
+                self._queue(url, lane, receipt_id, job)
 
-    def _queue(self, url: str, lane: str, work: Coroutine[Any, Any, None]) -> None:
+    def _queue(
+        self, url: str, lane: str, receipt_id: str, work: Coroutine[Any, Any, None]
+    ) -> None:
         lock = self._locks.setdefault(url, asyncio.Lock())
 
         async def one_at_a_time() -> None:
@@ -144,8 +156,8 @@ class LaneOutputs:
                 work.close()  # cancelled while waiting for the device: never started
 
         job = asyncio.create_task(one_at_a_time(), name=f"output {lane} {url}")
-        self._jobs.add(job)
-        job.add_done_callback(self._jobs.discard)
+        self._jobs[job] = (lane, url, receipt_id)
+        job.add_done_callback(lambda done: self._jobs.pop(done, None))
 
     async def _show(self, lane: str, display: Any, lines: tuple[str, str]) -> None:
         try:
@@ -153,29 +165,63 @@ class LaneOutputs:
         except TillgateError as exc:  # a dead display must not stop the lane
             log.warning("display_failed", lane=lane, error=str(exc))
 
-    async def _print(self, lane: str, printer: Any, items: list[PrintItem]) -> None:
-        for attempt in range(1, PRINT_ATTEMPTS + 1):
+    async def _print(
+        self, lane: str, receipt_id: str, url: str, printer: Any, items: list[PrintItem]
+    ) -> None:
+        """Print one tail, trying again while the printer cannot be reached (holding the
+        device, so that tails come out in the order of their confirms)."""
+        began = time.monotonic()
+        deadline = began + self._retry_s.get(lane, 0.0)
+        pause = RETRY_FIRST_PAUSE_S
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 await printer.print_items(items)
-            except DeviceRefusedError as exc:  # busy with another register's job, or off
-                if attempt < PRINT_ATTEMPTS:
-                    await asyncio.sleep(REFUSED_PAUSE_S)
-                    continue
-                log.warning("printer_failed", lane=lane, error=str(exc), attempts=attempt)
-            except TillgateError as exc:  # a jammed printer must not stop the lane
-                log.warning("printer_failed", lane=lane, error=str(exc))
+            except DeviceError as exc:  # off, busy, unplugged, reset, no progress: try again
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.error(
+                        "receipt_not_printed", lane=lane, receipt_id=receipt_id, device=url,
+                        error=str(exc), attempts=attempt,
+                        waited_s=round(time.monotonic() - began, 1),
+                    )  # fmt: skip
+                    return
+                if attempt == 1:
+                    log.warning(
+                        "printer_failed", lane=lane, receipt_id=receipt_id, device=url,
+                        error=str(exc), retrying_s=round(left, 1),
+                    )  # fmt: skip
+                await asyncio.sleep(min(pause, left))
+                pause = min(pause * 2, RETRY_MAX_PAUSE_S)
+            except TillgateError as exc:  # the tail cannot be encoded: no retry helps
+                log.error(
+                    "receipt_not_printed", lane=lane, receipt_id=receipt_id, device=url,
+                    error=str(exc), attempts=attempt,
+                )  # fmt: skip
+                return
             else:
-                log.info("receipt_printed", lane=lane, items=len(items))
-            return
+                log.info(
+                    "receipt_printed", lane=lane, receipt_id=receipt_id, items=len(items),
+                    attempts=attempt,
+                )  # fmt: skip
+                return
 
     async def drain(self) -> None:
         """Wait for queued output (at shutdown); what is still waiting then is dropped, and
-        said so."""
+        said so, job by job."""
         if not self._jobs:
             return
         _, pending = await asyncio.wait(list(self._jobs), timeout=DRAIN_S)
+        for job in pending:
+            lane, url, receipt_id = self._jobs.get(job, ("", "", ""))
+            if receipt_id:
+                log.error(
+                    "receipt_not_printed", lane=lane, receipt_id=receipt_id, device=url,
+                    error=f"still waiting for the printer {DRAIN_S:g} s into the shutdown",
+                )  # fmt: skip
+            else:
+                log.warning("output_dropped", lane=lane, device=url, waited_s=DRAIN_S)
+            job.cancel()
         if pending:
-            log.warning("output_dropped", jobs=len(pending), waited_s=DRAIN_S)
-            for job in pending:
-                job.cancel()
             await asyncio.wait(pending)
