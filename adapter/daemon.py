@@ -109,7 +109,7 @@ class Daemon:
             serial_lanes=frozenset(lane.id for lane in cfg.lanes if lane.serial is not None),
         )
         self.metrics = self._start_metrics()
-        self.outputs = LaneOutputs(cfg.lanes)
+        self.outputs = LaneOutputs(cfg.lanes, journal=self._journal)
         self.trace = await self._start_trace()
         trace = self.trace
         self.lanes = Lanes(

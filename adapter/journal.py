@@ -30,6 +30,8 @@ CREATE TABLE IF NOT EXISTS answers (
     PRIMARY KEY (store, id)
 );
 CREATE INDEX IF NOT EXISTS answers_at ON answers (at);
+CREATE INDEX IF NOT EXISTS answers_receipt
+    ON answers (store, type, json_extract(answer, '$.receipt_id'));
 """
 
 
@@ -65,6 +67,23 @@ class AnswerJournal:
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: cannot read the answer journal: {exc}") from exc
         return KeptAnswer(row[0], json.loads(row[1])) if row else None
+
+    def receipt_answers(
+        self, kind: str, receipt_id: str, *, now: float | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """``(request id, answer)`` of every kept answer to a ``kind`` request (``calculate``,
+        ``confirm``) about ``receipt_id``, the first kept first: what a restarted daemon
+        knows of a receipt (its last calculation's messages, whether it was confirmed)."""
+        cutoff = (time.time() if now is None else now) - self._keep
+        try:
+            rows = self._db.execute(
+                "SELECT id, answer FROM answers WHERE store = ? AND type = ?"
+                " AND json_extract(answer, '$.receipt_id') = ? AND at >= ? ORDER BY at, rowid",
+                (self._store, kind, receipt_id, cutoff),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: cannot read the answer journal: {exc}") from exc
+        return [(row[0], json.loads(row[1])) for row in rows]
 
     def keep(
         self,

@@ -12,6 +12,12 @@ register's answer: it runs as its own task, one job at a time per device (two la
 share a printer, and a dead printer does not hold up a display), and a device failure, a
 barcode left out and a job dropped at shutdown are logged.
 
+The tail of a receipt is printed once: a confirm repeated under a new request id (the
+register lost the first answer) gets the same answer but no second tail. With the answer
+journal at hand both facts outlive a restart of the daemon: a confirm whose calculation was
+answered before the restart takes its receipt messages from the kept calculation, and a
+confirm already kept under another id is not printed again.
+
 A printer that cannot be reached (off, power-cycling, busy with another register's job, a
 network hiccup) is tried again with a growing pause for up to the lane's ``printer_retry_s``;
 only then is the tail given up, and that is logged as an error naming the lane, the receipt
@@ -27,10 +33,11 @@ from typing import Any, cast
 import structlog
 
 from adapter.config import LaneConfig
+from adapter.journal import AnswerJournal
 from drivers.escpos_printer import BarcodeFormat, BarcodeSpec, PrintItem, wrap_text
 from drivers.output import parse_tcp_url
 from drivers.registry import make_output
-from tillgate.errors import DeviceError, TillgateError, ValidationError
+from tillgate.errors import DeviceError, StorageError, TillgateError, ValidationError
 
 log = structlog.get_logger("tillgate.outputs")
 
@@ -38,6 +45,8 @@ DISPLAY_WIDTH = 20
 #: receipts per lane whose receipt messages wait for their confirm (a register may calculate
 #: the next receipt before it confirms this one)
 KEPT_TAILS = 8
+#: receipts per lane whose tail was printed, remembered to print none twice (without a journal)
+KEPT_CONFIRMS = 256
 #: how long a shutdown waits for queued output
 DRAIN_S = 10.0
 #: the pause after a print job's first failed try; it doubles up to RETRY_MAX_PAUSE_S
@@ -87,7 +96,12 @@ def _line_speed(url: str, baud: int) -> dict[str, int]:
 class LaneOutputs:
     """The printer and display of every lane that has them."""
 
-    def __init__(self, lanes: tuple[LaneConfig, ...]) -> None:
+    def __init__(
+        self, lanes: tuple[LaneConfig, ...], *, journal: AnswerJournal | None = None
+    ) -> None:
+        self._journal = journal
+        #: lane → receipt id → the request id of the confirm whose tail was printed
+        self._confirmed: dict[str, dict[str, str]] = {}
         #: lane → (device URL, device)
         self._printers: dict[str, tuple[str, Any]] = {}
         self._displays: dict[str, tuple[str, Any]] = {}
@@ -130,18 +144,68 @@ class LaneOutputs:
             while len(tails) > KEPT_TAILS:
                 del tails[next(iter(tails))]
         elif answer.get("type") == "confirm.result":
-            messages = tails.pop(receipt_id, []) + messages
+            tail = tails.pop(receipt_id, None)
+            if tail is None:
+                tail = self._kept_tail(lane, receipt_id)
+            messages = tail + messages
         else:
             return
         if lane in self._displays:
             url, display = self._displays[lane]
             self._queue(url, lane, "", self._show(lane, display, display_lines(messages)))
-        if lane in self._printers and kind == "confirm":
+        if (
+            lane in self._printers
+            and kind == "confirm"
+            and self._first_confirm(lane, receipt_id, str(answer.get("id")))
+        ):
             url, printer = self._printers[lane]
             items = print_items(messages, lane)
             if items:
                 job = self._print(lane, receipt_id, url, printer, items)
                 self._queue(url, lane, receipt_id, job)
+
+    def _kept_tail(self, lane: str, receipt_id: str) -> list[dict[str, Any]]:
+        """The receipt messages of the receipt's last calculation kept in the journal (one
+        answered before a restart); none without a journal or a kept calculation."""
+        if self._journal is None:
+            return []
+        try:
+            kept = self._journal.receipt_answers("calculate", receipt_id)
+        except StorageError as exc:
+            log.error("storage_failed", lane=lane, receipt_id=receipt_id, error=str(exc))
+            return []
+        for _, answer in reversed(kept):
+            if answer.get("type") == "calculate.result":
+                messages = answer.get("messages") or []
+                return [m for m in messages if isinstance(m, dict) and m.get("target") == "receipt"]
+        return []
+
+    def _first_confirm(self, lane: str, receipt_id: str, request_id: str) -> bool:
+        """Whether the confirm answered under ``request_id`` is the receipt's first, whose
+        tail is printed; a repeat under another id is not (it is logged)."""
+        confirmed = self._confirmed.setdefault(lane, {})
+        first = confirmed.get(receipt_id)
+        if first is None and self._journal is not None:
+            try:
+                kept = self._journal.receipt_answers("confirm", receipt_id)
+            except StorageError as exc:  # then the memory of this run decides
+                log.error("storage_failed", lane=lane, receipt_id=receipt_id, error=str(exc))
+                kept = []
+            first = next(
+                (kept_id for kept_id, answer in kept if answer.get("type") == "confirm.result"),
+                None,
+            )
+        if first is None:
+            first = request_id
+        confirmed.pop(receipt_id, None)
+        confirmed[receipt_id] = first
+        while len(confirmed) > KEPT_CONFIRMS:
+            del confirmed[next(iter(confirmed))]
+        if first != request_id:
+            log.info("receipt_tail_already_printed", lane=lane, receipt_id=receipt_id,
+                     request_id=request_id, first_request_id=first)  # fmt: skip
+            return False
+        return True
 
     def _queue(
         self, url: str, lane: str, receipt_id: str, work: Coroutine[Any, Any, None]
