@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from drivers.registry import display_names, framing_names, printer_names
+from drivers.registry import display_names, framing_names, load, printer_names
 from drivers.serial import BAUD_RATES
 from tillgate.errors import ConfigError
 
@@ -373,6 +373,15 @@ def _codepage_ok(lane: dict[str, Any], codepage: str) -> bool:
     return True
 
 
+def _check_loads(r: _Reader, key: str, kind: Literal["framing", "output"], name: str) -> None:
+    """A driver named by the configuration can be imported (a plug-in's package may be
+    missing, or broken): found now, not when the first register connects."""
+    try:
+        load(kind, name)
+    except ConfigError as exc:
+        r.problem(key, exc.message, hint=exc.hint or "is the plug-in's package installed?")
+
+
 def _path(r: _Reader, key: str, base: Path, text: str) -> Path:
     try:
         path = Path(text).expanduser()
@@ -495,6 +504,7 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
         elif clash := _listener_clash(address, listeners):
             r.problem(f"listener[{i}].address", clash)
         framing = r.choice(item, "framing", f"listener[{i}].framing", "lines", framings)
+        _check_loads(r, f"listener[{i}].framing", "framing", framing)
         idle = r.integer(item, "idle_timeout_s", f"listener[{i}].idle_timeout_s", 120, 1, 86_400)
         listeners.append(ListenerConfig(address, framing, idle))
     if "listener" not in doc:
@@ -562,20 +572,31 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
             for device in ("printer", "display")
         ]
         width = r.one_of(item, "printer_width", f"lane[{i}].printer_width", 42, (32, 42, 48))
+        lane_framing = r.choice(
+            item, "framing", f"lane[{i}].framing", "link" if serial else "lines", framings
+        )
+        printer_driver = r.choice(
+            item, "printer_driver", f"lane[{i}].printer_driver", "escpos", printers
+        )
+        display_model = r.choice(
+            item, "display_model", f"lane[{i}].display_model", "cd5220", displays
+        )
+        if serial is not None:
+            _check_loads(r, f"lane[{i}].framing", "framing", lane_framing)
+        if printer is not None:
+            _check_loads(r, f"lane[{i}].printer_driver", "output", printer_driver)
+        if display is not None:
+            _check_loads(r, f"lane[{i}].display_model", "output", display_model)
         lanes.append(
             LaneConfig(
                 id=lane_id,
                 token=r.string(item, "token", f"lane[{i}].token", "", allow_empty=True) or "",
                 serial=serial,
                 baud=baud,
-                framing=r.choice(
-                    item, "framing", f"lane[{i}].framing", "link" if serial else "lines", framings
-                ),
+                framing=lane_framing,
                 printer=printer,
                 printer_width=width,
-                printer_driver=r.choice(
-                    item, "printer_driver", f"lane[{i}].printer_driver", "escpos", printers
-                ),
+                printer_driver=printer_driver,
                 printer_codepage=codepage or "cp866",
                 printer_baud=device_bauds[0],
                 printer_retry_s=r.integer(
@@ -583,9 +604,7 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
                 ),
                 display_baud=device_bauds[1],
                 display=display,
-                display_model=r.choice(
-                    item, "display_model", f"lane[{i}].display_model", "cd5220", displays
-                ),
+                display_model=display_model,
             )
         )
 

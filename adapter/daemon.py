@@ -39,7 +39,7 @@ from drivers.trace import SOCKET_NAME, TraceError, TraceHub
 from offline.breaker import BreakerState, CircuitBreaker
 from offline.sync import SyncResult
 from tillgate import systemd
-from tillgate.errors import DeviceError, StartupError
+from tillgate.errors import ConfigError, DeviceError, StartupError
 
 log = structlog.get_logger("tillgate.daemon")
 
@@ -73,6 +73,11 @@ class Daemon:
     async def start(self) -> None:
         cfg = self.config
         check_data_files(cfg, central=True)
+        for number, listener in enumerate(cfg.listeners):
+            _framing_works(f"listener[{number}].framing", listener.framing)
+        for number, lane in enumerate(cfg.lanes):
+            if lane.serial is not None:
+                _framing_works(f"lane[{number}].framing", lane.framing)
         self._lock = DataDirLock(cfg.data_dir)
         await self._bind_listeners()
         tz = zoneinfo.ZoneInfo(cfg.timezone)
@@ -129,9 +134,12 @@ class Daemon:
             if lane.serial is not None:
                 self._tasks.append(
                     asyncio.create_task(
-                        self._serial_lane(lane.id, lane.serial, lane.baud, lane.framing)
+                        self._serial_lane(lane.id, lane.serial, lane.baud, lane.framing),
+                        name=f"serial lane {lane.id}",
                     )
                 )
+        for task in self._tasks:
+            task.add_done_callback(_loud_if_dead)
         log.info(
             "ready",
             store=cfg.store,
@@ -149,6 +157,8 @@ class Daemon:
         assert self.lanes is not None
         try:
             await self.lanes.serve(channel, idle_timeout_s=idle_timeout_s)
+        except Exception:  # a bug, or a plug-in framing that breaks: this connection only
+            log.exception("connection_failed", peer=channel.peer)
         finally:
             if self.trace is not None:
                 self.trace.forget(channel.peer)
@@ -291,30 +301,44 @@ class Daemon:
             await asyncio.sleep(24 * 3600)
 
     async def _serial_lane(self, lane_id: str, url: str, baud: int, framing: str) -> None:
+        """Serve a serial lane for the daemon's life: its port is opened again after it
+        closes or fails, and a failure of the lane itself (a bug, a driver that breaks) is
+        logged loudly with the lane and its traceback, and the lane started again."""
+        while True:
+            try:
+                if not await self._serial_lane_once(lane_id, url, baud, framing):
+                    return
+            except Exception:
+                log.exception("lane_failed", lane=lane_id, port=url, framing=framing)
+            await asyncio.sleep(SERIAL_REOPEN_S)
+
+    async def _serial_lane_once(self, lane_id: str, url: str, baud: int, framing: str) -> bool:
+        """Open the port and serve it until it closes; False when the daemon is stopping."""
         from drivers.serial import open_serial_channel  # noqa: PLC0415 - pyserial only for serial lanes
 
         assert self.lanes is not None
-        while True:
-            try:
-                tap = self.trace.tap(f"serial:{url}", framing, lane_id) if self.trace else None
-                channel: Channel = await open_serial_channel(
-                    url,
-                    baud,
-                    _framing_factory(framing, baud=baud)(),
-                    trace=tap.trace if tap else None,
-                    on_notice=tap.on_notice if tap else None,
-                )
-            except (DeviceError, OSError) as exc:
-                log.warning("serial_open_failed", lane=lane_id, port=url, error=str(exc))
-                await asyncio.sleep(SERIAL_REOPEN_S)
-                continue
-            log.info("serial_lane_open", lane=lane_id, port=url, baud=baud, framing=framing)
+        core = _framing_factory(framing, baud=baud)()
+        try:
+            tap = self.trace.tap(f"serial:{url}", framing, lane_id) if self.trace else None
+            channel: Channel = await open_serial_channel(
+                url,
+                baud,
+                core,
+                trace=tap.trace if tap else None,
+                on_notice=tap.on_notice if tap else None,
+            )
+        except (DeviceError, OSError) as exc:
+            log.warning("serial_open_failed", lane=lane_id, port=url, error=str(exc))
+            return True
+        log.info("serial_lane_open", lane=lane_id, port=url, baud=baud, framing=framing)
+        try:
             await self.lanes.serve(channel, fixed_lane=lane_id)
+        finally:
             await channel.close()
-            if self._stop.is_set():  # closed by the daemon stopping: do not open it again
-                return
-            log.warning("serial_lane_closed", lane=lane_id, port=url)
-            await asyncio.sleep(SERIAL_REOPEN_S)
+        if self._stop.is_set():  # closed by the daemon stopping: do not open it again
+            return False
+        log.warning("serial_lane_closed", lane=lane_id, port=url)
+        return True
 
     async def _watchdog(self, interval: float) -> None:
         while True:
@@ -356,6 +380,29 @@ class Daemon:
         if self._lock is not None:
             self._lock.release()
         log.info("stopped")
+
+
+def _framing_works(key: str, name: str) -> None:
+    """A framing the configuration names can be made (its plug-in may have gone since the
+    configuration was checked): the daemon refuses to start, naming the key, rather than fail
+    each connection."""
+    try:
+        make_framing(name)
+    except ConfigError as exc:
+        raise StartupError(f"{key}: {exc.message}") from exc
+    except Exception as exc:  # a plug-in's constructor may fail in any way
+        raise StartupError(f"{key}: framing {name!r} cannot be made: {exc!r}") from exc
+
+
+def _loud_if_dead(task: asyncio.Task[None]) -> None:
+    """A daemon task must run as long as the daemon: one that ends with an exception is
+    logged as an error with its name and traceback, never lost."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        log.error("task_failed", task=task.get_name(), error=str(exc) or type(exc).__name__,
+                  exc_info=exc)  # fmt: skip
 
 
 def _framing_factory(name: str, *, baud: int | None = None) -> Callable[[], Framing]:

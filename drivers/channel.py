@@ -133,6 +133,9 @@ class FramedChannel:
         #: the pump, waiting for bytes, must start counting towards
         self._wakeup = asyncio.Event()
         self._closed = False
+        #: what broke the pump other than the connection (a framing core's bug, a plug-in):
+        #: raised by receive() instead of a quiet ChannelClosed
+        self._failure: Exception | None = None
         self._last_input = clock()
         self._pump = asyncio.create_task(self._run(), name=f"pump {peer}")
 
@@ -140,6 +143,8 @@ class FramedChannel:
         event = await self._events.get()
         if event is None:
             self._events.put_nowait(None)  # every later receive sees the end too
+            if self._failure is not None:
+                raise self._failure
             raise ChannelClosed(self.peer)
         return event
 
@@ -221,6 +226,8 @@ class FramedChannel:
                 await self._flush()
         except (OSError, ConnectionError):
             pass
+        except Exception as exc:  # noqa: BLE001 - not the line's doing: receive() raises it
+            self._failure = exc
         finally:
             if reading is not None:
                 reading.cancel()

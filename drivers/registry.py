@@ -5,7 +5,8 @@ Other packages add drivers through the entry-point group ``tillgate.drivers``: a
 ``framing.<name>`` adds a framing, ``output.<name>`` (or a bare ``<name>``) an output device;
 its value is ``"module:attr"``, a callable taking the driver's keyword options. A built-in name
 cannot be replaced by a plug-in. An unknown name is a :class:`~tillgate.errors.ConfigError`
-listing the known ones.
+listing the known ones, and so is a name whose module cannot be imported (:func:`load`, which
+configuration parsing calls for every driver it names, so ``check-config`` catches it).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from drivers.base import Framing
 from tillgate.errors import ConfigError
@@ -22,6 +23,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "display_names",
     "framing_names",
+    "load",
     "make_framing",
     "make_output",
     "output_names",
@@ -77,13 +79,19 @@ def _resolve(kind: str, name: str) -> Callable[..., Any]:
     module_name, _, attr = target.partition(":")
     try:
         factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
+    except Exception as exc:  # a plug-in may fail at import in any way: it is a config error
         raise ConfigError(
             f"{kind} {name!r} points at {target!r}, which cannot be loaded: {exc}", key=kind
         ) from exc
     if not callable(factory):
         raise ConfigError(f"{kind} {name!r}: {target!r} is not callable", key=kind)
     return cast(Callable[..., Any], factory)
+
+
+def load(kind: Literal["framing", "output"], name: str) -> Callable[..., Any]:
+    """The factory of the ``kind`` driver named ``name``, imported now; raises ConfigError
+    when the name is unknown or its module cannot be imported."""
+    return _resolve(kind, name)
 
 
 def framing_names() -> list[str]:

@@ -11,8 +11,12 @@ import contextlib
 import socket
 from collections.abc import Awaitable, Callable
 
+import structlog
+
 from drivers.base import Channel, Framing
 from drivers.channel import FramedChannel, NoticeCallback, TraceCallback
+
+log = structlog.get_logger("tillgate.tcp")
 
 ChannelHandler = Callable[[Channel], Awaitable[None]]
 
@@ -51,10 +55,18 @@ async def serve_tcp(
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peername = writer.get_extra_info("peername")
         peer = f"tcp:{peername[0]}:{peername[1]}" if peername else "tcp:?"
+        try:
+            core = framing_factory()
+        except Exception:
+            # asyncio would print a bare traceback naming no listener: the daemon's own log
+            # says which port's framing failed, and the register sees a closed connection.
+            log.exception("framing_failed", listener=f"{host}:{port}", peer=peer)
+            writer.transport.abort()
+            return
         channel = FramedChannel(
             reader,
             writer,
-            framing_factory(),
+            core,
             peer=peer,
             transport="tcp",
             trace=trace_for(peer) if trace_for else None,
