@@ -183,7 +183,8 @@ class LaneSession:
         self.channel = channel
         self.fixed_lane = fixed_lane
         self.lane: str | None = fixed_lane
-        self._queue: asyncio.Queue[Received | Rejected | None] = asyncio.Queue()
+        #: inputs with their arrival time, for the worker
+        self._queue: asyncio.Queue[tuple[Received | Rejected, float] | None] = asyncio.Queue()
         self._outstanding = 0
         self._answered = asyncio.Event()  #: set by the worker after each answer
         self._stopping = False
@@ -226,17 +227,18 @@ class LaneSession:
                     return
                 finally:
                     receiving = None
+                arrived = time.monotonic()
                 if self._outstanding >= MAX_OUTSTANDING:
                     request_id = message_id(event.message) if isinstance(event, Received) else None
                     if request_id is not None:
-                        await self._send(
-                            render.error(
-                                request_id,
-                                "busy",
-                                f"more than {MAX_OUTSTANDING} requests outstanding",
-                                retry_after_ms=BUSY_RETRY_MS,
-                            )
+                        busy = render.error(
+                            request_id,
+                            "busy",
+                            f"more than {MAX_OUTSTANDING} requests outstanding",
+                            retry_after_ms=BUSY_RETRY_MS,
                         )
+                        await self._send(busy)
+                        self._observe(event, busy, arrived)
                         continue
                     # An answer with id: null answers the oldest unanswered line (§1.1): sent
                     # now, ahead of the queued answers, it would read as the oldest request's.
@@ -245,25 +247,31 @@ class LaneSession:
                         self._answered.clear()
                         await self._answered.wait()
                 self._outstanding += 1
-                self._queue.put_nowait(event)
+                self._queue.put_nowait((event, arrived))
         finally:
             if receiving is not None:
                 receiving.cancel()
 
     async def _work(self) -> None:
-        metrics = self.lanes.metrics
-        while (event := await self._queue.get()) is not None:
-            started = time.monotonic()
+        while (queued := await self._queue.get()) is not None:
+            event, arrived = queued
             try:
                 answer = await self.answer(event)
                 await self._send(answer)
             finally:
                 self._outstanding -= 1
                 self._answered.set()
-            if metrics is not None:
-                kind = event.message.get("type") if isinstance(event, Received) else None
-                label = kind if isinstance(kind, str) and kind in REQUEST_TYPES else "unreadable"
-                metrics.observe(self.lane or "-", label, answer, time.monotonic() - started)
+            self._observe(event, answer, arrived)
+
+    def _observe(self, event: Received | Rejected, answer: dict[str, Any], arrived: float) -> None:
+        """Count an answer, timed from its request's arrival: the time it waited behind
+        other requests is part of what the register waited."""
+        metrics = self.lanes.metrics
+        if metrics is None:
+            return
+        kind = event.message.get("type") if isinstance(event, Received) else None
+        label = kind if isinstance(kind, str) and kind in REQUEST_TYPES else "unreadable"
+        metrics.observe(self.lane or "-", label, answer, time.monotonic() - arrived)
 
     async def _send(self, answer: dict[str, Any]) -> None:
         with contextlib.suppress(ChannelClosed, OSError, ConnectionError):

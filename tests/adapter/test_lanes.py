@@ -20,6 +20,7 @@ from adapter import render
 from adapter.config import CentralConfig
 from adapter.journal import AnswerJournal
 from adapter.lanes import LanePolicy, Lanes
+from adapter.metrics import DaemonMetrics
 from adapter.requests import Calculate
 from adapter.router import Router
 from adapter.upstream import CentralClient, open_channel
@@ -59,7 +60,11 @@ async def exchange(port: int, messages: list[dict[str, Any]]) -> list[dict[str, 
 
 @contextlib.asynccontextmanager
 async def lanes_server(
-    tmp_path: Path, router_class: type[Router], *, idle_timeout_s: float = 120.0
+    tmp_path: Path,
+    router_class: type[Router],
+    *,
+    idle_timeout_s: float = 120.0,
+    metrics: DaemonMetrics | None = None,
 ) -> AsyncIterator[int]:
     """Lanes on a loopback port (yielded); central is a port nobody listens on."""
     dead = f"127.0.0.1:{free_port()}"
@@ -79,6 +84,7 @@ async def lanes_server(
         journal=journal,
         policy=LanePolicy(any_lane=True),
         idle_timeout_s=idle_timeout_s,
+        metrics=metrics,
     )
     server = await serve_tcp("127.0.0.1", 0, LinesFraming, lanes.serve)
     try:
