@@ -54,12 +54,29 @@ RETRY_FIRST_PAUSE_S = 0.5
 RETRY_MAX_PAUSE_S = 10.0
 
 
+#: the barcode formats of protocol version 1; a message with another is skipped whole (§4)
+BARCODE_FORMATS = frozenset({"ean13", "code128", "qr"})
+
+
+def _unknown_format(message: dict[str, Any], lane: str) -> bool:
+    """Whether the message's barcode has a format we do not know: then the whole message is
+    skipped, as a register skips it (register-protocol §4), and logged."""
+    barcode = message.get("barcode")
+    if not isinstance(barcode, dict) or barcode.get("format") in BARCODE_FORMATS:
+        return False
+    log.warning("message_skipped", lane=lane, target=message.get("target"),
+                reason=f"unknown barcode format {str(barcode.get('format'))[:32]!r}")  # fmt: skip
+    return True
+
+
 def print_items(messages: list[dict[str, Any]], lane: str = "") -> list[PrintItem]:
-    """The ``receipt`` messages of an answer as printer items; a barcode the printer cannot
-    draw is left out (and logged), a message with neither text nor barcode too."""
+    """The ``receipt`` messages of an answer as printer items. A message whose barcode has an
+    unknown format is skipped whole (§4); a barcode of a known format the printer cannot draw
+    (a wrong EAN-13 check digit) is left out, its text printed (and logged); a message with
+    neither text nor barcode is left out too."""
     items: list[PrintItem] = []
     for message in messages:
-        if message.get("target") != "receipt":
+        if message.get("target") != "receipt" or _unknown_format(message, lane):
             continue
         barcode = message.get("barcode")
         spec = None
@@ -77,11 +94,12 @@ def print_items(messages: list[dict[str, Any]], lane: str = "") -> list[PrintIte
     return items
 
 
-def display_lines(messages: list[dict[str, Any]]) -> tuple[str, str]:
+def display_lines(messages: list[dict[str, Any]], lane: str = "") -> tuple[str, str]:
     """The first ``display`` message wrapped between words onto the pole display's two
-    20-column lines (what does not fit is left out); blank lines when there is none."""
+    20-column lines (what does not fit is left out); blank lines when there is none. A message
+    with an unknown barcode format is skipped (§4), as on the printer."""
     for message in messages:
-        if message.get("target") == "display":
+        if message.get("target") == "display" and not _unknown_format(message, lane):
             lines = wrap_text(str(message.get("text", "")), DISPLAY_WIDTH)
             return (lines[0] if lines else ""), (lines[1] if len(lines) > 1 else "")
     return "", ""
@@ -152,7 +170,7 @@ class LaneOutputs:
             return
         if lane in self._displays:
             url, display = self._displays[lane]
-            self._queue(url, lane, "", self._show(lane, display, display_lines(messages)))
+            self._queue(url, lane, "", self._show(lane, display, display_lines(messages, lane)))
         if (
             lane in self._printers
             and kind == "confirm"
