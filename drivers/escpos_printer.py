@@ -14,8 +14,11 @@ has and python-escpos can encode to.
 Barcodes are printed by the printer itself: EAN-13 (12 digits, or 13 with a correct check
 digit), Code128 (printable ASCII, code set B) and QR (native, model 2). Their module size is
 chosen to fit the paper (384 dots across 58 mm, 576 across 80 mm): a printer skips a barcode
-wider than the paper without a word, so a Code128 too long even at the narrowest module is
-printed as its text instead. A receipt ends with a feed and a full cut.
+wider than that without a word, so a Code128 too long even at the narrowest module is printed
+as its text instead. The symbol itself must fit the printable dots; its quiet zones need not:
+they are the blank paper beside the printable area (about 5 mm each side of 58 mm paper, 4 mm
+of 80 mm) plus what centring leaves, and 10 modules of at most 3 dots are 3.75 mm. A receipt
+ends with a feed and a full cut.
 
 Text is made safe to print: a control character in a message (ESC, GS, DLE: a cut, a drawer
 kick) prints as a space, and the spaces inside an amount (``1 234,56``) never break a line.
@@ -200,7 +203,8 @@ def wrap_text(text: str, columns: int) -> list[str]:
 
 
 def _module_dots(modules: int, dots: int) -> int | None:
-    """The widest module (in dots) at which ``modules`` (quiet zones included) fit ``dots``."""
+    """The widest module (in dots) at which a symbol of ``modules`` fits ``dots`` (its quiet
+    zones fall in the paper's unprintable margins, see the module docstring)."""
     fitting = [size for size in _MODULE_DOTS if modules * size <= dots]
     return max(fitting) if fitting else None
 
@@ -219,9 +223,9 @@ def _barcode(printer: Dummy, spec: BarcodeSpec, dots: int) -> None:
             printer.ln()
             return
         if spec.format == "ean13":
-            module = _module_dots(95 + 2 * 9, dots)  # 95 modules and a quiet zone of 9 each side
-        else:  # start, data, check (11 modules each), stop (13), quiet zones of 10
-            module = _module_dots(11 * (len(spec.data) + 2) + 13 + 2 * 10, dots)
+            module = _module_dots(95, dots)
+        else:  # start, data, check (11 modules each), stop (13)
+            module = _module_dots(11 * (len(spec.data) + 2) + 13, dots)
         if module is None:
             printer.textln(spec.data)  # a cashier can still key it in
             return

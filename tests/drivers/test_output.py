@@ -92,8 +92,8 @@ def test_barcodes_are_sized_to_the_paper() -> None:
     code = BarcodeSpec("code128", "SPRING-7F3K")
     narrow = encode_receipt([PrintItem("Купон", barcode=code)], width=32)
     wide = encode_receipt([PrintItem("Купон", barcode=code)], width=48)
-    assert b"\x1dw\x02" in narrow  # 176 modules x 2 dots = 352 of 384
-    assert b"\x1dw\x03" in wide  # x 3 = 528 of 576
+    assert b"\x1dw\x02" in narrow  # 156 modules x 2 dots = 312 of 384 (x 3 = 468)
+    assert b"\x1dw\x03" in wide  # x 3 = 468 of 576
     # too long for 58 mm even at 2 dots a module: its text, not a barcode the printer skips
     long_code = BarcodeSpec("code128", "LOYALTY-COUPON-2026-7F3K")
     events = read_all(encode_receipt([PrintItem("Купон", barcode=long_code)], width=32))
