@@ -98,9 +98,12 @@ async def probe_serial(port: str, baud: int, timeout: float) -> tuple[bool, str]
     link = Link(baud=baud)
     other = 0
     started = time.monotonic()
+    sent = b""  #: every byte we wrote
+    received = b""  #: every byte that came back
     try:
         link.send_enq(started)
-        writer.write(link.data_to_send())
+        sent = link.data_to_send()
+        writer.write(sent)
         await writer.drain()
         deadline = started + timeout
         while (left := deadline - time.monotonic()) > 0:
@@ -110,19 +113,31 @@ async def probe_serial(port: str, baud: int, timeout: float) -> tuple[bool, str]
                 break
             if not data:
                 return False, f"{port}: the port closed while waiting ({settings})"
+            received += data
             link.receive_data(data, time.monotonic())
             kinds = set()
             while (event := link.next_event()) is not None:
                 if isinstance(event, LinkNotice):
                     kinds.add(event.kind)
+            reply = link.data_to_send()
+            if sent.startswith(received):
+                # Only our own bytes came back: an echo, not a peer. Answering what reads as
+                # the peer's ENQ would echo back as ACK 0 too, and pass for a register.
+                continue
             if "peer_alive" in kinds:
                 ms = (time.monotonic() - started) * 1000
                 return True, f"{port}: answered ENQ with ACK 0 in {ms:.0f} ms ({settings})"
             if kinds & {"noise", "nak_sent"}:
                 other += len(data)
-            writer.write(link.data_to_send())  # e.g. ACK for a frame the register was sending
+            sent += reply
+            writer.write(reply)  # e.g. ACK for a frame the register was sending
     finally:
         writer.close()
+    if received and sent.startswith(received):
+        return False, (
+            f"{port}: only our own ENQ came back ({settings}): the line echoes what is sent "
+            "(a loopback plug, a modem or terminal server with echo on), no register answers"
+        )
     hint = (
         f"; received {other} byte(s) of something else: wrong baud rate or not a link peer?"
         if other
