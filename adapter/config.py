@@ -81,6 +81,8 @@ class LaneConfig:
     display: str | None = None  #: customer pole display URL
     display_model: str = "cd5220"  #: output driver name: cd5220 or epson (epson_display)
     display_baud: int = 9600  #: for a display on a serial line
+    #: the display's text codepage; None: the driver's default (cp866)
+    display_codepage: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,6 +384,19 @@ def _check_loads(r: _Reader, key: str, kind: Literal["framing", "output"], name:
         r.problem(key, exc.message, hint=exc.hint or "is the plug-in's package installed?")
 
 
+def _check_display_codepage(r: _Reader, key: str, model: str, codepage: str) -> None:
+    """A built-in display can show ``codepage`` (an epson one needs its table number); a
+    plug-in display checks its own options when it is made."""
+    if model not in ("cd5220", "epson", "epson_display"):
+        return
+    from drivers.display import encode_show  # noqa: PLC0415 - only with a display
+
+    try:
+        encode_show("", "", model="cd5220" if model == "cd5220" else "epson", codepage=codepage)
+    except ConfigError as exc:
+        r.problem(key, exc.message, hint=exc.hint)
+
+
 def _path(r: _Reader, key: str, base: Path, text: str) -> Path:
     try:
         path = Path(text).expanduser()
@@ -529,6 +544,7 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
         "printer_baud",
         "printer_retry_s",
         "display_baud",
+        "display_codepage",
     }
     printers = tuple(printer_names())
     displays = tuple(display_names())
@@ -587,6 +603,10 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
             _check_loads(r, f"lane[{i}].printer_driver", "output", printer_driver)
         if display is not None:
             _check_loads(r, f"lane[{i}].display_model", "output", display_model)
+        display_codepage = r.string(item, "display_codepage", f"lane[{i}].display_codepage")
+        if display_codepage is not None and display is not None:
+            _check_display_codepage(r, f"lane[{i}].display_codepage", display_model,
+                                    display_codepage)  # fmt: skip
         lanes.append(
             LaneConfig(
                 id=lane_id,
@@ -605,6 +625,7 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
                 display_baud=device_bauds[1],
                 display=display,
                 display_model=display_model,
+                display_codepage=display_codepage,
             )
         )
 

@@ -140,10 +140,13 @@ class LaneOutputs:
                     **_line_speed(lane.printer, lane.printer_baud),
                 ))
             if lane.display:
+                codepage = {} if lane.display_codepage is None else {
+                    "codepage": lane.display_codepage}  # fmt: skip
                 self._displays[lane.id] = (lane.display, make_output(
                     lane.display_model,
                     url=lane.display,
                     **_line_speed(lane.display, lane.display_baud),
+                    **codepage,
                 ))
 
     def __bool__(self) -> bool:

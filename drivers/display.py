@@ -12,19 +12,31 @@ Command sets:
   and on since the last one), which blanks it for an instant. Russian-market CD5220 clones
   ship with a Cyrillic table active; ``charset`` (bytes sent after initialising, e.g. ``ESC t
   n``) is there for the ones that need a table selected.
-* ``epson``: the ESC/POS display set (DM-D series and clones): ``ESC @``, ``ESC t 17`` (PC866),
-  ``FF`` to clear, ``US $ 1 1`` / ``US $ 1 2`` to place the cursor at the start of a line.
+* ``epson``: the ESC/POS display set (DM-D series and clones): ``ESC @``, ``ESC t n`` to select
+  the character table of the codepage (:data:`EPSON_TABLES`: 17 for PC866, the default), ``FF``
+  to clear, ``US $ 1 1`` / ``US $ 1 2`` to place the cursor at the start of a line. A codepage
+  without an ESC/POS table number is a configuration error: the display would show its bytes
+  in another table.
 """
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass
 from typing import Any
 
 from drivers.output import send_to_device
 from tillgate.errors import ConfigError, DeviceError
 
-__all__ = ["COLUMNS", "MODELS", "PoleDisplay", "cd5220_display", "encode_show", "epson_display"]
+__all__ = [
+    "COLUMNS",
+    "EPSON_TABLES",
+    "MODELS",
+    "PoleDisplay",
+    "cd5220_display",
+    "encode_show",
+    "epson_display",
+]
 
 COLUMNS = 20
 ESC, US, CR, FF = b"\x1b", b"\x1f", b"\x0d", b"\x0c"
@@ -41,12 +53,46 @@ class _CommandSet:
 MODELS: dict[str, _CommandSet] = {
     "cd5220": _CommandSet(init=ESC + b"@", line1=ESC + b"QA", line2=ESC + b"QB", end=CR),
     "epson": _CommandSet(
-        init=ESC + b"@" + ESC + b"t\x11" + FF,
+        init=ESC + b"@",  # then ESC t n for the codepage, and FF
         line1=US + b"$\x01\x01",
         line2=US + b"$\x01\x02",
         end=b"",
     ),
 }
+
+
+#: ESC t n of the ESC/POS character tables, by Python codec name
+EPSON_TABLES = {
+    "cp437": 0,
+    "cp850": 2,
+    "cp860": 3,
+    "cp863": 4,
+    "cp865": 5,
+    "cp1252": 16,
+    "cp866": 17,
+    "cp852": 18,
+    "cp858": 19,
+    "cp1251": 46,
+}
+
+
+def _codec(codepage: str) -> str:
+    try:
+        return codecs.lookup(codepage).name
+    except LookupError as exc:
+        raise ConfigError(f"unknown codepage {codepage!r}", key="codepage") from exc
+
+
+def _epson_table(codepage: str) -> bytes:
+    """``ESC t n`` selecting ``codepage`` on an ESC/POS display."""
+    table = EPSON_TABLES.get(_codec(codepage))
+    if table is None:
+        raise ConfigError(
+            f"codepage {codepage!r} has no ESC/POS character table number for an epson display",
+            key="codepage",
+            hint=f"one of {', '.join(EPSON_TABLES)}; cp866 for Cyrillic",
+        )
+    return ESC + b"t" + bytes([table]) + FF
 
 
 def _fit(text: str, codepage: str) -> bytes:
@@ -64,8 +110,10 @@ def encode_show(
         raise ConfigError(
             f"unknown display model {model!r}", key="model", hint=f"known: {', '.join(MODELS)}"
         )
+    _codec(codepage)
     return (
         commands.init
+        + (_epson_table(codepage) if model == "epson" else b"")
         + charset
         + commands.line1
         + _fit(line1, codepage)
@@ -94,10 +142,6 @@ class PoleDisplay:
         charset: bytes = b"",
         timeout: float = 5.0,
     ) -> None:
-        try:
-            "".encode(codepage)
-        except LookupError as exc:
-            raise ConfigError(f"unknown codepage {codepage!r}", key="codepage") from exc
         encode_show("", "", model=model, codepage=codepage)  # fail at configuration time
         self.url = url
         self.model = model
