@@ -459,7 +459,10 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
     tls: TLSConfig | None = None
     if url.startswith("grpcs://"):
         if not all(tls_paths):
-            r.problem("central.tls_ca", "grpcs:// needs tls_ca, tls_cert and tls_key")
+            for name, given in zip(("tls_ca", "tls_cert", "tls_key"), tls_paths, strict=True):
+                if not given:
+                    r.problem(f"central.{name}", "is required with grpcs:// (tls_ca, tls_cert "
+                              "and tls_key)")  # fmt: skip
         else:
             ca, cert, key = (
                 _path(r, f"central.{name}", base, p)

@@ -125,3 +125,15 @@ def test_grpcs_needs_certificate_paths(tmp_path: Path) -> None:
     with pytest.raises(InvalidConfigError) as caught:
         load_config(write(tmp_path, '[central]\nurl = "grpcs://central:7443"\n'))
     assert caught.value.problems[0].key == "central.tls_ca"
+
+
+def test_a_missing_tls_file_is_reported_under_its_own_key(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("x")
+    (tmp_path / "store.pem").write_text("x")
+    with pytest.raises(InvalidConfigError) as caught:
+        load_config(write(tmp_path, '[central]\nurl = "grpcs://central:7443"\n'
+                                    'tls_ca = "ca.pem"\ntls_cert = "store.pem"\n'))  # fmt: skip
+    assert [problem.key for problem in caught.value.problems] == ["central.tls_key"]
+    assert str(caught.value.problems[0]).endswith(
+        "central.tls_key: is required with grpcs:// (tls_ca, tls_cert and tls_key)"
+    )
