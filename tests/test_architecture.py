@@ -21,9 +21,21 @@ MAY_IMPORT = {
 }
 
 
+def _parse(source: str) -> ast.Module:
+    # CPython 3.11 keeps the AST constructor's recursion depth in state shared by all threads
+    # (python/cpython#106905): a thread left by another test formatting a traceback (3.11's
+    # caret anchors parse source) can make ast.parse fail spuriously. Parsing again is safe.
+    for _ in range(4):
+        try:
+            return ast.parse(source)
+        except SystemError:
+            continue
+    return ast.parse(source)
+
+
 def imported_rooms(path: Path) -> set[str]:
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(_parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             found.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
