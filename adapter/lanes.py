@@ -194,15 +194,25 @@ class LaneSession:
         await self.channel.close()
 
     async def run(self) -> None:
+        """Serve the channel until its input ends or the worker dies; raises what broke the
+        session (the channel's failure, or the worker's error) for the caller to log."""
         if self.fixed_lane is not None:
             await self.lanes.claim(self, self.fixed_lane)
-        worker = asyncio.create_task(self._work(), name=f"lane worker {self.channel.peer}")
+        peer = self.channel.peer
+        worker = asyncio.create_task(self._work(), name=f"lane worker {peer}")
+        reader = asyncio.create_task(self._read(), name=f"lane reader {peer}")
         try:
-            await self._read()
+            await asyncio.wait({reader, worker}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            # A reader left running without its worker is a half-alive lane: requests read
+            # and never answered, then `busy` for ever. So the session ends with either.
+            reader.cancel()
+            await asyncio.wait({reader})
             self._queue.put_nowait(None)
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
+        if not reader.cancelled():
+            reader.result()
 
     async def _read(self) -> None:
         idle = self.idle_timeout_s if self.channel.transport == "tcp" else None

@@ -6,6 +6,10 @@ lets the framing's timers fire at their deadlines, writes whatever the framing w
 :meth:`FramedChannel.send` hands a payload to the framing and flushes. Because the pump runs on
 its own, a framing with acknowledgements (``link``) keeps its line alive while the daemon is busy
 pricing a receipt. JSON decoding lives here, once, for every framing.
+
+A framing that raises, while receiving or while sending, is the channel's failure: the channel
+closes, :meth:`FramedChannel.receive` raises that error (not a quiet :class:`ChannelClosed`)
+and a send sees the channel closed. So whoever reads the channel learns what broke it, once.
 """
 
 from __future__ import annotations
@@ -154,8 +158,20 @@ class FramedChannel:
     async def send(self, message: dict[str, Any]) -> None:
         if self._closed:
             raise ChannelClosed(self.peer)
-        self.framing.send_payload(encode_message(message), self._clock())
-        await self._flush()
+        payload = encode_message(message)
+        try:
+            self.framing.send_payload(payload, self._clock())
+            await self._flush()
+        except (OSError, ConnectionError):
+            raise
+        except Exception as exc:
+            # Recorded like a failure of the pump, so the reader of this channel (the one
+            # that decides whether the lane is served again) raises it, with its traceback,
+            # instead of the sender dying on its own.
+            if self._failure is None:
+                self._failure = exc
+            await self.close()
+            raise ChannelClosed(self.peer) from exc
         self._wakeup.set()
 
     async def close(self) -> None:
@@ -227,7 +243,8 @@ class FramedChannel:
         except (OSError, ConnectionError):
             pass
         except Exception as exc:  # noqa: BLE001 - not the line's doing: receive() raises it
-            self._failure = exc
+            if self._failure is None:
+                self._failure = exc
         finally:
             if reading is not None:
                 reading.cancel()

@@ -324,6 +324,39 @@ def test_any_byte_in_counts_as_traffic_for_the_idle_close(tmp_path: Path) -> Non
     assert 0.5 < quiet < 3
 
 
+class BrokenMetrics(DaemonMetrics):
+    """Metrics that break on counting the answer to id ``boom``: a worker that dies."""
+
+    def observe(self, lane: str, kind: str, answer: dict[str, object], seconds: float) -> None:
+        if answer.get("id") == "boom":
+            raise RuntimeError("metrics broke")
+        super().observe(lane, kind, answer, seconds)
+
+
+def test_a_session_whose_worker_dies_ends_and_raises_instead_of_reading_on(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> tuple[list[bytes], list[BaseException]]:
+        raised: list[BaseException] = []
+        asyncio.get_running_loop().set_exception_handler(
+            lambda _, context: raised.append(context["exception"])
+        )
+        async with lanes_server(tmp_path, PricingRouter, metrics=BrokenMetrics()) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            for request_id in ("h", "boom", "p1"):
+                message = HELLO if request_id == "h" else {"v": 1, "type": "ping", "id": request_id}
+                writer.write(json.dumps(message).encode() + b"\n")
+            lines = [await asyncio.wait_for(reader.readline(), 10) for _ in range(3)]
+            writer.close()
+            await asyncio.sleep(0.1)
+        return lines, raised
+
+    lines, raised = asyncio.run(scenario())
+    assert [json.loads(line)["id"] for line in lines[:2]] == ["h", "boom"]
+    assert lines[2] == b""  # the connection ended: p1 is not read into a dead queue
+    assert [str(exc) for exc in raised] == ["metrics broke"]  # for the daemon to log
+
+
 def test_a_refused_hello_or_ping_is_not_kept_either(tmp_path: Path) -> None:
     answers = run_lanes(
         tmp_path,
