@@ -19,9 +19,14 @@ answered before the restart takes its receipt messages from the kept calculation
 confirm already kept under another id is not printed again.
 
 A printer that cannot be reached (off, power-cycling, busy with another register's job, a
-network hiccup) is tried again with a growing pause for up to the lane's ``printer_retry_s``;
-only then is the tail given up, and that is logged as an error naming the lane, the receipt
-and the device. A display is not retried: the next answer shows something newer anyway.
+network hiccup) is tried again with a growing pause until the lane's ``printer_retry_s`` after
+the confirm; then the tail is given up, and that is logged as an error naming the lane, the
+receipt, the device and how long the tail waited. The window counts from the confirm, not from
+when the tail gets the printer: during an outage the tails queued behind the first would
+otherwise each wait a whole window in turn, and come out minutes late on another customer's
+receipt. So a tail whose window ran out while it waited behind one that found the printer
+unreachable is given up without a try; the backlog of a dead printer is never older than
+``printer_retry_s``. A display is not retried: the next answer shows something newer anyway.
 """
 from __future__ import annotations
 
@@ -127,6 +132,8 @@ class LaneOutputs:
         #: queued jobs → (lane, device URL, receipt id or "" for a display job)
         self._jobs: dict[asyncio.Task[None], tuple[str, str, str]] = {}
         self._retry_s: dict[str, float] = {}  #: lane → how long its printer is tried
+        #: device URL → when a try last found it unreachable (gone once a tail prints)
+        self._unreachable_at: dict[str, float] = {}
         #: lane → receipt id → the receipt messages of its last calculation, printed on confirm
         self._pending_tails: dict[str, dict[str, list[dict[str, Any]]]] = {}
         for lane in lanes:
@@ -182,7 +189,7 @@ class LaneOutputs:
             url, printer = self._printers[lane]
             items = print_items(messages, lane)
             if items:
-                job = self._print(lane, receipt_id, url, printer, items)
+                job = self._print(lane, receipt_id, url, printer, items, time.monotonic())
                 self._queue(url, lane, receipt_id, job)
 
     def _kept_tail(self, lane: str, receipt_id: str) -> list[dict[str, Any]]:
@@ -251,12 +258,28 @@ class LaneOutputs:
             log.warning("display_failed", lane=lane, error=str(exc))
 
     async def _print(
-        self, lane: str, receipt_id: str, url: str, printer: Any, items: list[PrintItem]
+        self,
+        lane: str,
+        receipt_id: str,
+        url: str,
+        printer: Any,
+        items: list[PrintItem],
+        queued: float,
     ) -> None:
-        """Print one tail, trying again while the printer cannot be reached (holding the
-        device, so that tails come out in the order of their confirms)."""
-        began = time.monotonic()
-        deadline = began + self._retry_s.get(lane, 0.0)
+        """Print one tail confirmed at ``queued``, trying again while the printer cannot be
+        reached until ``printer_retry_s`` after that (holding the device, so that tails come
+        out in the order of their confirms)."""
+        deadline = queued + self._retry_s.get(lane, 0.0)
+        # Only a failure seen while this tail waited says the printer is down: behind a slow
+        # but working printer (or after an old failure) the tail is still tried once.
+        unreachable_at = self._unreachable_at.get(url)
+        if time.monotonic() > deadline and unreachable_at is not None and unreachable_at >= queued:
+            log.error(
+                "receipt_not_printed", lane=lane, receipt_id=receipt_id, device=url,
+                error="the printer could not be reached while the tail waited for it",
+                attempts=0, waited_s=round(time.monotonic() - queued, 1),
+            )  # fmt: skip
+            return
         pause = RETRY_FIRST_PAUSE_S
         attempt = 0
         while True:
@@ -264,12 +287,13 @@ class LaneOutputs:
             try:
                 await printer.print_items(items)
             except DeviceError as exc:  # off, busy, unplugged, reset, no progress: try again
+                self._unreachable_at[url] = time.monotonic()
                 left = deadline - time.monotonic()
                 if left <= 0:
                     log.error(
                         "receipt_not_printed", lane=lane, receipt_id=receipt_id, device=url,
                         error=str(exc), attempts=attempt,
-                        waited_s=round(time.monotonic() - began, 1),
+                        waited_s=round(time.monotonic() - queued, 1),
                     )  # fmt: skip
                     return
                 if attempt == 1:
@@ -286,9 +310,10 @@ class LaneOutputs:
                 )  # fmt: skip
                 return
             else:
+                self._unreachable_at.pop(url, None)
                 log.info(
                     "receipt_printed", lane=lane, receipt_id=receipt_id, items=len(items),
-                    attempts=attempt,
+                    attempts=attempt, waited_s=round(time.monotonic() - queued, 1),
                 )  # fmt: skip
                 return
 

@@ -1,4 +1,5 @@
-"""A printer that cannot be reached for a while still prints the receipt tail, in order."""
+"""A printer that cannot be reached for a while still prints the receipt tail, in order; one
+that stays away longer than ``printer_retry_s`` after the confirm prints no tail late."""
 
 from __future__ import annotations
 
@@ -108,3 +109,33 @@ def test_a_tail_given_up_is_logged_with_lane_receipt_and_device() -> None:
     assert given_up[0]["device"].startswith("tcp://127.0.0.1:")
     assert given_up[0]["attempts"] > 2
     assert "refused" in given_up[0]["error"]
+
+
+def test_tails_queued_in_an_outage_are_given_up_from_their_confirm_not_printed_late() -> None:
+    async def scenario() -> tuple[list[float], float, list[bytes], list[dict[str, Any]]]:
+        port = _free_port()
+        outputs = LaneOutputs(
+            (LaneConfig(id="01", printer=f"tcp://127.0.0.1:{port}", printer_retry_s=2),)
+        )
+        began = time.monotonic()
+        with capture_logs() as logs:
+            confirmed = []
+            for n in range(1, 6):
+                await _sell(outputs, "01", f"R{n}", f"TAIL-R{n}")
+                confirmed.append(time.monotonic() - began)
+            await asyncio.sleep(5 - (time.monotonic() - began))
+            printer = CaptureServer()
+            await _listen(printer, port)  # back at 5 s, well after every tail's window
+            await outputs.drain()
+            await printer.stop()
+        return confirmed, time.monotonic() - began, printer.jobs, logs
+
+    confirmed, took, jobs, logs = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert confirmed[-1] < 1  # all five confirmed at once, each waiting its own window
+    assert jobs == []  # none printed onto a later customer's receipt
+    given_up = [entry for entry in logs if entry["event"] == "receipt_not_printed"]
+    assert [entry["receipt_id"] for entry in given_up] == ["R1", "R2", "R3", "R4", "R5"]
+    for entry in given_up:
+        assert 1.9 <= entry["waited_s"] <= 3.0, entry  # from its confirm, not its turn
+    assert given_up[0]["attempts"] > 1
+    assert took < 7
