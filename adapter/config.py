@@ -10,6 +10,7 @@ seeded with demo data, data files in the user's data directory.
 from __future__ import annotations
 
 import errno
+import inspect
 import ipaddress
 import os
 import ssl
@@ -384,10 +385,36 @@ def _check_loads(r: _Reader, key: str, kind: Literal["framing", "output"], name:
         r.problem(key, exc.message, hint=exc.hint or "is the plug-in's package installed?")
 
 
+def _takes_option(factory: Any, option: str) -> bool:
+    """Whether a driver's factory can be called with ``option=``; True when its signature
+    cannot be read (it will say so itself when made)."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(
+        parameter.kind is inspect.Parameter.VAR_KEYWORD
+        or (parameter.name == option and parameter.kind in (
+            inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY))
+        for parameter in parameters
+    )  # fmt: skip
+
+
 def _check_display_codepage(r: _Reader, key: str, model: str, codepage: str) -> None:
     """A built-in display can show ``codepage`` (an epson one needs its table number); a
-    plug-in display checks its own options when it is made."""
+    plug-in display must take a ``codepage`` option (what it makes of it is its own
+    business). Found now: the daemon would otherwise fail at start, under no lane's key."""
     if model not in ("cd5220", "epson", "epson_display"):
+        try:
+            factory = load("output", model)
+        except ConfigError:  # reported under display_model
+            return
+        if not _takes_option(factory, "codepage"):
+            r.problem(
+                key,
+                f"display {model!r} takes no codepage option",
+                hint="remove display_codepage from this lane, or name a display that takes one",
+            )
         return
     from drivers.display import encode_show  # noqa: PLC0415 - only with a display
 
