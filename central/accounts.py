@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from central.clock import to_text
-from central.storage import LedgerKind, LedgerRow, Transaction
+from central.storage import LedgerKind, LedgerRow, LotUse, Transaction
 from loyalty.documents import POINTS_REWARDS
 from protos.sync import canonical_json
 from tillgate.errors import DocumentError
@@ -203,8 +203,8 @@ def _consume(tx: Transaction, lot: LedgerRow, owed: int, row_id: int | None) -> 
 
 def reversible_accrual(tx: Transaction, customer_id: str, store: str, receipt_id: str) -> int:
     """How much of a receipt's accrual a refund may still take back: what it accrued less
-    what expired from its lots (gone already: taking it again would take other points) and
-    less what earlier refunds took back."""
+    what expired (gone already: taking it again would take other points), from its lots or
+    from restored lots carrying its points, and less what earlier refunds took back."""
     accrued, expired, reversed_before = tx.accrual_standing(customer_id, store, receipt_id)
     return max(0, accrued - expired - reversed_before)
 
@@ -220,29 +220,36 @@ def restore_redemption(
     reason: str,
 ) -> None:
     """Give back ``points`` a receipt redeemed, as ``refund`` lots with the expiry of the lots
-    the redemption took them from (latest-expiring first: the reverse of consumption). Points
-    whose lot expired meanwhile come back expired: a lot and its ``expiry`` row at once.
-    Points from no recorded lot (redeemed before lots were tracked, or into a debt) come
-    back without an expiry."""
+    the redemption took them from (latest-expiring first: the reverse of consumption), each
+    naming the accrual lot whose points it carries (``origin``). Points whose lot expired
+    meanwhile come back expired: a lot and its ``expiry`` row at once. Points from no
+    recorded lot (redeemed before lots were tracked, or into a debt) come back without an
+    expiry.
+
+    Points from an accrual whose receipt was refunded since were taken back by that refund
+    from the customer's other lots; they come back as those lots' points, with their expiry:
+    otherwise the customer would pay for them twice (once to the refund, once to the expiry
+    of the refunded accrual)."""
     if points <= 0:
         return
     left = points
-    by_expiry: dict[str | None, int] = {}
+    amounts: dict[tuple[str | None, int | None], int] = {}
     for use in tx.redemption_uses(customer_id, store, receipt_id):
         take = min(left, use.points - use.restored)
         if take > 0:
             tx.restore_use(use.row_id, use.lot_id, take)
-            by_expiry[use.expires_at] = by_expiry.get(use.expires_at, 0) + take
+            for key, amount in _restored_sources(tx, use, take):
+                amounts[key] = amounts.get(key, 0) + amount
             left -= take
         if left == 0:
             break
     if left:
-        by_expiry[None] = by_expiry.get(None, 0) + left
+        amounts[None, None] = amounts.get((None, None), 0) + left
     at = to_text(now)
-    for expires_at, amount in by_expiry.items():
+    for (expires_at, origin), amount in amounts.items():
         lot = LedgerRow(customer_id=customer_id, kind="refund", points=amount, at=at,
                         store=store, receipt_id=receipt_id, reason=reason,
-                        expires_at=expires_at, remaining=amount)
+                        expires_at=expires_at, remaining=amount, origin=origin)
         if expires_at is not None and expires_at <= at:
             lot_id = tx.add_ledger(replace(lot, remaining=0))
             expiry_id = tx.add_ledger(LedgerRow(
@@ -253,6 +260,25 @@ def restore_redemption(
         before = spendable_balance(tx, customer_id)
         tx.add_ledger(lot)
         repay_debt(tx, customer_id, before, amount)
+
+
+def _restored_sources(
+    tx: Transaction, use: LotUse, points: int
+) -> list[tuple[tuple[str | None, int | None], int]]:
+    """Where ``points`` of a redemption's ``use`` come back from, as ((expiry, origin),
+    points): first what a refund of the used lot's receipt paid back from other lots,
+    then the used lot itself."""
+    found: list[tuple[tuple[str | None, int | None], int]] = []
+    for paid in tx.reversal_uses(use.origin):
+        take = min(points, paid.points - paid.restored)
+        if take > 0:
+            tx.restore_use(paid.row_id, paid.lot_id, take)
+            found.append(((paid.expires_at, paid.origin), take))
+            points -= take
+        if points == 0:
+            return found
+    found.append(((use.expires_at, use.origin), points))
+    return found
 
 
 def spendable_balance(tx: Transaction, customer_id: str) -> int:

@@ -627,15 +627,20 @@ class Processing:
             # The rows stay under the sale's store: that is where its lots are.
             refund = f"refund {request.refund_id}" + (
                 f" at {at_store}" if at_store and at_store != record.store else "")
+            # Expire first: what the refund may take back must not depend on whether a
+            # Balance call happened to settle the customer before. Restore before reversing:
+            # points given back into this receipt's own accrual (paid back when an earlier
+            # sale was refunded) are then taken back by the reversal, not left to expire.
+            settle(tx, now, customer_id)
+            restore_redemption(
+                tx, customer_id, restored_points, now=now, store=record.store,
+                receipt_id=record.receipt_id, reason=f"{refund}: redemption",
+            )
             reversed_points = min(reversed_points, reversible_accrual(
                 tx, customer_id, record.store, record.receipt_id))
             record_movement(
                 tx, customer_id, "refund", -reversed_points, now=now, store=record.store,
                 receipt_id=record.receipt_id, reason=f"{refund}: accrual",
-            )
-            restore_redemption(
-                tx, customer_id, restored_points, now=now, store=record.store,
-                receipt_id=record.receipt_id, reason=f"{refund}: redemption",
             )
             refresh_customer(tx, customer_id, now)
             balance = spendable_balance(tx, customer_id)

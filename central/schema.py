@@ -201,8 +201,32 @@ _STEP_7 = """
 CREATE INDEX receipts_by_id ON receipts (receipt_id);
 """
 
+_STEP_8 = """
+-- The accrual lot whose points a restored refund lot carries (its id, or the origin of a
+-- restored lot it came from): what expires from it no longer counts as that receipt's, so
+-- refunding the receipt does not take those points a second time. NULL: none or unknown.
+ALTER TABLE ledger ADD COLUMN origin INTEGER;
+CREATE INDEX ledger_by_origin ON ledger (origin) WHERE origin IS NOT NULL;
+-- Lots restored before this step carry their origin's expiry but not its id: it is set
+-- where exactly one lot their receipt's redemption gave back has that expiry; an
+-- ambiguous lot keeps NULL (counted as before) rather than being given a wrong origin.
+UPDATE ledger SET origin = (
+    SELECT MIN(u.lot_id)
+    FROM ledger AS r
+    JOIN lot_uses AS u ON u.row_id = r.id
+    JOIN ledger AS lot ON lot.id = u.lot_id
+    WHERE r.customer_id = ledger.customer_id AND r.store = ledger.store
+      AND r.receipt_id = ledger.receipt_id AND r.kind = 'redemption' AND u.restored > 0
+      AND lot.expires_at = ledger.expires_at
+    HAVING COUNT(DISTINCT u.lot_id) = 1
+)
+WHERE kind = 'refund' AND points > 0 AND expires_at IS NOT NULL;
+"""
+
 #: Ordered migration steps; step i brings the schema to version i.
-MIGRATIONS: Sequence[str] = (_STEP_1, _STEP_2, _STEP_3, _STEP_4, _STEP_5, _STEP_6, _STEP_7)
+MIGRATIONS: Sequence[str] = (
+    _STEP_1, _STEP_2, _STEP_3, _STEP_4, _STEP_5, _STEP_6, _STEP_7, _STEP_8,
+)
 
 #: The settings key of the database's identity (see step 5).
 CENTRAL_ID = "central.id"

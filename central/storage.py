@@ -58,6 +58,8 @@ class LedgerRow:
     expires_at: str | None = None  #: None: never expires
     remaining: int = 0  #: unconsumed points of a positive row
     activated: bool = True  #: False while waiting for ``available_at``
+    #: a restored lot: the accrual lot whose points it carries (None: none or unknown)
+    origin: int | None = None
     id: int = 0  #: assigned by the repository
 
 
@@ -71,6 +73,7 @@ class LotUse:
     points: int
     restored: int
     expires_at: str | None  #: the lot's
+    origin: int  #: the lot's origin (see :attr:`LedgerRow.origin`), else the lot itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +256,7 @@ class Transaction(Protocol):
         ...
 
     def receipt_lots(self, customer_id: str, store: str, receipt_id: str) -> list[LedgerRow]:
-        """A receipt's accrual lots with points left."""
+        """A receipt's accrual lots with points left, then restored lots carrying them."""
         ...
 
     def waiting_points(self, customer_id: str) -> int:
@@ -285,6 +288,12 @@ class Transaction(Protocol):
         that never expire first of all)."""
         ...
 
+    def reversal_uses(self, origin: int) -> list[LotUse]:
+        """What refunds of accrual lot ``origin``'s receipt took back from lots not carrying
+        that receipt's points (points it had spent, paid back from others), with points
+        not yet given back, latest-expiring lot first. Empty when ``origin`` is no accrual."""
+        ...
+
     def restore_use(self, row_id: int, lot_id: int, points: int) -> None:
         """Count ``points`` more of a use as given back."""
         ...
@@ -292,7 +301,8 @@ class Transaction(Protocol):
     def accrual_standing(
         self, customer_id: str, store: str, receipt_id: str
     ) -> tuple[int, int, int]:
-        """A receipt's accrual: (points accrued, expired from its lots, reversed by refunds)."""
+        """A receipt's accrual: (points accrued, expired from its lots or from restored lots
+        carrying its points, reversed by refunds)."""
         ...
 
     # receipts, refunds, kept requests, journal
@@ -704,7 +714,7 @@ class SQLiteTransaction:
     # ledger -------------------------------------------------------------------------------
     _LEDGER_COLUMNS = (
         "id, customer_id, kind, points, store, receipt_id, reason, at, available_at, "
-        "expires_at, remaining, activated"
+        "expires_at, remaining, activated, origin"
     )
 
     @staticmethod
@@ -722,13 +732,14 @@ class SQLiteTransaction:
             expires_at=row[9],
             remaining=int(row[10]),
             activated=bool(row[11]),
+            origin=None if row[12] is None else int(row[12]),
         )
 
     def add_ledger(self, row: LedgerRow) -> int:
         cursor = self._conn.execute(
             "INSERT INTO ledger (customer_id, kind, points, store, receipt_id, reason, at, "
-            "available_at, expires_at, remaining, activated) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "available_at, expires_at, remaining, activated, origin) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 row.customer_id,
                 row.kind,
@@ -741,6 +752,7 @@ class SQLiteTransaction:
                 row.expires_at,
                 row.remaining,
                 int(row.activated),
+                row.origin,
             ),
         )
         return int(cursor.lastrowid or 0)
@@ -751,6 +763,12 @@ class SQLiteTransaction:
             (customer_id,),
         )
         return [self._ledger_row(row) for row in rows]
+
+    #: The ids of one receipt's accrual lots; parameters customer, store, receipt.
+    _ACCRUAL_LOTS = (
+        "SELECT id FROM ledger WHERE customer_id = ? AND store = ? AND receipt_id = ? "
+        "AND kind = 'accrual'"
+    )
 
     def ledger_sum(self, customer_id: str) -> int:
         row = self._one(
@@ -769,11 +787,13 @@ class SQLiteTransaction:
         return [self._ledger_row(row) for row in rows]
 
     def receipt_lots(self, customer_id: str, store: str, receipt_id: str) -> list[LedgerRow]:
-        """The accrual lots of one receipt with points left (active or not)."""
+        """The accrual lots of one receipt with points left (active or not), then the
+        restored lots carrying their points."""
         rows = self._all(
             f"SELECT {self._LEDGER_COLUMNS} FROM ledger WHERE customer_id = ? "  # noqa: S608 -- fixed column list
-            "AND store = ? AND receipt_id = ? AND kind = 'accrual' AND remaining > 0 ORDER BY id",
-            (customer_id, store, receipt_id),
+            f"AND remaining > 0 AND (id IN ({self._ACCRUAL_LOTS}) "
+            f"OR origin IN ({self._ACCRUAL_LOTS})) ORDER BY origin IS NOT NULL, id",
+            (customer_id, customer_id, store, receipt_id, customer_id, store, receipt_id),
         )
         return [self._ledger_row(row) for row in rows]
 
@@ -826,7 +846,8 @@ class SQLiteTransaction:
 
     def redemption_uses(self, customer_id: str, store: str, receipt_id: str) -> list[LotUse]:
         rows = self._all(
-            "SELECT u.row_id, u.lot_id, u.points, u.restored, lot.expires_at "
+            "SELECT u.row_id, u.lot_id, u.points, u.restored, lot.expires_at, "
+            "COALESCE(lot.origin, lot.id) "
             "FROM ledger AS r JOIN lot_uses AS u ON u.row_id = r.id "
             "JOIN ledger AS lot ON lot.id = u.lot_id "
             "WHERE r.customer_id = ? AND r.store = ? AND r.receipt_id = ? "
@@ -834,7 +855,25 @@ class SQLiteTransaction:
             "ORDER BY lot.expires_at IS NOT NULL, lot.expires_at DESC, u.lot_id DESC",
             (customer_id, store, receipt_id),
         )
-        return [LotUse(int(a), int(b), int(c), int(d), e) for a, b, c, d, e in rows]
+        return [LotUse(int(a), int(b), int(c), int(d), e, int(f)) for a, b, c, d, e, f in rows]
+
+    def reversal_uses(self, origin: int) -> list[LotUse]:
+        rows = self._all(
+            "SELECT u.row_id, u.lot_id, u.points, u.restored, lot.expires_at, "
+            "COALESCE(lot.origin, lot.id) "
+            "FROM ledger AS o JOIN ledger AS r ON r.customer_id = o.customer_id "
+            "AND r.store = o.store AND r.receipt_id = o.receipt_id "
+            "AND r.kind = 'refund' AND r.points < 0 "
+            "JOIN lot_uses AS u ON u.row_id = r.id "
+            "JOIN ledger AS lot ON lot.id = u.lot_id "
+            "WHERE o.id = ? AND o.kind = 'accrual' AND u.points > u.restored "
+            "AND COALESCE(lot.origin, lot.id) NOT IN ("
+            "SELECT a.id FROM ledger AS a WHERE a.customer_id = o.customer_id "
+            "AND a.store = o.store AND a.receipt_id = o.receipt_id AND a.kind = 'accrual') "
+            "ORDER BY lot.expires_at IS NOT NULL, lot.expires_at DESC, u.lot_id DESC",
+            (origin,),
+        )
+        return [LotUse(int(a), int(b), int(c), int(d), e, int(f)) for a, b, c, d, e, f in rows]
 
     def restore_use(self, row_id: int, lot_id: int, points: int) -> None:
         self._conn.execute(
@@ -852,12 +891,12 @@ class SQLiteTransaction:
             params,
         )
         expired = self._one(
-            "SELECT COALESCE(SUM(u.points), 0) FROM ledger AS lot "
+            "SELECT COALESCE(SUM(u.points), 0) FROM ledger AS lot "  # noqa: S608 -- fixed text
             "JOIN lot_uses AS u ON u.lot_id = lot.id "
             "JOIN ledger AS e ON e.id = u.row_id AND e.kind = 'expiry' "
-            "WHERE lot.customer_id = ? AND lot.store = ? AND lot.receipt_id = ? "
-            "AND lot.kind = 'accrual'",
-            params,
+            f"WHERE lot.customer_id = ? AND (lot.id IN ({self._ACCRUAL_LOTS}) "
+            f"OR lot.origin IN ({self._ACCRUAL_LOTS}))",
+            (customer_id, *params, *params),
         )
         reversed_ = self._one(
             f"SELECT COALESCE(-SUM(points), 0) FROM ledger WHERE {where} "  # noqa: S608 -- fixed text

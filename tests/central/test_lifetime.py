@@ -211,8 +211,61 @@ def test_refund_reverses_the_spent_part_of_an_expired_accrual_only(
     assert refund.points.balance == before - spent
     again = _refund(stub, "F-EXF-2", "EXG")
     assert again.points.restored == spent
+    # both sales undone: the import's 12500 again, none of it left to expire later
+    assert again.points.balance == 12500 == _c2_balance(stub)
     view = admin.customer_view(server.repository, "C2")
     assert view["balance"] == sum(row["points"] for row in view["ledger"])
+    monkeypatch.setenv(NOW_ENV, "2027-06-01T10:00:00+03:00")
+    assert _c2_balance(stub) == 12500
+
+
+def _spend_from_a_lot_that_expires(
+    stub: pb_grpc.ProcessingStub, server: CentralServer, monkeypatch: pytest.MonkeyPatch,
+    sale: str, spender: str,
+) -> None:
+    """``sale`` accrues; ``spender`` redeems a third of it (lot ``sale``: the soonest to
+    expire); 30-day validity."""
+    _configure(server, "0", "30")
+    _, first = _sell_bread(stub, sale)
+    monkeypatch.setenv(NOW_ENV, "2026-11-24T10:00:00+03:00")
+    _, second = _sell_bread(stub, spender, redeem=first.points.accrued // 3)
+    assert second.points.redeemed == first.points.accrued // 3
+
+
+@pytest.mark.parametrize("order", ["sale first", "spender first"])
+@pytest.mark.parametrize("balance_call", [False, True])
+def test_both_sales_refunded_after_the_accrual_expired_give_the_opening_balance(
+    stub: pb_grpc.ProcessingStub, server: CentralServer, monkeypatch: pytest.MonkeyPatch,
+    order: str, balance_call: bool,
+) -> None:
+    _spend_from_a_lot_that_expires(stub, server, monkeypatch, "EXH", "EXI")
+    monkeypatch.setenv(NOW_ENV, "2026-12-23T11:00:00+03:00")  # EXH's lot expired, EXI's not
+    if balance_call:
+        _c2_balance(stub)
+    receipts = ["EXH", "EXI"] if order == "sale first" else ["EXI", "EXH"]
+    for receipt_id in receipts:
+        last = _refund(stub, f"F-{receipt_id}", receipt_id)
+    assert last.points.balance == 12500 == _c2_balance(stub)
+    assert ledger_sum(server, "C2") == 12500
+    monkeypatch.setenv(NOW_ENV, "2027-06-01T10:00:00+03:00")  # every lot's expiry passed
+    assert _c2_balance(stub) == 12500
+
+
+@pytest.mark.parametrize("balance_call", [False, True])
+def test_points_restored_then_expired_are_not_taken_again_by_the_accrual_refund(
+    stub: pb_grpc.ProcessingStub, server: CentralServer, monkeypatch: pytest.MonkeyPatch,
+    balance_call: bool,
+) -> None:
+    _spend_from_a_lot_that_expires(stub, server, monkeypatch, "EXJ", "EXK")
+    # back with EXJ's expiry, not yet reached
+    assert _refund(stub, "F-EXK", "EXK").points.restored > 0
+    monkeypatch.setenv(NOW_ENV, "2027-03-01T11:00:00+03:00")  # EXJ's lot and the restored expired
+    if balance_call:
+        assert _c2_balance(stub) == 12500
+    refund = _refund(stub, "F-EXJ", "EXJ")
+    assert refund.points.reversed == 0
+    assert refund.points.balance == 12500 == _c2_balance(stub)
+    assert ledger_sum(server, "C2") == 12500
 
 
 def _demo_promotion(promotion_id: str) -> dict[str, Any]:

@@ -61,6 +61,39 @@ def test_step_6_learns_which_lot_each_earlier_expiry_took(tmp_path: Path) -> Non
     repo.close()
 
 
+def test_step_8_names_the_origin_of_restored_lots_only_where_it_is_unambiguous(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, MIGRATIONS[:7]) == 0
+    lots = "INSERT INTO ledger (id, customer_id, kind, points, store, receipt_id, at, "
+    conn.executescript(
+        # R1 accrued lot 1; R2 redeemed 90 from it, refunded: 90 back as lot 3, since expired
+        f"{lots} expires_at) VALUES (1, 'C1', 'accrual', 300, 'S001', 'R1', 'a', 'e1');"
+        f"{lots} expires_at) VALUES (2, 'C1', 'redemption', -90, 'S001', 'R2', 'b', NULL);"
+        "INSERT INTO lot_uses (row_id, lot_id, points, restored) VALUES (2, 1, 90, 90);"
+        f"{lots} expires_at) VALUES (3, 'C1', 'refund', 90, 'S001', 'R2', 'c', 'e1');"
+        f"{lots} reason) VALUES (4, 'C1', 'expiry', -90, 'S001', 'R2', 'e1', 'lot 3 expired');"
+        "INSERT INTO lot_uses (row_id, lot_id, points) VALUES (4, 3, 90);"
+        # R5 redeemed from lots 6 and 7 of one expiry: which one lot 9 carries is unknown
+        f"{lots} expires_at) VALUES (6, 'C1', 'accrual', 10, 'S001', 'R6', 'a', 'e2');"
+        f"{lots} expires_at) VALUES (7, 'C1', 'accrual', 10, 'S001', 'R7', 'a', 'e2');"
+        f"{lots} expires_at) VALUES (8, 'C1', 'redemption', -20, 'S001', 'R5', 'b', NULL);"
+        "INSERT INTO lot_uses (row_id, lot_id, points, restored) VALUES (8, 6, 10, 10);"
+        "INSERT INTO lot_uses (row_id, lot_id, points, restored) VALUES (8, 7, 10, 10);"
+        f"{lots} expires_at) VALUES (9, 'C1', 'refund', 20, 'S001', 'R5', 'c', 'e2');"
+    )
+    conn.close()
+    repo = SQLiteRepository(path)
+    with repo.read() as tx:
+        origins = {row.id: row.origin for row in tx.ledger("C1")}
+        assert (origins[3], origins[9]) == (1, None)
+        # the 90 that expired after coming back count as R1's: R1 has 210 left to take back
+        assert tx.accrual_standing("C1", "S001", "R1") == (300, 90, 0)
+    repo.close()
+
+
 def test_newer_database_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
     SQLiteRepository(path).close()
