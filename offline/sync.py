@@ -20,6 +20,13 @@ With ``customers = "seen"`` a delta's tombstones also delete the customers who l
 selection (central names those of the last two days), so a customer never lingers as a stale
 copy; an edge that last synced more than a day ago takes a snapshot instead.
 
+A customer with an offline confirm not yet acknowledged by central must stay in the cache:
+the router asks the cache whether such a confirm waits (``holds_unsent``) to keep that
+customer's next sale offline until central has it. So every pull lists those customers in
+``customer_ids`` (central keeps them in the selection), and a delta tombstone for one of
+them is held back (meta ``sync.held_tombstones``) and applied by the first complete sync
+after their journal entries are acknowledged, unless a later page brought them back.
+
 A whole pull holds an exclusive lock on ``<database>.sync.lock`` (``flock``, the holder's pid
 inside): the daemon's loop and ``tillgate sync`` load the same shadow tables, so a second pull
 waits for the first (``lock_wait_s``), then gives up with :class:`SyncBusyError` naming its pid.
@@ -34,6 +41,7 @@ against the old one wait (they can only be uploaded there, and the two caches mu
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +63,7 @@ from protos import tillgate_pb2_grpc as pb_grpc
 from tillgate.errors import ConfigError, RemoteProtocolError, StorageError, UpstreamUnavailable
 
 __all__ = [
+    "META_HELD_TOMBSTONES",
     "META_LAST_SYNC_AT",
     "META_LAST_SYNC_DURATION_S",
     "CentralChanged",
@@ -72,6 +81,9 @@ log = structlog.get_logger("tillgate.offline.sync")
 META_LAST_SYNC_AT = "last_sync_at"
 #: meta key: seconds the last complete sync took
 META_LAST_SYNC_DURATION_S = "last_sync_duration_s"
+
+#: meta key: JSON list of customer ids whose tombstone waits for their unsent confirms
+META_HELD_TOMBSTONES = "sync.held_tombstones"
 
 _DAY_S = 86_400.0
 #: With ``customers = "seen"``, a delta names the customers who left the selection only as far
@@ -167,8 +179,50 @@ class SyncClient:
                 "SELECT customer_id FROM seen_customers WHERE seen_at >= ? ORDER BY customer_id",
                 (horizon,),
             )
-            request.customer_ids.extend(row["customer_id"] for row in rows)
+            listed = {str(row["customer_id"]) for row in rows} | self._unsent_customers()
+            request.customer_ids.extend(sorted(listed))
         return request
+
+    def _unsent_customers(self) -> set[str]:
+        """Customers with an offline confirm central has not acknowledged yet."""
+        rows = self.cache.db.query(
+            "SELECT customer_id FROM offline_purchases WHERE acked_at IS NULL "
+            "UNION SELECT customer_id FROM offline_redemptions WHERE acked_at IS NULL"
+        )
+        return {str(row["customer_id"]) for row in rows}
+
+    def _held_tombstones(self) -> set[str]:
+        raw = self.cache.db.get_meta(META_HELD_TOMBSTONES)
+        return set(json.loads(raw)) if raw else set()
+
+    def _set_held_tombstones(self, held: set[str]) -> None:
+        self.cache.db.set_meta(META_HELD_TOMBSTONES, json.dumps(sorted(held)))
+
+    def _hold_tombstones(self, documents: list[pb.Document]) -> list[pb.Document]:
+        """``documents`` less the customer tombstones held back (see module docstring);
+        records them, and forgets held ones a live document of the page replaces."""
+        latest = {doc.id: doc for doc in documents if doc.kind == "customer"}
+        unsent = self._unsent_customers()
+        held_now = {cid for cid, doc in latest.items() if doc.deleted and cid in unsent}
+        held = self._held_tombstones()
+        updated = (held - {cid for cid, doc in latest.items() if not doc.deleted}) | held_now
+        if updated != held:
+            self._set_held_tombstones(updated)
+        if held_now:
+            log.info("sync_tombstone_held", customers=sorted(held_now))
+        return [doc for doc in documents if not (doc.kind == "customer" and doc.id in held_now)]
+
+    def _release_tombstones(self) -> None:
+        """Apply the held tombstones whose customers have nothing unsent any more."""
+        held = self._held_tombstones()
+        if not held:
+            return
+        released = held - self._unsent_customers()
+        if released:
+            self.cache.apply_documents(
+                pb.Document(kind="customer", id=cid, deleted=True) for cid in sorted(released)
+            )
+            self._set_held_tombstones(held - released)
 
     def begin_stream(self) -> None:
         """Forget the state of an earlier, interrupted stream."""
@@ -192,13 +246,16 @@ class SyncClient:
                     return
                 self.cache.swap_shadow()
                 self._snapshot_started = False
+                # the snapshot holds every customer still in scope (the unsent ones included)
+                if self._held_tombstones():
+                    self._set_held_tombstones(set())
                 changed = {"promotion", "catalog"}  # everything may differ
             else:
                 if self._snapshot_started:
                     raise RemoteProtocolError(
                         f"sync page at version {page.version}: a delta page inside a snapshot"
                     )
-                changed = self.cache.apply_documents(page.documents)
+                changed = self.cache.apply_documents(self._hold_tombstones(list(page.documents)))
             self.cache.db.set_meta(META_SYNC_VERSION, str(page.version))
             if "promotion" in changed:
                 self.cache.bump_generation(META_PROMOTIONS_GENERATION)
@@ -256,6 +313,7 @@ class SyncClient:
                     "(acked_version <= ? OR (acked_version IS NULL AND acked_at < ?))",
                     (synced, started_at),
                 )
+            self._release_tombstones()
             conn.execute(
                 "DELETE FROM seen_customers WHERE seen_at < ?",
                 (self.clock() - self.selection.seen_days * _DAY_S,),

@@ -227,6 +227,67 @@ def test_selection_lists_recently_identified_customers(tmp_path: Path) -> None:
     db.close()
 
 
+def test_selection_lists_customers_with_an_unacknowledged_offline_confirm(
+    tmp_path: Path,
+) -> None:
+    db = EdgeDatabase(tmp_path / "cache.db")
+    now = 1_800_000_000.0
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO seen_customers VALUES ('C1', ?)", (now - 3600,))
+        conn.execute("INSERT INTO offline_purchases VALUES ('R1', 'C7', '{}', NULL, NULL)")
+        conn.execute("INSERT INTO offline_redemptions VALUES ('R2', 'C8', 100, NULL, NULL)")
+        conn.execute("INSERT INTO offline_purchases VALUES ('R3', 'C9', '{}', ?, 5)", (now,))
+    client = SyncClient(
+        EdgeCache(db), store="S001", selection=CustomerSelection(seen_days=30), clock=lambda: now
+    )
+    # C9's confirm reached central: its document is central's business again
+    assert list(client.pull_request().customer_ids) == ["C1", "C7", "C8"]
+    db.close()
+
+
+def test_a_tombstone_waits_while_the_customer_has_an_unsent_offline_confirm(
+    tmp_path: Path,
+) -> None:
+    db = EdgeDatabase(tmp_path / "cache.db")
+    cache = EdgeCache(db)
+    client = SyncClient(cache, store="S001", selection=CustomerSelection(seen_days=1))
+    body = customer(3)
+    live = pb.Document(kind="customer", id="C3", json=canonical_json(body), version=1)
+    client.apply_page(pb.SyncPage(version=1, last=True, documents=[live]))
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO offline_purchases VALUES ('OFF1', 'C3', '{}', NULL, NULL)")
+    tombstone = pb.Document(kind="customer", id="C3", deleted=True, version=2)
+    client.apply_page(pb.SyncPage(version=2, last=True, documents=[tombstone]))
+    client.finish(started_at=0.0, duration_s=0.0)
+    assert cache.customer_by_id("C3") is not None, "held while OFF1 is unsent"
+    assert cache.version() == 2
+    with db.transaction() as conn:  # the uploader's acknowledgement
+        conn.execute("UPDATE offline_purchases SET acked_at = 1.0, acked_version = 9")
+    client.finish(started_at=0.0, duration_s=0.0)
+    assert cache.customer_by_id("C3") is None, "applied by the first sync after the ack"
+    assert cache.customer_by_ref(CustomerRef("card", body["cards"][0])) is None
+    db.close()
+
+
+def test_a_held_tombstone_is_dropped_when_the_customer_comes_back(tmp_path: Path) -> None:
+    db = EdgeDatabase(tmp_path / "cache.db")
+    cache = EdgeCache(db)
+    client = SyncClient(cache, store="S001", selection=CustomerSelection(seen_days=1))
+    live = pb.Document(kind="customer", id="C3", json=canonical_json(customer(3)), version=1)
+    client.apply_page(pb.SyncPage(version=1, last=True, documents=[live]))
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO offline_purchases VALUES ('OFF1', 'C3', '{}', NULL, NULL)")
+    tombstone = pb.Document(kind="customer", id="C3", deleted=True, version=2)
+    client.apply_page(pb.SyncPage(version=2, last=True, documents=[tombstone]))
+    again = pb.Document(kind="customer", id="C3", json=canonical_json(customer(3)), version=3)
+    client.apply_page(pb.SyncPage(version=3, last=True, documents=[again]))
+    with db.transaction() as conn:
+        conn.execute("UPDATE offline_purchases SET acked_at = 1.0, acked_version = 9")
+    client.finish(started_at=0.0, duration_s=0.0)
+    assert cache.customer_by_id("C3") is not None
+    db.close()
+
+
 def test_sync_against_a_dead_server_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(UpstreamUnavailable, match="sync from version 0"):
         _sync(tmp_path / "cache.db", "127.0.0.1:1")

@@ -20,6 +20,7 @@ import pytest
 from central.admin import customer_view, receipts_view
 from central.importer import import_file
 from central.server import CentralServer, start_server
+from loyalty import CustomerRef
 from offline.cache import EdgeCache
 from offline.db import EdgeDatabase
 from offline.policy import OfflinePolicy
@@ -383,6 +384,68 @@ def test_a_customer_who_left_the_seen_selection_is_dropped_from_the_cache(
     result = sync()
     assert result.snapshot
     assert cache.count("customer") == 0
+
+
+def test_a_customer_with_an_offline_confirm_waiting_is_not_dropped_by_the_seen_selection(
+    central: CentralServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _import(central, tmp_path, "more-customers.jsonl", [customer(3)])
+    card = customer(3)["cards"][0]
+    db = EdgeDatabase(tmp_path / "cache.db")
+    cache = EdgeCache(db)
+    t0 = datetime.now(UTC).timestamp()
+    now = [t0]
+    edge = OfflineProcessor(
+        db, store=STORE, policy=OfflinePolicy(redeem="limited"), clock=lambda: now[0]
+    )
+    client = SyncClient(
+        cache, store=STORE, selection=CustomerSelection(seen_days=1), clock=lambda: now[0]
+    )
+
+    def at(days: float) -> None:
+        now[0] = t0 + days * 86_400
+        monkeypatch.setenv("TILLGATE_CENTRAL_NOW", datetime.fromtimestamp(now[0], UTC).isoformat())
+
+    def sync() -> SyncResult:
+        async def main() -> SyncResult:
+            async with grpc.aio.insecure_channel(central.address) as channel:
+                return await client.sync_once(channel)
+
+        return asyncio.run(main())
+
+    at(0)
+    with grpc.insecure_channel(central.address) as channel:
+        reply = pb_grpc.ProcessingStub(channel).Identify(
+            pb.IdentifyRequest(context=context("id-3"), customer=pb.CustomerRef(card=card)),
+            timeout=10,
+        )
+    edge.record_online_identify(reply)
+    sync()
+    at(0.9)
+    sync()
+    at(1.05)  # central unreachable: a sale redeeming points, confirmed offline
+    calc = edge.calculate(calculate_request("OFF1", card=card, points_to_redeem=1000))
+    assert calc.calculation.points.redeem == 1000
+    assert not edge.confirm(confirm_request("OFF1", calc.calculation.due)).HasField("error")
+    ref = CustomerRef("card", card)
+    assert edge.holds_unsent(ref, [])
+
+    at(1.06)  # central is back; this sync runs before the uploader delivered OFF1
+    result = sync()
+    assert not result.snapshot
+    assert cache.customer_by_id("C3") is not None
+    assert edge.holds_unsent(ref, []), "the next calculate stays here until central has OFF1"
+
+    assert _drain(edge.outbox, central.address) == 2  # OFF1's calculate and confirm
+    assert not edge.holds_unsent(ref, [])
+    sync()
+    accrued = calc.calculation.points.accrue
+    # OFF1 applied once: its redemption, its accrual, the purchase counted once
+    assert customer_view(central.repository, "C3")["balance"] == 340_000 - 1000 + accrued
+    cached = cache.customer_by_id("C3")
+    assert cached is not None
+    assert cached.balance == 340_000 - 1000 + accrued
+    assert cached.purchases == customer(3)["purchases"] + 1
 
 
 def test_a_second_sync_waits_for_the_running_one_or_names_its_pid(
