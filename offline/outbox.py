@@ -12,6 +12,14 @@ never retried, never blocking the queue). Central applies each (store, receipt_i
 so resending a pending entry whose acknowledgement was lost is harmless; another entry under a
 key central applied before (this database restored or made anew) is rejected, so it is kept
 here with central's reason rather than taken as delivered.
+
+What a confirm made here spent (``offline_redemptions``, ``offline_purchases``) counts in
+offline pricing until a synced document holds it. An acknowledgement marks it ``acked_at``
+(central has the entry's verdict: the customer's next sale may go to central again); an
+applied one also names the sync version that holds it, after which a sync forgets it. A
+rejected confirm is held by no version: the store really gave that sale, so it stays
+counted here for as long as the entry is kept as rejected (:data:`REJECTED_CONFIRMS`), and
+a requeue makes it unsent again.
 """
 
 from __future__ import annotations
@@ -30,7 +38,15 @@ from offline.db import EdgeDatabase, holding_sync_lock
 from protos import tillgate_pb2 as pb
 from tillgate.errors import ConfigError
 
-__all__ = ["META_OUTBOX_PENDING", "META_STORE", "AckSummary", "Operation", "Outbox", "claim_store"]
+__all__ = [
+    "META_OUTBOX_PENDING",
+    "META_STORE",
+    "REJECTED_CONFIRMS",
+    "AckSummary",
+    "Operation",
+    "Outbox",
+    "claim_store",
+]
 
 log = structlog.get_logger("tillgate.offline.outbox")
 
@@ -44,6 +60,12 @@ META_STORE = "store"
 FORGET_LOCK_WAIT_S = 5.0
 
 Operation = Literal["calculate", "confirm", "cancel", "refund"]
+
+#: SQL: the receipts whose confirm central rejected (kept for review): what they spent
+#: stays counted at this store, no synced balance holds it.
+REJECTED_CONFIRMS = (
+    "SELECT receipt_id FROM outbox WHERE status = 'rejected' AND operation = 'confirm'"
+)
 
 
 def claim_store(db: EdgeDatabase, store: str) -> None:
@@ -195,12 +217,14 @@ class Outbox:
                     continue
                 self._count_pending(conn, -1)
                 if entry.WhichOneof("operation") == "confirm":
-                    # central's balance now includes this redemption: the next sync brings it
+                    # applied: central's balance now includes this redemption, the next sync
+                    # brings it; rejected: no version holds it (kept, see module docstring)
+                    held_by = (version or None) if status == "done" else None
                     for table in ("offline_redemptions", "offline_purchases"):
                         conn.execute(
                             f"UPDATE {table} SET acked_at = ?, acked_version = ? "  # noqa: S608  # fixed table names
                             "WHERE receipt_id = ? AND acked_at IS NULL",
-                            (now, version or None, entry.receipt_id),
+                            (now, held_by, entry.receipt_id),
                         )
                 if status == "rejected":
                     rejected += 1
@@ -260,6 +284,12 @@ class Outbox:
                 "acked_at = NULL WHERE seq = ?",
                 [(entry.seq,) for entry in chosen],
             )
+            for table in ("offline_redemptions", "offline_purchases"):
+                conn.executemany(
+                    f"UPDATE {table} SET acked_at = NULL, acked_version = NULL "  # noqa: S608  # fixed table names
+                    "WHERE receipt_id = ?",
+                    [(entry.receipt_id,) for entry in chosen if entry.operation == "confirm"],
+                )
             if chosen:
                 self._count_pending(conn, len(chosen))
         return chosen, foreign

@@ -52,7 +52,7 @@ from loyalty.messages import customer_line
 from offline.cache import EdgeCache
 from offline.db import EdgeDatabase
 from offline.lifecycle import OPEN_EXPIRY_S, Action, Op, ReceiptState, decide, effective_state
-from offline.outbox import Outbox
+from offline.outbox import REJECTED_CONFIRMS, Outbox
 from offline.policy import OfflinePolicy
 from offline.sync import META_LAST_SYNC_AT
 from protos import convert
@@ -562,9 +562,11 @@ class OfflineProcessor:
     ) -> tuple[int, int, dict[str, int]]:
         """Points redeemed, purchases and counter changes of the confirms made here for the
         customer that no synced document holds yet (``since`` None), or that central had not
-        applied at ``since`` (one acknowledged at that very instant counts: it may not have)."""
+        applied at ``since`` (one acknowledged at that very instant counts: it may not have;
+        a rejected one always counts: central never applied it)."""
         where = "customer_id = ?" + ("" if since is None else
-                                     " AND (acked_at IS NULL OR acked_at >= ?)")
+                                     " AND (acked_at IS NULL OR acked_at >= ? "
+                                     f"OR receipt_id IN ({REJECTED_CONFIRMS}))")
         params: tuple[object, ...] = (customer_id,) if since is None else (customer_id, since)
         redeemed = self.db.query(
             f"SELECT coalesce(sum(points), 0) AS n FROM offline_redemptions WHERE {where}",  # noqa: S608  # fixed text

@@ -57,7 +57,7 @@ from offline.cache import (
     EdgeCache,
 )
 from offline.db import SyncBusyError, SyncLock
-from offline.outbox import META_OUTBOX_PENDING
+from offline.outbox import META_OUTBOX_PENDING, REJECTED_CONFIRMS
 from protos import tillgate_pb2 as pb
 from protos import tillgate_pb2_grpc as pb_grpc
 from tillgate.errors import ConfigError, RemoteProtocolError, StorageError, UpstreamUnavailable
@@ -305,12 +305,14 @@ class SyncClient:
             # Central acknowledged them: forgotten once the synced documents hold them, that
             # is once the checkpoint reaches the version central named in its acknowledgement
             # (the time rule, for a central that names none, misses an acknowledgement that
-            # arrived while the pull ran, which may or may not hold it: kept until the next)
+            # arrived while the pull ran, which may or may not hold it: kept until the next);
+            # a rejected confirm is held by no document: kept while the entry is rejected
             synced = self.cache.version() or 0
             for table in ("offline_redemptions", "offline_purchases"):
                 conn.execute(
                     f"DELETE FROM {table} WHERE acked_at IS NOT NULL AND "  # noqa: S608  # fixed table names
-                    "(acked_version <= ? OR (acked_version IS NULL AND acked_at < ?))",
+                    "(acked_version <= ? OR (acked_version IS NULL AND acked_at < ?)) "
+                    f"AND receipt_id NOT IN ({REJECTED_CONFIRMS})",
                     (synced, started_at),
                 )
             self._release_tombstones()

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from offline.cache import EdgeCache
+from loyalty import CustomerRef
+from offline.cache import META_SYNC_VERSION, EdgeCache
 from offline.db import EdgeDatabase
 from offline.policy import OfflinePolicy
 from offline.processor import AGE_WARNING, QUEUE_WARNING, OfflineProcessor
@@ -109,6 +110,51 @@ def test_offline_redemptions_are_forgotten_once_central_has_them_and_a_sync_ran(
     # the synced balance (here unchanged, 15 000) is the whole truth again
     assert (
         edge.calculate(calculate_request("R4", points_to_redeem=1)).calculation.points.redeem_max
+        == 15000
+    )
+
+
+def test_a_confirm_central_rejected_stays_counted_here_until_it_is_applied(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    edge = _edge(tmp_path, OfflinePolicy(redeem="limited"), balance=15000, clock=clock)
+    calc = edge.calculate(calculate_request("R1", points_to_redeem=12000)).calculation
+    edge.confirm(confirm_request("R1", calc.due))
+    entries = edge.outbox.pending(10)
+    clock.now += 5
+    edge.outbox.record_acks(
+        entries,
+        [pb.EntryAck(receipt_id=e.receipt_id, seq=e.seq, status="rejected") for e in entries],
+        version=7,
+    )
+    ref = CustomerRef("card", ANNA["cards"][0])
+    # central is reachable: the customer's next sale goes there (the rejection is for review)
+    assert not edge.holds_unsent(ref, [])
+    sync = SyncClient(EdgeCache(edge.db), store=STORE, clock=clock)
+    edge.db.set_meta(META_SYNC_VERSION, "9")  # a checkpoint beyond the acknowledgement
+    clock.now += 5
+    sync.finish(started_at=clock.now - 1, duration_s=0.1)
+    # the store gave those 12 000 points: no synced balance holds them, so they still count
+    assert (
+        edge.calculate(calculate_request("R2", points_to_redeem=1)).calculation.points.redeem_max
+        == 3000
+    )
+
+    requeued, _ = edge.outbox.requeue_rejected()
+    assert {entry.receipt_id for entry in requeued} == {"R1"}
+    assert edge.holds_unsent(ref, []), "waiting for central again"
+    again = edge.outbox.pending(10)
+    edge.outbox.record_acks(
+        again,
+        [pb.EntryAck(receipt_id=e.receipt_id, seq=e.seq, status="applied") for e in again],
+        version=10,
+    )
+    assert not edge.holds_unsent(ref, [])
+    edge.db.set_meta(META_SYNC_VERSION, "10")
+    sync.finish(started_at=clock.now, duration_s=0.1)
+    assert (
+        edge.calculate(calculate_request("R3", points_to_redeem=1)).calculation.points.redeem_max
         == 15000
     )
 
