@@ -137,6 +137,27 @@ def test_a_first_purchase_promotion_is_given_once(
     assert not _confirm(stub, "FPB", again.due).HasField("error")
 
 
+def test_a_condition_added_to_a_promotion_after_the_calculation_makes_the_confirm_stale(
+    stub: pb_grpc.ProcessingStub, server: CentralServer, tmp_path: Path
+) -> None:
+    """Documented (promotions §9, protocol): the conditions are the promotion's as it is now."""
+    promotion: dict[str, Any] = {
+        "id": "welcome", "name": "Добро пожаловать", "audience": {"members_only": True},
+        "reward": {"type": "points_fixed", "points": 50000},
+    }
+    _import_promotions(server, tmp_path, promotion)
+    bought = _calculate(stub, oil_receipt("WPA", card=C3_CARD))
+    assert not _confirm(stub, "WPA", bought.due).HasField("error")
+    calc = _calculate(stub, oil_receipt("WPB", card=C3_CARD))
+    assert "welcome" in [p.id for p in calc.promotions]
+    _import_promotions(server, tmp_path, {**promotion, "conditions": {"first_purchase": True}})
+    before = _state(server, "C3")
+    stale = _confirm(stub, "WPB", calc.due)
+    assert (stale.error.code, stale.error.reason) == ("conflict", "stale")
+    assert "welcome" in stale.error.message
+    assert _state(server, "C3") == before
+
+
 def test_a_counter_goal_is_rewarded_once(
     stub: pb_grpc.ProcessingStub, server: CentralServer, tmp_path: Path
 ) -> None:
