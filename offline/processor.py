@@ -259,17 +259,14 @@ class OfflineProcessor:
         """``customer`` as of its synced document plus the purchases confirmed offline here
         that no synced document holds yet: their counters count, and so do they for
         ``first_purchase`` (central counts them once the outbox reaches it)."""
-        rows = self.db.query(
-            "SELECT counters FROM offline_purchases WHERE customer_id = ?", (customer.id,)
-        )
-        if not rows:
+        purchases, added = self._purchases_here(customer.id)
+        if not purchases:
             return customer
         counters = dict(customer.counters)
-        for row in rows:
-            for name, add in json.loads(row["counters"]).items():
-                counters[name] = counters.get(name, 0) + int(add)
+        for name, add in added.items():
+            counters[name] = counters.get(name, 0) + add
         return replace(customer, counters=FrozenMap(counters),
-                       purchases=customer.purchases + len(rows))
+                       purchases=customer.purchases + purchases)
 
     def holds_unsent(self, customer_ref: CustomerRef | None, coupons: Sequence[str]) -> bool:
         """True while an offline confirm made here for this customer, or spending one of these
@@ -295,13 +292,6 @@ class OfflineProcessor:
             (customer_id,),
         )
         return bool(pending)
-
-    def _redeemed_offline(self, customer_id: str) -> int:
-        rows = self.db.query(
-            "SELECT coalesce(sum(points), 0) AS n FROM offline_redemptions WHERE customer_id = ?",
-            (customer_id,),
-        )
-        return int(rows[0]["n"])
 
     def _notes(self, *, journaling: bool = True) -> list[Message]:
         """The offline cashier note plus the queue and age warnings that apply now (counting
@@ -434,7 +424,7 @@ class OfflineProcessor:
         limit = (
             None
             if customer is None
-            else self.policy.redeem_limit(customer.balance, self._redeemed_offline(customer.id))
+            else self.policy.redeem_limit(customer.balance, self._redeemed_here(customer.id))
         )
         try:
             catalog = self.cache.catalog_for(line.sku for line in receipt.lines)
@@ -557,27 +547,42 @@ class OfflineProcessor:
             return None
         return row.updated_at
 
-    def _confirmed_here(
-        self, customer_id: str, since: float | None
-    ) -> tuple[int, int, dict[str, int]]:
-        """Points redeemed, purchases and counter changes of the confirms made here for the
-        customer that no synced document holds yet (``since`` None), or that central had not
+    @staticmethod
+    def _not_applied_since(since: float | None) -> tuple[str, tuple[object, ...]]:
+        """The filter (after ``customer_id = ?``) and its parameters for the rows of confirms
+        made here that no synced document holds yet (``since`` None), or that central had not
         applied at ``since`` (one acknowledged at that very instant counts: it may not have;
         a rejected one always counts: central never applied it)."""
-        where = "customer_id = ?" + ("" if since is None else
-                                     " AND (acked_at IS NULL OR acked_at >= ? "
-                                     f"OR receipt_id IN ({REJECTED_CONFIRMS}))")
-        params: tuple[object, ...] = (customer_id,) if since is None else (customer_id, since)
-        redeemed = self.db.query(
-            f"SELECT coalesce(sum(points), 0) AS n FROM offline_redemptions WHERE {where}",  # noqa: S608  # fixed text
-            params,
+        if since is None:
+            return "", ()
+        where = f" AND (acked_at IS NULL OR acked_at >= ? OR receipt_id IN ({REJECTED_CONFIRMS}))"
+        return where, (since,)
+
+    def _redeemed_here(self, customer_id: str, since: float | None = None) -> int:
+        """Points redeemed by the confirms made here (see :meth:`_not_applied_since`)."""
+        where, params = self._not_applied_since(since)
+        rows = self.db.query(
+            "SELECT coalesce(sum(points), 0) AS n FROM offline_redemptions "  # noqa: S608  # fixed text
+            f"WHERE customer_id = ?{where}",
+            (customer_id, *params),
         )
-        rows = self.db.query(f"SELECT counters FROM offline_purchases WHERE {where}", params)  # noqa: S608  # fixed text
+        return int(rows[0]["n"])
+
+    def _purchases_here(
+        self, customer_id: str, since: float | None = None
+    ) -> tuple[int, dict[str, int]]:
+        """How many confirms made here, and the counter changes they add (see
+        :meth:`_not_applied_since`)."""
+        where, params = self._not_applied_since(since)
+        rows = self.db.query(
+            f"SELECT counters FROM offline_purchases WHERE customer_id = ?{where}",  # noqa: S608  # fixed text
+            (customer_id, *params),
+        )
         counters: dict[str, int] = {}
         for row in rows:
             for name, add in json.loads(row["counters"]).items():
                 counters[name] = counters.get(name, 0) + int(add)
-        return int(redeemed[0]["n"]), len(rows), counters
+        return len(rows), counters
 
     def _stale(
         self, row: _KnownReceipt, calc: Calculation, customer: Customer | None
@@ -599,7 +604,8 @@ class OfflineProcessor:
         if not customer_id:
             return None
         since = self._central_saw_at(row, calc)
-        redeemed, purchases, counted = self._confirmed_here(customer_id, since)
+        redeemed = self._redeemed_here(customer_id, since)
+        purchases, counted = self._purchases_here(customer_id, since)
         balance: int | None
         if since is not None:
             balance = calc.points.balance
@@ -767,7 +773,7 @@ class OfflineProcessor:
         summary = replace(
             customer_summary(customer, balance=None),
             redeem_max=self.policy.redeem_limit(
-                customer.balance, self._redeemed_offline(customer.id)
+                customer.balance, self._redeemed_here(customer.id)
             ),
         )
         reply = pb.IdentifyReply(
