@@ -837,6 +837,18 @@ class SQLiteTransaction:
         rows = {int(row[0]): row for row in (*pending, *expiring)}
         return [self._ledger_row(rows[key]) for key in sorted(rows)]
 
+    #: A lot use's columns (see :class:`LotUse`), from ``lot_uses AS u`` and its ``ledger AS lot``.
+    _LOT_USE_COLUMNS = (
+        "SELECT u.row_id, u.lot_id, u.points, u.restored, lot.expires_at, "
+        "COALESCE(lot.origin, lot.id)"
+    )
+    #: Points given back come from the latest-expiring lot first: consumption undone in reverse.
+    _LOT_USE_ORDER = "ORDER BY lot.expires_at IS NOT NULL, lot.expires_at DESC, u.lot_id DESC"
+
+    def _lot_uses(self, sql: str, params: tuple[Any, ...]) -> list[LotUse]:
+        return [LotUse(int(a), int(b), int(c), int(d), e, int(f))
+                for a, b, c, d, e, f in self._all(sql, params)]
+
     def add_lot_use(self, row_id: int, lot_id: int, points: int) -> None:
         self._conn.execute(
             "INSERT INTO lot_uses (row_id, lot_id, points) VALUES (?, ?, ?) "
@@ -845,22 +857,19 @@ class SQLiteTransaction:
         )
 
     def redemption_uses(self, customer_id: str, store: str, receipt_id: str) -> list[LotUse]:
-        rows = self._all(
-            "SELECT u.row_id, u.lot_id, u.points, u.restored, lot.expires_at, "
-            "COALESCE(lot.origin, lot.id) "
+        return self._lot_uses(
+            f"{self._LOT_USE_COLUMNS} "
             "FROM ledger AS r JOIN lot_uses AS u ON u.row_id = r.id "
             "JOIN ledger AS lot ON lot.id = u.lot_id "
             "WHERE r.customer_id = ? AND r.store = ? AND r.receipt_id = ? "
             "AND r.kind = 'redemption' "
-            "ORDER BY lot.expires_at IS NOT NULL, lot.expires_at DESC, u.lot_id DESC",
+            f"{self._LOT_USE_ORDER}",
             (customer_id, store, receipt_id),
         )
-        return [LotUse(int(a), int(b), int(c), int(d), e, int(f)) for a, b, c, d, e, f in rows]
 
     def reversal_uses(self, origin: int) -> list[LotUse]:
-        rows = self._all(
-            "SELECT u.row_id, u.lot_id, u.points, u.restored, lot.expires_at, "
-            "COALESCE(lot.origin, lot.id) "
+        return self._lot_uses(
+            f"{self._LOT_USE_COLUMNS} "  # noqa: S608 -- fixed column list
             "FROM ledger AS o JOIN ledger AS r ON r.customer_id = o.customer_id "
             "AND r.store = o.store AND r.receipt_id = o.receipt_id "
             "AND r.kind = 'refund' AND r.points < 0 "
@@ -870,10 +879,9 @@ class SQLiteTransaction:
             "AND COALESCE(lot.origin, lot.id) NOT IN ("
             "SELECT a.id FROM ledger AS a WHERE a.customer_id = o.customer_id "
             "AND a.store = o.store AND a.receipt_id = o.receipt_id AND a.kind = 'accrual') "
-            "ORDER BY lot.expires_at IS NOT NULL, lot.expires_at DESC, u.lot_id DESC",
+            f"{self._LOT_USE_ORDER}",
             (origin,),
         )
-        return [LotUse(int(a), int(b), int(c), int(d), e, int(f)) for a, b, c, d, e, f in rows]
 
     def restore_use(self, row_id: int, lot_id: int, points: int) -> None:
         self._conn.execute(
