@@ -195,30 +195,32 @@ class LaneOutputs:
     def _kept_tail(self, lane: str, receipt_id: str) -> list[dict[str, Any]]:
         """The receipt messages of the receipt's last calculation kept in the journal (one
         answered before a restart); none without a journal or a kept calculation."""
-        if self._journal is None:
-            return []
-        try:
-            kept = self._journal.receipt_answers("calculate", receipt_id)
-        except StorageError as exc:
-            log.error("storage_failed", lane=lane, receipt_id=receipt_id, error=str(exc))
-            return []
-        for _, answer in reversed(kept):
+        for _, answer in reversed(self._kept_answers(lane, "calculate", receipt_id)):
             if answer.get("type") == "calculate.result":
                 messages = answer.get("messages") or []
                 return [m for m in messages if isinstance(m, dict) and m.get("target") == "receipt"]
         return []
+
+    def _kept_answers(
+        self, lane: str, kind: str, receipt_id: str
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """The journal's kept answers of ``kind`` for the receipt; none without a journal or
+        when it cannot be read (logged)."""
+        if self._journal is None:
+            return []
+        try:
+            return self._journal.receipt_answers(kind, receipt_id)
+        except StorageError as exc:
+            log.error("storage_failed", lane=lane, receipt_id=receipt_id, error=str(exc))
+            return []
 
     def _first_confirm(self, lane: str, receipt_id: str, request_id: str) -> bool:
         """Whether the confirm answered under ``request_id`` is the receipt's first, whose
         tail is printed; a repeat under another id is not (it is logged)."""
         confirmed = self._confirmed.setdefault(lane, {})
         first = confirmed.get(receipt_id)
-        if first is None and self._journal is not None:
-            try:
-                kept = self._journal.receipt_answers("confirm", receipt_id)
-            except StorageError as exc:  # then the memory of this run decides
-                log.error("storage_failed", lane=lane, receipt_id=receipt_id, error=str(exc))
-                kept = []
+        if first is None:
+            kept = self._kept_answers(lane, "confirm", receipt_id)
             first = next(
                 (kept_id for kept_id, answer in kept if answer.get("type") == "confirm.result"),
                 None,
