@@ -323,3 +323,36 @@ def test_a_partial_lifetime_block_leaves_the_other_key_to_the_global_setting(
     lot = _accrual_lot(server, "LF3")
     assert lot["available_at"] == "2026-12-07T07:20:00.000000+00:00"  # the global 14 days
     assert lot["expires_at"] is None  # 0: the promotion's points never expire
+
+
+def test_partial_refund_then_expiry_then_the_rest_gives_the_opening_balance(
+    stub: pb_grpc.ProcessingStub, server: CentralServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _configure(server, "0", "30")
+    _, sale = _sell_bread(stub, "EXP")
+    monkeypatch.setenv(NOW_ENV, "2026-11-24T10:00:00+03:00")
+    redeem = sale.points.accrued // 2  # taken from lot EXP, the soonest to expire
+    _, spender = _sell_bread(stub, "EXQ", redeem=redeem)
+    assert spender.points.redeemed == redeem
+    accrued = spender.points.accrued
+    assert accrued > 0
+
+    monkeypatch.setenv(NOW_ENV, "2026-11-25T10:00:00+03:00")
+    first = stub.Refund(pb.RefundRequest(context=ctx(), refund_id="F-EXQ-1", receipt_id="EXQ",
+                                         lines=[pb.RefundLine(n=2, quantity_milli=4000)]))
+    assert not first.HasField("error"), first.error
+    assert 0 < first.points.restored < redeem
+    assert 0 < first.points.reversed < accrued
+    assert ledger_sum(server, "C2") == _c2_balance(stub)
+
+    # lot EXP (and the points restored into it) expired; EXQ's own accrual has not yet
+    monkeypatch.setenv(NOW_ENV, "2026-12-23T11:00:00+03:00")
+    before = _c2_balance(stub)
+    rest = _refund(stub, "F-EXQ-2", "EXQ")
+    assert first.points.restored + rest.points.restored == redeem
+    assert first.points.reversed + rest.points.reversed == accrued
+    # the rest of the redemption comes back already expired: only the accrual is taken
+    assert rest.points.balance == before - rest.points.reversed == 12500
+    assert _c2_balance(stub) == 12500 == ledger_sum(server, "C2")
+    monkeypatch.setenv(NOW_ENV, "2027-06-01T10:00:00+03:00")
+    assert _c2_balance(stub) == 12500
