@@ -38,6 +38,10 @@ from drivers.lines import BOM
 TraceCallback = Callable[[str, bytes, float], None]
 NoticeCallback = Callable[[LinkNotice], None]
 READ_CHUNK = 65536
+#: events waiting for the lane beyond which the pump stops reading. A peer that sends faster
+#: than the lane answers is then held back by TCP's window or the serial line's flow control,
+#: not buffered in the daemon's memory; timers (ACKs, repeats) still run meanwhile.
+MAX_QUEUED_EVENTS = 64
 
 
 #: a \u escape of a UTF-16 surrogate (D800..DFFF) somewhere in the text: worth a closer look
@@ -136,6 +140,8 @@ class FramedChannel:
         #: set by send(): the framing may have a new, earlier deadline (a repeat timer) that
         #: the pump, waiting for bytes, must start counting towards
         self._wakeup = asyncio.Event()
+        #: the pump has stopped reading until receive() takes the queue below the limit
+        self._paused = False
         self._closed = False
         #: what broke the pump other than the connection (a framing core's bug, a plug-in):
         #: raised by receive() instead of a quiet ChannelClosed
@@ -145,6 +151,8 @@ class FramedChannel:
 
     async def receive(self) -> ChannelEvent:
         event = await self._events.get()
+        if self._paused and self._events.qsize() < MAX_QUEUED_EVENTS:
+            self._wakeup.set()
         if event is None:
             self._events.put_nowait(None)  # every later receive sees the end too
             if self._failure is not None:
@@ -163,6 +171,9 @@ class FramedChannel:
             self.framing.send_payload(payload, self._clock())
             await self._flush()
         except (OSError, ConnectionError):
+            # The line is gone: later sends are refused here rather than written into a dead
+            # transport (which asyncio logs as a warning per write after the fifth).
+            await self.close()
             raise
         except Exception as exc:
             # Recorded like a failure of the pump, so the reader of this channel (the one
@@ -182,8 +193,9 @@ class FramedChannel:
         # Wait for the pump without taking its cancellation (or error) as ours: a caller that
         # is itself being cancelled (a daemon stopping) must still see its CancelledError.
         await asyncio.wait({self._pump})
-        with contextlib.suppress(Exception):
-            await self._flush()
+        if not self._writer.is_closing():
+            with contextlib.suppress(Exception):
+                await self._flush()
         self._writer.close()
         with contextlib.suppress(Exception):
             await self._writer.wait_closed()
@@ -216,10 +228,12 @@ class FramedChannel:
             while True:
                 deadline = self.framing.next_deadline()
                 timeout = None if deadline is None else max(0.0, deadline - self._clock())
-                if reading is None:
+                self._paused = self._events.qsize() >= MAX_QUEUED_EVENTS
+                if reading is None and not self._paused:
                     reading = asyncio.ensure_future(self._reader.read(READ_CHUNK))
                 woken = asyncio.ensure_future(self._wakeup.wait())
-                done, _ = await asyncio.wait({reading, woken}, timeout=timeout,
+                waiting = {woken} if reading is None else {reading, woken}
+                done, _ = await asyncio.wait(waiting, timeout=timeout,
                                              return_when=asyncio.FIRST_COMPLETED)
                 woken.cancel()
                 self._wakeup.clear()

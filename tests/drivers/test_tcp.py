@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import socket
+import struct
+
+import pytest
 
 from drivers.base import Channel, ChannelClosed, Received, Rejected
 from drivers.lines import LinesFraming
@@ -87,3 +92,96 @@ def test_parse_address() -> None:
         except ValueError:
             continue
         raise AssertionError(f"{bad!r} accepted")
+
+
+def test_a_peer_that_sends_without_reading_is_held_back_and_loses_nothing() -> None:
+    """While the lane has answers the peer does not read, the channel stops reading too:
+    TCP pushes back on the peer instead of the daemon queueing its flood in memory."""
+    ping = b'{"type":"ping"}\n'
+
+    async def scenario() -> None:
+        channels: list[Channel] = []
+        answering = asyncio.Event()
+
+        async def on_channel(channel: Channel) -> None:
+            channels.append(channel)
+            await answering.wait()
+            while True:
+                try:
+                    event = await channel.receive()
+                except ChannelClosed:
+                    return
+                assert isinstance(event, Received)
+                await channel.send({"echo": event.message})
+
+        server = await serve_tcp("127.0.0.1", 0, LinesFraming, on_channel)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        # The lane is busy (not taking events): write until the kernel's buffers are full
+        # and the writer stays blocked; a channel that went on reading would take it all.
+        flood = ping * 4096
+        sent = 0
+        while sent < 64 * 2**20:
+            writer.write(flood)
+            try:
+                await asyncio.wait_for(writer.drain(), timeout=1.0)
+            except TimeoutError:
+                break
+            sent += len(flood)
+        assert sent < 64 * 2**20, "the channel read everything it was sent"
+        answering.set()
+        # Nothing is lost: every ping sent is answered, in order, once the peer reads.
+        reading = asyncio.ensure_future(reader.readexactly(len(b'{"echo":{"type":"ping"}}\n')
+                                                           * (sent // len(ping))))
+        await writer.drain()
+        answers = await asyncio.wait_for(reading, timeout=120)
+        assert answers.count(b"\n") == sent // len(ping)
+        assert set(answers.splitlines()) == {b'{"echo":{"type":"ping"}}'}
+        assert len(channels) == 1
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(scenario())
+
+
+def test_a_write_that_fails_closes_the_channel(caplog: pytest.LogCaptureFixture) -> None:
+    """A peer gone while its answers are still being written: the first failed write closes
+    the channel, so later answers are refused at once instead of written into a dead socket
+    (which asyncio reports as a warning after a few tries)."""
+
+    async def scenario() -> list[BaseException]:
+        failures: list[BaseException] = []
+        finished = asyncio.Event()
+
+        async def on_channel(channel: Channel) -> None:
+            await asyncio.sleep(0.3)  # busy while the peer writes and hangs up
+            try:
+                for _ in range(50):
+                    event = await channel.receive()
+                    assert isinstance(event, Received)
+                    try:
+                        await channel.send({"echo": event.message})
+                    except (ChannelClosed, OSError) as exc:
+                        failures.append(exc)
+            except ChannelClosed:
+                pass
+            finished.set()
+
+        server = await serve_tcp("127.0.0.1", 0, LinesFraming, on_channel)
+        port = server.sockets[0].getsockname()[1]
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(b'{"type":"ping"}\n' * 50)
+        # An abortive close (RST): the daemon's next write fails at once.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+        await asyncio.wait_for(finished.wait(), timeout=10)
+        server.close()
+        await server.wait_closed()
+        return failures
+
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        failures = asyncio.run(scenario())
+    assert failures, "no write failed: the peer's hang-up was not seen"
+    assert all(isinstance(exc, ChannelClosed) for exc in failures[1:])
+    assert not [r for r in caplog.records if r.name == "asyncio"], caplog.text
