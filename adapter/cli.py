@@ -1,5 +1,5 @@
 """The daemon's commands: ``run``, ``check-config``, ``status``, ``sync``, ``retry-rejected``,
-``forget-central``."""
+``dismiss-rejected``, ``forget-central``."""
 
 from __future__ import annotations
 
@@ -61,6 +61,17 @@ def add_commands(subparsers: Any) -> None:
     )
     retry.add_argument("--list", action="store_true", help="list the rejected entries, send none")
     retry.set_defaults(handler=_retry_rejected)
+
+    dismiss = subparsers.add_parser(
+        "dismiss-rejected",
+        help="close rejected journal entries whose receipts were settled by hand at central",
+    )
+    _config_arg(dismiss)
+    dismiss.add_argument(
+        "--seq", type=int, action="append", required=True, metavar="N",
+        help="the entry to close (repeatable; `retry-rejected --list` shows them)",
+    )
+    dismiss.set_defaults(handler=_dismiss_rejected)
 
     forget = subparsers.add_parser(
         "forget-central",
@@ -207,6 +218,26 @@ def _retry_rejected(args: argparse.Namespace) -> int:
         return 1 if foreign or missing else 0
 
     return _on_outbox(config, "retry-rejected", act)
+
+
+def _dismiss_rejected(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return 2
+
+    def act(outbox: Outbox) -> int:
+        dismissed = outbox.dismiss_rejected(args.seq)
+        for entry in dismissed:
+            print(f"seq {entry.seq}: {entry.operation} of receipt {entry.receipt_id} closed, "
+                  "never to be sent (settled at central)")
+        missing = sorted(set(args.seq) - {entry.seq for entry in dismissed})
+        if missing:
+            print(f"tillgate dismiss-rejected: no rejected entry with seq "
+                  f"{', '.join(map(str, missing))}", file=sys.stderr)
+            return 1
+        return 0
+
+    return _on_outbox(config, "dismiss-rejected", act)
 
 
 def _forget_central(args: argparse.Namespace) -> int:

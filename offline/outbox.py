@@ -294,6 +294,30 @@ class Outbox:
                 self._count_pending(conn, len(chosen))
         return chosen, foreign
 
+    def dismiss_rejected(self, seqs: Collection[int]) -> list[RejectedEntry]:
+        """Close the rejected entries of ``seqs`` for good: their receipts were settled by hand
+        at central (an adjustment), so they are never sent. Returns the entries dismissed.
+
+        A dismissed entry is ``done`` (``ack_status`` ``dismissed``, central's reason kept)
+        and purged like any other done entry. What a dismissed confirm spent stops counting
+        once a sync that began after now has finished: that sync brings the adjustment made
+        before it, so the sale counts here until central's balance holds it, then there."""
+        now = self.clock()
+        with self.db.transaction() as conn:
+            chosen = [entry for entry in self.rejected() if entry.seq in seqs]
+            conn.executemany(
+                "UPDATE outbox SET status = 'done', ack_status = 'dismissed', acked_at = ? "
+                "WHERE seq = ? AND status = 'rejected'",
+                [(now, entry.seq) for entry in chosen],
+            )
+            for table in ("offline_redemptions", "offline_purchases"):
+                conn.executemany(
+                    f"UPDATE {table} SET acked_at = ?, acked_version = NULL "  # noqa: S608  # fixed table names
+                    "WHERE receipt_id = ?",
+                    [(now, entry.receipt_id) for entry in chosen if entry.operation == "confirm"],
+                )
+        return chosen
+
     def forget_central(self, *, lock_wait_s: float = FORGET_LOCK_WAIT_S) -> int:
         """Unbind this store from the central its cache and journal belong to: every entry
         kept (waiting or rejected) may go to whichever central the store reaches next, and

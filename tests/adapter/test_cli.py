@@ -120,6 +120,34 @@ def test_retry_rejected_puts_rejected_entries_back_in_the_outbox(tmp_path: Path)
     assert (status["outbox"]["depth"], status["outbox"]["rejected"]) == (2, 0)
 
 
+def test_dismiss_rejected_closes_the_entries_named_and_no_other(tmp_path: Path) -> None:
+    config = tmp_path / "tillgate.toml"
+    config.write_text('store = "S001"\ndata_dir = "data"\n')
+    assert tillgate("dismiss-rejected", "--config", str(config)).returncode == 2  # no --seq
+    assert tillgate("dismiss-rejected", "--config", str(config), "--seq", "1").returncode == 1
+    (tmp_path / "data").mkdir()
+    db = EdgeDatabase(tmp_path / "data" / "edge.db")
+    outbox = Outbox(db, store="S001")
+    sent = [outbox.append(f"R{i}", "cancel", pb.CancelRequest(receipt_id=f"R{i}"))
+            for i in range(2)]
+    outbox.record_acks(sent, [pb.EntryAck(receipt_id=e.receipt_id, seq=e.seq, status="rejected",
+                                          message="no such receipt") for e in sent])
+    db.close()
+
+    closed = tillgate("dismiss-rejected", "--config", str(config), "--seq", "1", "--seq", "7")
+    assert closed.returncode == 1
+    assert closed.stdout.splitlines() == [
+        "seq 1: cancel of receipt R0 closed, never to be sent (settled at central)"
+    ]
+    assert "no rejected entry with seq 7" in closed.stderr
+    listed = tillgate("retry-rejected", "--config", str(config), "--list")
+    assert listed.stdout.splitlines() == ["seq 2: cancel of receipt R1: no such receipt"]
+    status = json.loads(tillgate("status", "--config", str(config), "--json").stdout)
+    assert (status["outbox"]["depth"], status["outbox"]["rejected"]) == (0, 1)
+    # A closed entry cannot be sent again by mistake.
+    assert tillgate("retry-rejected", "--config", str(config), "--seq", "1").returncode == 1
+
+
 def test_forget_central_unbinds_the_kept_entries(tmp_path: Path) -> None:
     config = tmp_path / "tillgate.toml"
     config.write_text('store = "S001"\ndata_dir = "data"\n')

@@ -244,3 +244,48 @@ def test_cashier_is_warned_when_the_queue_is_old(tmp_path: Path) -> None:
 def test_policy_errors_name_the_key(kwargs: dict[str, object], key: str) -> None:
     with pytest.raises(ConfigError, match=key):
         OfflinePolicy(**kwargs)  # type: ignore[arg-type]  # wrong values on purpose
+
+
+def test_a_rejected_confirm_settled_by_hand_is_dismissed_and_stops_counting_after_a_sync(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    edge = _edge(tmp_path, OfflinePolicy(redeem="limited"), balance=15000, clock=clock)
+    for receipt_id in ("R1", "R2"):
+        calc = edge.calculate(calculate_request(receipt_id, points_to_redeem=6000)).calculation
+        edge.confirm(confirm_request(receipt_id, calc.due))
+    sent = edge.outbox.pending(10)
+    entries = [e for e in sent if e.WhichOneof("operation") == "confirm"]
+    clock.now += 5
+    edge.outbox.record_acks(
+        sent,
+        [pb.EntryAck(receipt_id=e.receipt_id, seq=e.seq, status="rejected",
+                     message="customer unknown") if e in entries
+         else pb.EntryAck(receipt_id=e.receipt_id, seq=e.seq, status="applied") for e in sent],
+    )
+    assert edge.outbox.depth() == 0
+    first = next(e.seq for e in entries if e.receipt_id == "R1")
+    assert {entry.receipt_id for entry in edge.outbox.rejected()} == {"R1", "R2"}
+
+    dismissed = edge.outbox.dismiss_rejected([first, 999])
+    assert [(entry.seq, entry.receipt_id, entry.message) for entry in dismissed] == [
+        (first, "R1", "customer unknown")
+    ]
+    assert {entry.receipt_id for entry in edge.outbox.rejected()} == {"R2"}
+    assert edge.outbox.depth() == 0, "a dismissed entry is never sent"
+    assert edge.outbox.pending(10) == []
+    assert edge.outbox.dismiss_rejected([first]) == [], "only a rejected entry is dismissed"
+    # Until a sync that began after the dismissal brings central's adjustment, both sales count.
+    sync = SyncClient(EdgeCache(edge.db), store=STORE, clock=clock)
+    sync.finish(started_at=clock.now - 1, duration_s=0.1)
+    assert (
+        edge.calculate(calculate_request("R3", points_to_redeem=1)).calculation.points.redeem_max
+        == 3000
+    )
+    clock.now += 5
+    sync.finish(started_at=clock.now - 1, duration_s=0.1)
+    # R1 is settled at central (its balance here stands for the adjustment); R2 still counts
+    assert (
+        edge.calculate(calculate_request("R4", points_to_redeem=1)).calculation.points.redeem_max
+        == 9000
+    )
