@@ -543,16 +543,57 @@ class _WidePoints:
         return list(map(sum, zip(*self.accrued, strict=True)))
 
 
-def _multiplier_step(members: Sequence[_Outcome], lines: _Lines,
-                     customer: Customer | None) -> None:
+def _mixed_step(percents: Sequence[_Outcome], multipliers: Sequence[_Outcome], lines: _Lines,
+                customer: Customer | None) -> dict[int, _Outcome]:
+    """A group with percent and multiplier members: each line takes the member that offers
+    it the most points (ties to the earlier member), whatever its kind (§5.6). A percent
+    member offers its own points; a multiplier what it adds to the line's base accrual so
+    far (the percent promotions outside the group and mixed groups before it): base ×
+    (factor − 1). The percent winners accrue now; returns the multiplier winners (line n →
+    member) for the multiplier stage."""
+    best: dict[int, tuple[Fraction, int, _Outcome]] = {}
+
+    def offer(line: _Line, points: Fraction, outcome: _Outcome) -> None:
+        known = best.get(line.n)
+        if known is None or points > known[0] or (points == known[0]
+                                                   and outcome.order < known[1]):
+            best[line.n] = (points, outcome.order, outcome)
+
+    for outcome in percents:
+        for line in _selected(outcome.reward, lines, customer, for_discount=False):
+            points = percent_of_down(_accrual_base(line), outcome.reward.percent)
+            if points > 0:
+                offer(line, Fraction(points), outcome)
+    for outcome in multipliers:
+        for line in _selected(outcome.reward, lines, customer, for_discount=False):
+            if line.percent_points > 0:
+                offer(line, line.percent_points * (outcome.reward.factor - 1), outcome)
+    won: dict[int, _Outcome] = {}
+    for n in sorted(best):
+        offered, _, outcome = best[n]
+        if outcome.reward.type == "points_multiplier":
+            won[n] = outcome
+            continue
+        line = lines.by_n[n]
+        outcome.points += int(offered)
+        line.percent_points += int(offered)
+        line.credits.append(outcome.order)
+    return won
+
+
+def _multiplier_step(members: Sequence[_Outcome], lines: _Lines, customer: Customer | None,
+                     won: Mapping[int, _Outcome] | None = None) -> None:
     # Each line with percent points takes the largest factor offered (ties to the earlier
     # member). A factor of 1 competes too: it changes nothing, but keeps a smaller factor of
-    # the same group off the line (§3.3).
+    # the same group off the line (§3.3). ``won``: of a mixed group, the member that won
+    # each line there (see _mixed_step); no other member of the step touches that line.
     best: dict[int, tuple[Fraction, _Outcome, _Line]] = {}
     for outcome in members:
         reward = outcome.reward
         factor = reward.factor
         for line in _selected(reward, lines, customer, for_discount=False):
+            if won is not None and won.get(line.n) is not outcome:
+                continue
             if line.percent_points > 0 and (line.n not in best or factor > best[line.n][0]):
                 best[line.n] = (factor, outcome, line)
     for n in sorted(best):
@@ -636,6 +677,9 @@ class _Stages:
     percent: list[Sequence[_Outcome]] = field(default_factory=list)
     multiplier: list[Sequence[_Outcome]] = field(default_factory=list)
     fixed: list[Sequence[_Outcome]] = field(default_factory=list)
+    #: groups with percent and multiplier members, which compete per line for points (§5.6):
+    #: (percent members, multiplier members); the latter are in ``multiplier`` too
+    mixed: list[tuple[Sequence[_Outcome], Sequence[_Outcome]]] = field(default_factory=list)
 
     def add(self, step: Sequence[_Outcome]) -> None:
         """File a step's points members (most steps are one promotion)."""
@@ -648,12 +692,17 @@ class _Stages:
             elif kind == "points_fixed":
                 self.fixed.append(step)
             return
-        for kind, stage in (("points_percent", self.percent),
-                            ("points_multiplier", self.multiplier),
-                            ("points_fixed", self.fixed)):
-            members = [outcome for outcome in step if outcome.reward.type == kind]
-            if members:
-                stage.append(members)
+        percents = [outcome for outcome in step if outcome.reward.type == "points_percent"]
+        multipliers = [outcome for outcome in step if outcome.reward.type == "points_multiplier"]
+        fixed = [outcome for outcome in step if outcome.reward.type == "points_fixed"]
+        if percents and multipliers:
+            self.mixed.append((percents, multipliers))
+        elif percents:
+            self.percent.append(percents)
+        if multipliers:
+            self.multiplier.append(multipliers)
+        if fixed:
+            self.fixed.append(fixed)
 
 
 def _discount(steps: Sequence[Sequence[_Outcome]], lines: _Lines,
@@ -699,8 +748,11 @@ def _accrue(stages: _Stages, lines: _Lines, customer: Customer) -> None:
             _percent_points_step(percent, lines, customer, wide)
         for line, points in zip(lines.all, wide.sums(), strict=True):
             line.percent_points += points
+    # id of a mixed group's multiplier members → the lines each won (see _mixed_step)
+    won = {id(multipliers): _mixed_step(percents, multipliers, lines, customer)
+           for percents, multipliers in stages.mixed}
     for multipliers in stages.multiplier:
-        _multiplier_step(multipliers, lines, customer)
+        _multiplier_step(multipliers, lines, customer, won.get(id(multipliers)))
     for fixed in stages.fixed:
         _fixed_points_step(fixed, lines, customer)
     for line in lines.all:

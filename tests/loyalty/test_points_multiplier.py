@@ -52,3 +52,53 @@ def test_a_factor_of_one_in_a_group_keeps_a_smaller_factor_off_the_line() -> Non
                  customer())
     assert (by_n(calc)[1].points, by_n(calc)[1].promotions) == (1000, ("base",))
     assert calc.points.accrue == 1000
+
+
+def test_a_groups_percent_and_multiplier_compete_per_line_for_points() -> None:
+    # §5.6: in a group accruals compete with accruals; a line wins one. The multiplier offers
+    # what it adds to the base from outside the group: nothing on its own, so the 1% wins.
+    one = promo("one", {"type": "points_percent", "percent": "1"}, priority=20, group="g")
+    triple = promo("triple", {"type": "points_multiplier", "factor": "3"}, priority=10,
+                   group="g")
+    calc = price(receipt(line(1, "bread", "1", 10000), card="1"), [one, triple], ITEMS,
+                 customer())
+    assert (by_n(calc)[1].points, by_n(calc)[1].promotions) == (100, ("one",))
+    assert [p.id for p in calc.promotions] == ["one"]
+
+    # With 5% from outside the group (500 points), ×3 offers 1 000 against the 1%'s 100 and
+    # wins: 500 × 3 = 1 500, and the 1% is not applied.
+    base = promo("base", {"type": "points_percent", "percent": "5"}, priority=30)
+    calc = price(receipt(line(1, "bread", "1", 10000), line(2, "tv", "1", 20000), card="1"),
+                 [base, one, triple], ITEMS, customer())
+    lines = by_n(calc)
+    assert (lines[1].points, lines[2].points) == (1500, 3000)
+    assert lines[1].promotions == ("base", "triple")
+    assert [p.id for p in calc.promotions] == ["base", "triple"]
+    assert calc.points.accrue == 4500
+
+
+def test_in_a_mixed_group_each_line_takes_its_own_best_offer_ties_to_the_earlier() -> None:
+    base = promo("base", {"type": "points_percent", "percent": "2",
+                          "on": {"groups": ["electronics"]}}, priority=30)
+    # Each line its own contest: the tv (base 2% of 100,00 = 200) only meets ×2, which adds
+    # 200; the bread (no base) only the 20%, which gives 2 000.
+    twenty = promo("twenty", {"type": "points_percent", "percent": "20",
+                              "on": {"groups": ["bakery"]}}, priority=20, group="g")
+    double = promo("double", {"type": "points_multiplier", "factor": "2"}, priority=10,
+                   group="g")
+    calc = price(receipt(line(1, "tv", "1", 10000), line(2, "bread", "1", 10000), card="1"),
+                 [base, twenty, double], ITEMS, customer())
+    lines = by_n(calc)
+    assert (lines[1].points, lines[1].promotions) == (400, ("base", "double"))
+    assert (lines[2].points, lines[2].promotions) == (2000, ("twenty",))
+    assert calc.points.accrue == 2400
+
+    # A tie (×2 adds 200, 2% gives 200): the earlier member takes the line.
+    two = promo("two", {"type": "points_percent", "percent": "2"}, priority=20, group="g")
+    calc = price(receipt(line(1, "tv", "1", 10000), card="1"), [base, two, double], ITEMS,
+                 customer())
+    assert (by_n(calc)[1].points, by_n(calc)[1].promotions) == (400, ("base", "two"))
+    calc = price(receipt(line(1, "tv", "1", 10000), card="1"),
+                 [base, promo("two", {"type": "points_percent", "percent": "2"}, priority=5,
+                              group="g"), double], ITEMS, customer())
+    assert (by_n(calc)[1].points, by_n(calc)[1].promotions) == (400, ("base", "double"))
