@@ -517,8 +517,18 @@ def _selector(doc: _Doc, value: object, key: str) -> Selector:
         skus=frozenset(doc.strings(obj, "skus", f"{key}.skus")),
         groups=frozenset(doc.strings(obj, "groups", f"{key}.groups")),
         brands=frozenset(doc.strings(obj, "brands", f"{key}.brands")),
-        favorites=frozenset(doc.strings(obj, "favorites", f"{key}.favorites")),
+        favorites=_favorite_sets(doc, obj, f"{key}.favorites"),
     )
+
+
+def _favorite_sets(doc: _Doc, selector: Mapping[str, Any], key: str) -> frozenset[str]:
+    # The spec writes `favorites` as "a set name"; a list of names is taken too (any of them).
+    value = selector.get("favorites")
+    if isinstance(value, str):
+        if not value:
+            raise doc.error(key, "must be a favorite-products set name or a list of them")
+        return frozenset({value})
+    return frozenset(doc.strings(selector, "favorites", key))
 
 
 def _percent(doc: _Doc, obj: Mapping[str, Any], key: str) -> Fraction:

@@ -187,6 +187,10 @@ def test_minimal_promotion() -> None:
         ({"messages": {"printer": "x"}}, "messages.printer", "target"),
         ({"priority": "high"}, "priority", "integer"),
         ({"exclusive": "yes"}, "exclusive", "true or false"),
+        ({"reward": {"type": "percent_off", "percent": "5", "on": {"favorites": ""}}},
+         "reward.on.favorites", "set name"),
+        ({"reward": {"type": "percent_off", "percent": "5", "on": {"favorites": 7}}},
+         "reward.on.favorites", "list of strings"),
     ],
 )
 def test_promotion_errors_name_id_and_key(patch: dict[str, Any], key: str, text: str) -> None:

@@ -73,6 +73,10 @@ def test_favorite_products() -> None:
     assert [r.discount for r in price(the_receipt, [favorites], ITEMS, other).lines] == [
         0, 1500, 0]
     assert price(the_receipt, [favorites], ITEMS).discount == 0
+    # The spec's form, "a set name" on its own, selects the same lines as the list.
+    named = promo("fav-nov", {"type": "percent_off", "percent": "15",
+                              "on": {"favorites": "fav-nov"}}, audience={"members_only": True})
+    assert price(the_receipt, [named], ITEMS, anna) == calc
 
 
 def test_offers_of_equal_value_tie_to_the_lower_id_whatever_their_order_in_the_document() -> None:
