@@ -15,7 +15,7 @@ from adapter.config import Config, InvalidConfigError, load_config
 from tillgate.errors import ConfigError, TillgateError
 
 if TYPE_CHECKING:
-    from offline.outbox import Outbox
+    from offline.outbox import Outbox, RejectedEntry
 
 
 def _config_arg(parser: argparse.ArgumentParser) -> None:
@@ -208,11 +208,7 @@ def _retry_rejected(args: argparse.Namespace) -> int:
             print(f"tillgate retry-rejected: seq {entry.seq} was journaled against central "
                   f"{entry.central}, not the one this store syncs from now: it can only be sent "
                   "there (see `tillgate forget-central`)", file=sys.stderr)
-        found = {entry.seq for entry in [*requeued, *foreign]}
-        missing = sorted(set(args.seq) - found)
-        if missing:
-            print(f"tillgate retry-rejected: no rejected entry with seq "
-                  f"{', '.join(map(str, missing))}", file=sys.stderr)
+        missing = _missing_seqs("retry-rejected", args.seq, [*requeued, *foreign])
         if not requeued and not foreign and not missing:
             print("no rejected entries")
         return 1 if foreign or missing else 0
@@ -230,14 +226,18 @@ def _dismiss_rejected(args: argparse.Namespace) -> int:
         for entry in dismissed:
             print(f"seq {entry.seq}: {entry.operation} of receipt {entry.receipt_id} closed, "
                   "never to be sent (settled at central)")
-        missing = sorted(set(args.seq) - {entry.seq for entry in dismissed})
-        if missing:
-            print(f"tillgate dismiss-rejected: no rejected entry with seq "
-                  f"{', '.join(map(str, missing))}", file=sys.stderr)
-            return 1
-        return 0
+        return 1 if _missing_seqs("dismiss-rejected", args.seq, dismissed) else 0
 
     return _on_outbox(config, "dismiss-rejected", act)
+
+
+def _missing_seqs(command: str, asked: list[int], found: list[RejectedEntry]) -> list[int]:
+    """The seqs asked for that name no rejected entry, said on stderr."""
+    missing = sorted(set(asked) - {entry.seq for entry in found})
+    if missing:
+        print(f"tillgate {command}: no rejected entry with seq "
+              f"{', '.join(map(str, missing))}", file=sys.stderr)
+    return missing
 
 
 def _forget_central(args: argparse.Namespace) -> int:

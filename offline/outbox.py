@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -45,6 +45,7 @@ __all__ = [
     "AckSummary",
     "Operation",
     "Outbox",
+    "RejectedEntry",
     "claim_store",
 ]
 
@@ -284,12 +285,7 @@ class Outbox:
                 "acked_at = NULL WHERE seq = ?",
                 [(entry.seq,) for entry in chosen],
             )
-            for table in ("offline_redemptions", "offline_purchases"):
-                conn.executemany(
-                    f"UPDATE {table} SET acked_at = NULL, acked_version = NULL "  # noqa: S608  # fixed table names
-                    "WHERE receipt_id = ?",
-                    [(entry.receipt_id,) for entry in chosen if entry.operation == "confirm"],
-                )
+            _set_confirms_acked_at(conn, chosen, None)
             if chosen:
                 self._count_pending(conn, len(chosen))
         return chosen, foreign
@@ -310,12 +306,7 @@ class Outbox:
                 "WHERE seq = ? AND status = 'rejected'",
                 [(now, entry.seq) for entry in chosen],
             )
-            for table in ("offline_redemptions", "offline_purchases"):
-                conn.executemany(
-                    f"UPDATE {table} SET acked_at = ?, acked_version = NULL "  # noqa: S608  # fixed table names
-                    "WHERE receipt_id = ?",
-                    [(now, entry.receipt_id) for entry in chosen if entry.operation == "confirm"],
-                )
+            _set_confirms_acked_at(conn, chosen, now)
         return chosen
 
     def forget_central(self, *, lock_wait_s: float = FORGET_LOCK_WAIT_S) -> int:
@@ -365,3 +356,16 @@ class Outbox:
                 "DELETE FROM outbox WHERE status = 'done' AND acked_at < ?",
                 (self.clock() - older_than_s,),
             ).rowcount
+
+
+def _set_confirms_acked_at(
+    conn: sqlite3.Connection, entries: Sequence[RejectedEntry], acked_at: float | None
+) -> None:
+    """Give what the confirms among ``entries`` spent here a new ``acked_at`` (None: unsent
+    again) and no acknowledged version: no synced document is known to hold it."""
+    for table in ("offline_redemptions", "offline_purchases"):
+        conn.executemany(
+            f"UPDATE {table} SET acked_at = ?, acked_version = NULL "  # noqa: S608  # fixed table names
+            "WHERE receipt_id = ?",
+            [(acked_at, entry.receipt_id) for entry in entries if entry.operation == "confirm"],
+        )
