@@ -140,8 +140,6 @@ class FramedChannel:
         #: set by send(): the framing may have a new, earlier deadline (a repeat timer) that
         #: the pump, waiting for bytes, must start counting towards
         self._wakeup = asyncio.Event()
-        #: the pump has stopped reading until receive() takes the queue below the limit
-        self._paused = False
         self._closed = False
         #: what broke the pump other than the connection (a framing core's bug, a plug-in):
         #: raised by receive() instead of a quiet ChannelClosed
@@ -151,7 +149,7 @@ class FramedChannel:
 
     async def receive(self) -> ChannelEvent:
         event = await self._events.get()
-        if self._paused and self._events.qsize() < MAX_QUEUED_EVENTS:
+        if self._events.qsize() == MAX_QUEUED_EVENTS - 1:  # just below: a paused pump reads on
             self._wakeup.set()
         if event is None:
             self._events.put_nowait(None)  # every later receive sees the end too
@@ -228,8 +226,7 @@ class FramedChannel:
             while True:
                 deadline = self.framing.next_deadline()
                 timeout = None if deadline is None else max(0.0, deadline - self._clock())
-                self._paused = self._events.qsize() >= MAX_QUEUED_EVENTS
-                if reading is None and not self._paused:
+                if reading is None and self._events.qsize() < MAX_QUEUED_EVENTS:
                     reading = asyncio.ensure_future(self._reader.read(READ_CHUNK))
                 woken = asyncio.ensure_future(self._wakeup.wait())
                 waiting = {woken} if reading is None else {reading, woken}
