@@ -47,6 +47,13 @@ def _edge(
     return OfflineProcessor(db, store=STORE, policy=policy, clock=clock or Clock())
 
 
+def _redeem_max(edge: OfflineProcessor, receipt_id: str) -> int:
+    """The redemption allowance offline pricing gives the customer on a new receipt."""
+    return edge.calculate(
+        calculate_request(receipt_id, points_to_redeem=1)
+    ).calculation.points.redeem_max
+
+
 def test_redemption_is_denied_by_default(tmp_path: Path) -> None:
     edge = _edge(tmp_path, OfflinePolicy())
     calc = edge.calculate(calculate_request(points_to_redeem=5000)).calculation
@@ -88,10 +95,7 @@ def test_offline_redemptions_are_forgotten_once_central_has_them_and_a_sync_ran(
     edge = _edge(tmp_path, OfflinePolicy(redeem="limited"), balance=15000, clock=clock)
     calc = edge.calculate(calculate_request("R1", points_to_redeem=12000)).calculation
     edge.confirm(confirm_request("R1", calc.due))
-    assert (
-        edge.calculate(calculate_request("R2", points_to_redeem=1)).calculation.points.redeem_max
-        == 3000
-    )
+    assert _redeem_max(edge, "R2") == 3000
     entries = edge.outbox.pending(10)
     clock.now += 5
     edge.outbox.record_acks(
@@ -101,17 +105,11 @@ def test_offline_redemptions_are_forgotten_once_central_has_them_and_a_sync_ran(
     sync = SyncClient(EdgeCache(edge.db), store=STORE, clock=clock)
     # a sync that began before central acknowledged may not carry the new balance yet
     sync.finish(started_at=clock.now - 10, duration_s=0.1)
-    assert (
-        edge.calculate(calculate_request("R3", points_to_redeem=1)).calculation.points.redeem_max
-        == 3000
-    )
+    assert _redeem_max(edge, "R3") == 3000
     clock.now += 5
     sync.finish(started_at=clock.now - 1, duration_s=0.1)
     # the synced balance (here unchanged, 15 000) is the whole truth again
-    assert (
-        edge.calculate(calculate_request("R4", points_to_redeem=1)).calculation.points.redeem_max
-        == 15000
-    )
+    assert _redeem_max(edge, "R4") == 15000
 
 
 def test_a_confirm_central_rejected_stays_counted_here_until_it_is_applied(
@@ -136,10 +134,7 @@ def test_a_confirm_central_rejected_stays_counted_here_until_it_is_applied(
     clock.now += 5
     sync.finish(started_at=clock.now - 1, duration_s=0.1)
     # the store gave those 12 000 points: no synced balance holds them, so they still count
-    assert (
-        edge.calculate(calculate_request("R2", points_to_redeem=1)).calculation.points.redeem_max
-        == 3000
-    )
+    assert _redeem_max(edge, "R2") == 3000
 
     requeued, _ = edge.outbox.requeue_rejected()
     assert {entry.receipt_id for entry in requeued} == {"R1"}
@@ -153,10 +148,7 @@ def test_a_confirm_central_rejected_stays_counted_here_until_it_is_applied(
     assert not edge.holds_unsent(ref, [])
     edge.db.set_meta(META_SYNC_VERSION, "10")
     sync.finish(started_at=clock.now, duration_s=0.1)
-    assert (
-        edge.calculate(calculate_request("R3", points_to_redeem=1)).calculation.points.redeem_max
-        == 15000
-    )
+    assert _redeem_max(edge, "R3") == 15000
 
 
 def test_coupon_used_offline_is_not_accepted_twice(tmp_path: Path) -> None:
@@ -278,14 +270,8 @@ def test_a_rejected_confirm_settled_by_hand_is_dismissed_and_stops_counting_afte
     # Until a sync that began after the dismissal brings central's adjustment, both sales count.
     sync = SyncClient(EdgeCache(edge.db), store=STORE, clock=clock)
     sync.finish(started_at=clock.now - 1, duration_s=0.1)
-    assert (
-        edge.calculate(calculate_request("R3", points_to_redeem=1)).calculation.points.redeem_max
-        == 3000
-    )
+    assert _redeem_max(edge, "R3") == 3000
     clock.now += 5
     sync.finish(started_at=clock.now - 1, duration_s=0.1)
     # R1 is settled at central (its balance here stands for the adjustment); R2 still counts
-    assert (
-        edge.calculate(calculate_request("R4", points_to_redeem=1)).calculation.points.redeem_max
-        == 9000
-    )
+    assert _redeem_max(edge, "R4") == 9000
