@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TextIO
 
 from drivers.base import LinkNotice
-from drivers.link import FrameDecoder, WireBad, WireControl, WireFrame, WireNoise
+from drivers.link import FrameDecoder, WireBad, WireControl, WireFrame, WireNoise, WireUnit
 from tillgate.errors import TillgateError
 
 __all__ = [
@@ -58,6 +58,11 @@ QUEUE_LIMIT = 10_000
 #: records kept per connection until a hello names its lane (a hello is a few frames)
 HELD_LIMIT = 200
 PAYLOAD_PREVIEW = 240
+#: bytes per record at most: a long read (a 70 KB request line) is traced as several records,
+#: so that every record line stays far below what sniff reads as one line
+RECORD_BYTES = 4096
+#: how long closing the hub waits for its sniff clients' handlers to end
+CLOSE_WAIT_S = 2.0
 
 
 class TraceError(TillgateError):
@@ -134,7 +139,9 @@ class Tap:
         """FramedChannel's ``trace`` callback."""
         if self._hub.listening:
             at = monotonic_time + self._hub.wall_offset
-            self._hub.publish(self, TraceRecord(self.name, self.framing, direction, at, data))
+            for start in range(0, len(data), RECORD_BYTES):
+                piece = data[start : start + RECORD_BYTES]
+                self._hub.publish(self, TraceRecord(self.name, self.framing, direction, at, piece))
 
     def on_notice(self, notice: LinkNotice) -> None:
         """FramedChannel's ``on_notice`` callback."""
@@ -155,6 +162,7 @@ class TraceHub:
         self._taps: dict[str, Tap] = {}
         self._server: asyncio.AbstractServer | None = None
         self._clients: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[Any]] = set()
 
     @property
     def listening(self) -> bool:
@@ -221,6 +229,11 @@ class TraceHub:
             self._server.close()
             for writer in list(self._clients):
                 writer.close()
+            # Python 3.11's wait_closed() does not wait for the connection handlers, and one
+            # still running when the daemon's loop ends is cancelled, which 3.11 logs as an
+            # asyncio error with a traceback, one per sniff client. Closed, they end at once.
+            if self._handlers:
+                await asyncio.wait(set(self._handlers), timeout=CLOSE_WAIT_S)
             await self._server.wait_closed()
             self._server = None
         with contextlib.suppress(FileNotFoundError):
@@ -233,6 +246,9 @@ class TraceHub:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         subscriber: _Subscriber | None = None
         waiting: list[asyncio.Future[Any]] = []
+        handler = asyncio.current_task()
+        if handler is not None:
+            self._handlers.add(handler)
         self._clients.add(writer)
         try:
             request = json.loads(await asyncio.wait_for(reader.readline(), 10))
@@ -276,6 +292,7 @@ class TraceHub:
             writer.close()
             with contextlib.suppress(OSError, ConnectionError):
                 await writer.wait_closed()
+            self._handlers.discard(handler)
 
 
 def _dropped_line(lane: str, count: int) -> bytes:
@@ -316,6 +333,7 @@ class SniffPrinter:
 
     def lines(self, record: TraceRecord) -> Iterator[str]:
         """Printable lines for one record."""
+        yield from self._expired(record.lane, record.at)
         head = f"{_clock(record.at)} {record.lane} {self.ARROWS.get(record.direction, '?')}"
         if record.direction == "notice":
             yield f"{head} {record.kind} {record.detail}".rstrip()
@@ -324,11 +342,25 @@ class SniffPrinter:
         else:
             yield from self._lines(head, record)
 
+    def _expired(self, lane: str, now: float) -> Iterator[str]:
+        """What the 200 ms gap ended before ``now`` on ``lane``, either way, at the instant it
+        ended. A register that stops in the middle of a frame sends nothing more: the daemon
+        NAKs the cut-off frame on its own timer, and the bad frame is shown before that NAK,
+        not when the register next sends something."""
+        for (name, direction), decoder in self._decoders.items():
+            deadline = decoder.deadline()
+            if name == lane and deadline is not None and now >= deadline:
+                head = f"{_clock(deadline)} {lane} {self.ARROWS[direction]}"
+                yield from self._units(head, decoder.check_gap(now))
+
     def _link(self, head: str, record: TraceRecord) -> Iterator[str]:
         key = (record.lane, record.direction)
         decoder = self._decoders.setdefault(key, FrameDecoder())
         # Record times are wall-clock; the decoder only compares them (200 ms gaps).
-        for unit in decoder.feed(record.data, record.at):
+        yield from self._units(head, decoder.feed(record.data, record.at))
+
+    def _units(self, head: str, units: list[WireUnit]) -> Iterator[str]:
+        for unit in units:
             if isinstance(unit, WireFrame):
                 more = " +more" if unit.more else ""
                 yield (

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 
+import pytest
+
 from drivers.base import LinkNotice
-from drivers.link import ACK, encode_control, encode_frame
-from drivers.trace import SniffPrinter, TraceHub, TraceRecord
+from drivers.link import ACK, NAK, encode_control, encode_frame
+from drivers.trace import RECORD_BYTES, SniffPrinter, TraceHub, TraceRecord
 
 
 def test_record_json_round_trip() -> None:
@@ -92,3 +95,72 @@ def test_hub_rejects_a_bad_request(tmp_path: Path) -> None:
     answer = json.loads(asyncio.run(asyncio.wait_for(scenario(), 10)))
     assert answer["ok"] is False
     assert "lane" in answer["error"]
+
+
+def test_a_long_read_reaches_sniff_in_records_it_can_read(tmp_path: Path) -> None:
+    # A 70 KB request line arrives in reads of up to 64 KiB: each traced read used to be one
+    # record line of twice its size in hex, past what sniff reads as a line.
+    line = b'{"v":1,"type":"ping","id":"p","pad":"' + b"x" * 70_000 + b'"}\n'
+
+    async def scenario() -> list[bytes]:
+        hub = TraceHub(tmp_path / "t.sock")
+        await hub.start()
+        tap = hub.tap("tcp:127.0.0.1:5000", "lines", lane="01")
+        reader, writer = await asyncio.open_unix_connection(tmp_path / "t.sock")  # 64 KiB limit
+        writer.write(b'{"lane": "01"}\n')
+        await reader.readline()
+        tap.trace("in", line[:65536], 1.0)
+        tap.trace("in", line[65536:], 1.1)
+        records: list[bytes] = []
+        while sum(len(record) for record in records) < len(line):
+            records.append(TraceRecord.from_json(await reader.readline()).data)
+        writer.close()
+        await hub.close()
+        return records
+
+    records = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert b"".join(records) == line
+    assert max(len(record) for record in records) <= RECORD_BYTES
+    printer = SniffPrinter()
+    printed = [text for data in records
+               for text in printer.lines(TraceRecord("01", "lines", "in", 1.0, data))]
+    assert len(printed) == 1
+    assert printed[0].endswith(f"… ({len(line) - 1} bytes)")
+
+
+def test_closing_the_hub_under_its_clients_logs_no_asyncio_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The daemon closes the hub and then its loop ends: a sniff client's handler still running
+    # then was cancelled, and Python 3.11 logged that as an error with a traceback.
+    async def scenario() -> int:
+        hub = TraceHub(tmp_path / "t.sock")
+        await hub.start()
+        clients = [await asyncio.open_unix_connection(tmp_path / "t.sock") for _ in range(3)]
+        for reader, writer in clients:
+            writer.write(b'{"lane": "*"}\n')
+            await reader.readline()
+        await hub.close()
+        return len(asyncio.all_tasks())  # the loop ends now, cancelling what is left
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        assert asyncio.run(scenario()) == 1  # this one
+    assert [record.getMessage() for record in caplog.records] == []
+
+
+def test_a_frame_cut_off_shows_before_the_nak_it_caused() -> None:
+    # The register stops 4 bytes into a frame and sends nothing more; the daemon's 200 ms
+    # timer NAKs it. The bad frame is printed at the instant the gap ended, before the NAK.
+    # (Before, it showed only once the register sent again, stamped then, after the NAK.)
+    printer = SniffPrinter()
+    cut = encode_frame(7, b'{"v":1}')[:4]
+    out = list(printer.lines(TraceRecord("03", "link", "in", 100.0, cut)))
+    out += printer.lines(TraceRecord("03", "link", "notice", 100.25, b"", "nak_sent", "gap seq=7"))
+    out += printer.lines(TraceRecord("03", "link", "out", 100.25, encode_control(NAK, 7)))
+    assert [text.split(" ", 2)[2] for text in out] == [
+        f"reg> BAD gap seq=7 | {cut.hex(' ')}",
+        f"reg> NOISE | {cut[1:].hex(' ')}",  # re-read from the byte after the STX (§5)
+        "  !! nak_sent gap seq=7",
+        "<tg  NAK 7",
+    ]
+    assert out[0].split(" ")[0].endswith(".200")
