@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import sys
 import time
@@ -44,7 +45,8 @@ def add_commands(subparsers: Any, *, data_dir_for_config: DataDirForConfig | Non
     # The speeds the daemon's configuration accepts: a probe at any other speed would prove a
     # setting the daemon then refuses.
     serial_p.add_argument("--baud", type=int, default=115200, choices=BAUD_RATES)
-    serial_p.add_argument("--timeout", type=float, default=2.0, help="seconds (default 2)")
+    serial_p.add_argument("--timeout", type=_seconds, default=2.0,
+                          help="seconds, more than 0 (default 2)")
     serial_p.set_defaults(handler=_handle_probe_serial)
 
     printer_p = kinds.add_parser("printer", help="print a test page (Cyrillic, EAN-13, QR)")
@@ -69,6 +71,17 @@ def add_commands(subparsers: Any, *, data_dir_for_config: DataDirForConfig | Non
     sniff_p.set_defaults(
         handler=lambda args: _handle_sniff(args, data_dir_for_config or _data_dir_from_toml)
     )
+
+
+def _seconds(text: str) -> float:
+    """``--timeout``: a number of seconds more than 0 (a wait of none proves nothing)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text!r}")
+    return value
 
 
 def _fail(message: str, code: int = 1) -> int:

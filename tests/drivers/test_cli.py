@@ -185,3 +185,11 @@ def test_usage_errors_exit_2(argv: list[str]) -> None:
     code, _, err = run(tillgate(*argv))
     assert code == 2
     assert "usage:" in err
+
+
+@pytest.mark.parametrize("seconds", ["0", "-1", "nan", "inf", "soon"])
+def test_probe_serial_refuses_a_timeout_that_waits_for_nothing(seconds: str) -> None:
+    code, _, err = run(tillgate("probe", "serial", "/dev/null", "--timeout", seconds))
+    assert code == 2
+    assert "argument --timeout: " in err
+    assert repr(seconds) in err
