@@ -485,25 +485,22 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
     tls_paths = [r.string(c, k, f"central.{k}") for k in ("tls_ca", "tls_cert", "tls_key")]
     tls: TLSConfig | None = None
     if url.startswith("grpcs://"):
-        if not all(tls_paths):
-            for name, given in zip(("tls_ca", "tls_cert", "tls_key"), tls_paths, strict=True):
-                if not given:
-                    r.problem(f"central.{name}", "is required with grpcs:// (tls_ca, tls_cert "
-                              "and tls_key)")  # fmt: skip
-        else:
-            ca, cert, key = (
-                _path(r, f"central.{name}", base, p)
-                for name, p in zip(("tls_ca", "tls_cert", "tls_key"), tls_paths, strict=True)
-                if p
-            )
-            tls = TLSConfig(ca, cert, key)
-            problems_before = len(r.problems)
-            named = {problem.key for problem in r.problems}  # ~nosuchuser: said once is enough
-            for name, p in (("tls_ca", ca), ("tls_cert", cert), ("tls_key", key)):
-                if f"central.{name}" not in named:
-                    _check_readable(r, f"central.{name}", p)
-            if len(r.problems) == problems_before:
-                _check_tls_material(r, tls)
+        # Every file named is checked even when another is missing: check-config reports
+        # all problems at once, not one more per run.
+        problems_before = len(r.problems)
+        files = {f"central.{name}": _path(r, f"central.{name}", base, given)
+                 for name, given in zip(("tls_ca", "tls_cert", "tls_key"), tls_paths, strict=True)
+                 if given}  # fmt: skip
+        named = {problem.key for problem in r.problems}  # ~nosuchuser: said once is enough
+        for key in ("central.tls_ca", "central.tls_cert", "central.tls_key"):
+            if key not in files:
+                r.problem(key, "is required with grpcs:// (tls_ca, tls_cert and tls_key)")
+            elif key not in named:
+                _check_readable(r, key, files[key])
+        if len(r.problems) == problems_before:
+            tls = TLSConfig(files["central.tls_ca"], files["central.tls_cert"],
+                            files["central.tls_key"])
+            _check_tls_material(r, tls)
     elif any(tls_paths):
         r.problem(
             "central.url",

@@ -137,3 +137,16 @@ def test_a_missing_tls_file_is_reported_under_its_own_key(tmp_path: Path) -> Non
     assert str(caught.value.problems[0]).endswith(
         "central.tls_key: is required with grpcs:// (tls_ca, tls_cert and tls_key)"
     )
+
+
+def test_with_a_tls_file_missing_the_files_named_are_still_checked(tmp_path: Path) -> None:
+    # Every problem at once: a missing tls_key does not hide that the other two do not exist.
+    with pytest.raises(InvalidConfigError) as caught:
+        load_config(write(tmp_path, '[central]\nurl = "grpcs://central:7443"\n'
+                                    'tls_ca = "nope/ca.crt"\ntls_cert = "nope/s.crt"\n'))
+    assert [str(problem).removeprefix("tillgate.toml: ")
+            for problem in caught.value.problems] == [
+        f"central.tls_ca: no such file: {tmp_path / 'nope' / 'ca.crt'}",
+        f"central.tls_cert: no such file: {tmp_path / 'nope' / 's.crt'}",
+        "central.tls_key: is required with grpcs:// (tls_ca, tls_cert and tls_key)",
+    ]
