@@ -196,9 +196,12 @@ def _retry_rejected(args: argparse.Namespace) -> int:
 
     def act(outbox: Outbox) -> int:
         if args.list:
-            for entry in outbox.rejected():
+            rejected = outbox.rejected()
+            for entry in rejected:
                 print(f"seq {entry.seq}: {entry.operation} of receipt {entry.receipt_id}: "
                       f"{entry.message}")
+            if not rejected:
+                print("no rejected entries")
             return 0
         requeued, foreign = outbox.requeue_rejected(args.seq)
         for entry in requeued:

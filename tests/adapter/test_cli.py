@@ -116,6 +116,8 @@ def test_retry_rejected_puts_rejected_entries_back_in_the_outbox(tmp_path: Path)
         0, "seq 3: cancel of receipt R2 waits for central again\n")
     again = tillgate("retry-rejected", "--config", str(config))
     assert (again.returncode, again.stdout) == (0, "no rejected entries\n")
+    empty = tillgate("retry-rejected", "--config", str(config), "--list")
+    assert (empty.returncode, empty.stdout) == (0, "no rejected entries\n")  # not silence
     status = json.loads(tillgate("status", "--config", str(config), "--json").stdout)
     assert (status["outbox"]["depth"], status["outbox"]["rejected"]) == (2, 0)
 
