@@ -246,6 +246,9 @@ class _Reader:
                 self.problem(where, "unknown key", hint=f"known keys: {', '.join(sorted(known))}")
 
 
+_ADDRESS_RULE = "must be HOST:PORT with a port 0..65535"
+
+
 def _port_ok(port: str) -> bool:
     # ASCII only: "²".isdigit() is true, and int("²") raises.
     return port.isascii() and port.isdigit() and int(port) <= 65535
@@ -542,7 +545,7 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
             r.string(item, "address", f"listener[{i}].address", DEFAULT_ADDRESS) or DEFAULT_ADDRESS
         )
         if not _address_ok(address):
-            r.problem(f"listener[{i}].address", f"must be HOST:PORT, not {address!r}")
+            r.problem(f"listener[{i}].address", f"{_ADDRESS_RULE}, not {address!r}")
         elif clash := _listener_clash(address, listeners):
             r.problem(f"listener[{i}].address", clash)
         framing = r.choice(item, "framing", f"listener[{i}].framing", "lines", framings)
@@ -698,7 +701,7 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
         r.unknown(m, {"address"}, "metrics")
         address = r.string(m, "address", "metrics.address", "127.0.0.1:9464") or ""
         if not _address_ok(address):
-            r.problem("metrics.address", f"must be HOST:PORT, not {address!r}")
+            r.problem("metrics.address", f"{_ADDRESS_RULE}, not {address!r}")
         elif clash := _listener_clash(address, listeners):
             r.problem("metrics.address", clash)
         metrics = MetricsConfig(address)

@@ -141,3 +141,14 @@ tls_key = "key.pem"
     assert found["central.tls_cert"].startswith("is a directory, not a file: ")
     if os.geteuid() != 0:  # root reads any file
         assert found["central.tls_key"].startswith("cannot be read by this user: ")
+
+
+def test_a_port_out_of_range_says_the_range(tmp_path: Path) -> None:
+    path = tmp_path / "tillgate.toml"
+    path.write_text('[[listener]]\naddress = "127.0.0.1:99999"\n', encoding="utf-8")
+    with pytest.raises(InvalidConfigError) as caught:
+        load_config(path)
+    assert [str(problem) for problem in caught.value.problems] == [
+        ("tillgate.toml: listener[0].address: must be HOST:PORT with a port 0..65535,"
+        " not '127.0.0.1:99999'")
+    ]

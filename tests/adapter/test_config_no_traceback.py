@@ -29,11 +29,13 @@ def check(tmp_path: Path, text: str) -> list[str]:
         (f'timezone = "{"a" * 300}"\n', "tillgate.toml: timezone: unknown time zone 'aaa"),
         (
             '[[listener]]\naddress = "127.0.0.1:²"\n',
-            "tillgate.toml: listener[0].address: must be HOST:PORT, not '127.0.0.1:²'",
+            ("tillgate.toml: listener[0].address: must be HOST:PORT with a port 0..65535,"
+            " not '127.0.0.1:²'"),
         ),
         (
             '[metrics]\naddress = "127.0.0.1:²"\n',
-            "tillgate.toml: metrics.address: must be HOST:PORT, not '127.0.0.1:²'",
+            ("tillgate.toml: metrics.address: must be HOST:PORT with a port 0..65535,"
+            " not '127.0.0.1:²'"),
         ),
         (
             '[[lane]]\nid = "01"\nprinter = "tcp://printer:²"\n',
