@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import os
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -121,6 +122,19 @@ def cashier_view(calc: dict[str, Any], receipt: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+class _OutputClosed(Exception):  # noqa: N818 - internal control flow, never escapes simulate
+    """The reader of our output went away (``tillgate simulate | head``)."""
+
+
+def _show(text: str) -> None:
+    # A closed stdout is told apart from a closed connection to the daemon: both raise
+    # BrokenPipeError, and only the second is the daemon's to explain.
+    try:
+        print(text, flush=True)
+    except BrokenPipeError as exc:
+        raise _OutputClosed from exc
+
+
 async def simulate(
     host: str, port: int, lane: str, receipts: list[dict[str, Any]], *, token: str = ""
 ) -> int:
@@ -137,11 +151,11 @@ async def simulate(
         if hello.get("type") == "error":
             print(f"hello refused: {hello.get('code')}: {hello.get('message')}", file=sys.stderr)
             return 1
-        print(f"Касса {lane} → магазин {hello['store']}, режим {hello['mode']}")
+        _show(f"Касса {lane} → магазин {hello['store']}, режим {hello['mode']}")
         failures = 0
         for receipt in receipts:
             calc = await client.request("calculate", {"receipt": receipt})
-            print(cashier_view(calc, receipt))
+            _show(cashier_view(calc, receipt))
             if calc.get("type") == "error":
                 failures += 1
                 continue
@@ -160,17 +174,17 @@ async def simulate(
                 },
             )
             if confirm.get("type") == "error":
-                print(f"  confirm: ОШИБКА {confirm.get('code')}: {confirm.get('message')}")
+                _show(f"  confirm: ОШИБКА {confirm.get('code')}: {confirm.get('message')}")
                 failures += 1
                 continue
             points = confirm["points"]
             balance = "неизвестен" if points["balance"] is None else format_money(points["balance"])
-            print(
+            _show(
                 f"  Подтверждён ({confirm['mode']}): начислено {format_money(points['accrued'])},"
                 f" списано {format_money(points['redeemed'])}, баланс {balance}"
             )
             for message in confirm.get("messages", []):
-                print(f"  [{message['target']}] {message['text']}")
+                _show(f"  [{message['target']}] {message['text']}")
         return 1 if failures else 0
     finally:
         await client.close()
@@ -221,6 +235,11 @@ def _run(args: argparse.Namespace) -> int:
         receipts.append(generated_receipt(args.lines))
     try:
         return asyncio.run(simulate(host, port, args.lane, receipts, token=args.token))
+    except _OutputClosed:
+        # As a pipe's writer does: stop, quietly. Python's final flush of stdout would fail
+        # again and print its own complaint, so stdout is pointed at /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except ConnectionRefusedError:
         print(
             f"tillgate simulate: connection refused by {host}:{port}"

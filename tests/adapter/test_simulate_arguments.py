@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import sys
 from pathlib import Path
@@ -107,3 +108,27 @@ def test_a_refused_connection_says_so_with_host_and_port() -> None:
     assert code == 1
     assert err.startswith(f"tillgate simulate: connection refused by 127.0.0.1:{port} ")
     assert err.count("\n") == 1
+
+
+def test_a_closed_output_stops_quietly_without_blaming_the_daemon() -> None:
+    # `tillgate simulate | head -n 0`: the reader of our output is gone before the first line.
+    async def scenario() -> tuple[int, str, FakeTillgate]:
+        fake = FakeTillgate()
+        address = await fake.start()
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "tillgate", "simulate", "--address", address,
+                cwd=ROOT, stdout=write_end, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+        finally:
+            os.close(write_end)
+        _, err = await process.communicate()
+        await fake.stop()
+        assert process.returncode is not None
+        return process.returncode, err.decode(), fake
+
+    code, err, fake = asyncio.run(asyncio.wait_for(scenario(), 60.0))
+    assert (code, err) == (1, "")
+    assert [request["type"] for request in fake.requests] == ["hello"]
