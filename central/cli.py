@@ -35,6 +35,7 @@ from central.storage import SQLiteRepository
 from central.syncfeed import HORIZON_SETTING
 from loyalty import MAX_INTEGER
 from tillgate import systemd
+from tillgate.cli import parse_command_line
 from tillgate.errors import ConfigError, DocumentError, TillgateError
 
 #: Settings the ``settings`` command may change.
@@ -506,6 +507,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one central command; returns its exit code."""
-    args = build_parser().parse_args(argv)
+    args = parse_command_line(build_parser(), argv)
     handler: Handler = args.handler
     return handler(args)

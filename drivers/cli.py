@@ -24,6 +24,7 @@ from drivers.escpos_printer import WIDTHS, BarcodeSpec, PrintItem, ReceiptPrinte
 from drivers.link import Link
 from drivers.serial import BAUD_RATES, open_serial_connection
 from drivers.trace import SOCKET_NAME, sniff
+from tillgate.cli import parse_command_line
 from tillgate.errors import ConfigError, TillgateError
 
 __all__ = ["add_commands", "main", "probe_page", "probe_serial"]
@@ -252,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m drivers.cli ...``: these commands without the rest of ``tillgate``."""
     parser = argparse.ArgumentParser(prog="tillgate", description=__doc__)
     add_commands(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    args = parser.parse_args(argv)
+    args = parse_command_line(parser, argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
 

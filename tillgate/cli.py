@@ -39,6 +39,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_command_line(parser: argparse.ArgumentParser,
+                       argv: list[str] | None) -> argparse.Namespace:
+    """``parser.parse_args(argv)``, except that an unknown option is refused by the parser of
+    the (sub)command it was given to: argparse leaves it to the top parser, whose usage does
+    not show the options of the command that was meant (``probe printer --widht 42``)."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _innermost(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
+def _innermost(parser: argparse.ArgumentParser,
+               args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (sub)command ``args`` were parsed for (``probe printer``)."""
+    while True:
+        commands = next((action for action in parser._actions
+                         if isinstance(action, argparse._SubParsersAction)), None)
+        name = getattr(args, commands.dest, None) if commands is not None else None
+        if commands is None or name not in commands.choices:
+            return parser
+        parser = commands.choices[name]
+
+
 def _data_dir_for_config(path: Path | None) -> Path:
     from adapter.config import load_config  # noqa: PLC0415 - only sniff needs the config
 
@@ -47,7 +70,7 @@ def _data_dir_for_config(path: Path | None) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_command_line(parser, argv)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
