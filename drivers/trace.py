@@ -59,8 +59,8 @@ QUEUE_LIMIT = 10_000
 HELD_LIMIT = 200
 PAYLOAD_PREVIEW = 240
 #: bytes per record at most: a long read (a 70 KB request line) is traced as several records,
-#: so that every record line stays far below what sniff reads as one line
-RECORD_BYTES = 4096
+#: so that every record line (the bytes in hex) stays below the 64 KiB sniff reads as one line
+RECORD_BYTES = 16384
 #: how long closing the hub waits for its sniff clients' handlers to end
 CLOSE_WAIT_S = 2.0
 
@@ -146,8 +146,11 @@ class Tap:
     def on_notice(self, notice: LinkNotice) -> None:
         """FramedChannel's ``on_notice`` callback."""
         if self._hub.listening:
+            # The bytes' clock, not time.time(): the wall clock may have been stepped since
+            # the hub started, and sniff orders a notice against the bytes by its time.
+            at = time.monotonic() + self._hub.wall_offset
             record = TraceRecord(
-                self.name, self.framing, "notice", time.time(), b"", notice.kind, notice.detail
+                self.name, self.framing, "notice", at, b"", notice.kind, notice.detail
             )
             self._hub.publish(self, record)
 
@@ -227,11 +230,13 @@ class TraceHub:
         """Stop serving and remove the socket file."""
         if self._server is not None:
             self._server.close()
+            # Aborted, not closed: a client that stopped reading (`sniff | less`, paused) has
+            # a full buffer that a close would wait to send, its handler stuck in drain().
             for writer in list(self._clients):
-                writer.close()
+                writer.transport.abort()
             # Python 3.11's wait_closed() does not wait for the connection handlers, and one
             # still running when the daemon's loop ends is cancelled, which 3.11 logs as an
-            # asyncio error with a traceback, one per sniff client. Closed, they end at once.
+            # asyncio error with a traceback, one per sniff client. Aborted, they end at once.
             if self._handlers:
                 await asyncio.wait(set(self._handlers), timeout=CLOSE_WAIT_S)
             await self._server.wait_closed()
@@ -347,11 +352,13 @@ class SniffPrinter:
         ended. A register that stops in the middle of a frame sends nothing more: the daemon
         NAKs the cut-off frame on its own timer, and the bad frame is shown before that NAK,
         not when the register next sends something."""
-        for (name, direction), decoder in self._decoders.items():
-            deadline = decoder.deadline()
-            if name == lane and deadline is not None and now >= deadline:
-                head = f"{_clock(deadline)} {lane} {self.ARROWS[direction]}"
-                yield from self._units(head, decoder.check_gap(now))
+        due = sorted((deadline, direction, decoder)
+                     for (name, direction), decoder in self._decoders.items()
+                     if name == lane and (deadline := decoder.deadline()) is not None
+                     and now >= deadline)  # fmt: skip
+        for deadline, direction, decoder in due:
+            head = f"{_clock(deadline)} {lane} {self.ARROWS[direction]}"
+            yield from self._units(head, decoder.check_gap(now))
 
     def _link(self, head: str, record: TraceRecord) -> Iterator[str]:
         key = (record.lane, record.direction)

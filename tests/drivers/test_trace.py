@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,50 @@ def test_a_frame_cut_off_shows_before_the_nak_it_caused() -> None:
         "<tg  NAK 7",
     ]
     assert out[0].split(" ")[0].endswith(".200")
+
+
+def test_closing_the_hub_does_not_wait_on_a_client_that_stopped_reading(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # `sniff '*' | less`, paused: the hub's writes to it fill every buffer and its handler
+    # waits in drain(). A close that waited to send that backlog would never finish.
+    async def scenario() -> int:
+        hub = TraceHub(tmp_path / "t.sock")
+        await hub.start()
+        reader, writer = await asyncio.open_unix_connection(tmp_path / "t.sock")
+        writer.write(b'{"lane": "*"}\n')
+        await reader.readline()
+        tap = hub.tap("serial:/dev/pts/1", "link", lane="03")
+        for n in range(400):  # some 13 MB of hex, never read
+            tap.trace("in", bytes([n % 256]) * RECORD_BYTES, float(n))
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.2)
+        await asyncio.wait_for(hub.close(), 1.0)
+        return len(asyncio.all_tasks())
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        assert asyncio.run(scenario()) == 1
+    assert [record.getMessage() for record in caplog.records] == []
+
+
+def test_notices_are_stamped_on_the_clock_of_the_bytes(tmp_path: Path) -> None:
+    # The wall clock stepped by a day since the hub started (NTP after boot): a notice stamped
+    # with time.time() would land a day away from the bytes sniff orders it against.
+    async def scenario() -> list[TraceRecord]:
+        hub = TraceHub(tmp_path / "t.sock")
+        hub.wall_offset -= 86_400
+        await hub.start()
+        reader, writer = await asyncio.open_unix_connection(tmp_path / "t.sock")
+        writer.write(b'{"lane": "03"}\n')
+        await reader.readline()
+        tap = hub.tap("serial:/dev/pts/1", "link", lane="03")
+        tap.trace("in", b"\x05", time.monotonic())
+        tap.on_notice(LinkNotice("peer_alive"))
+        got = [TraceRecord.from_json(await reader.readline()) for _ in range(2)]
+        writer.close()
+        await hub.close()
+        return got
+
+    data, notice = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert notice.kind == "peer_alive"
+    assert 0 <= notice.at - data.at < 1.0
