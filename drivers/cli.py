@@ -24,7 +24,6 @@ from drivers.escpos_printer import WIDTHS, BarcodeSpec, PrintItem, ReceiptPrinte
 from drivers.link import Link
 from drivers.serial import BAUD_RATES, open_serial_connection
 from drivers.trace import SOCKET_NAME, sniff
-from tillgate.cli import parse_command_line
 from tillgate.errors import ConfigError, TillgateError
 
 __all__ = ["add_commands", "main", "probe_page", "probe_serial"]
@@ -81,7 +80,7 @@ def _seconds(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a number of seconds more than 0, not {text!r}")
     return value
 
 
@@ -253,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m drivers.cli ...``: these commands without the rest of ``tillgate``."""
     parser = argparse.ArgumentParser(prog="tillgate", description=__doc__)
     add_commands(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    args = parse_command_line(parser, argv)
+    args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
 

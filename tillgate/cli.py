@@ -43,21 +43,28 @@ def parse_command_line(parser: argparse.ArgumentParser,
                        argv: list[str] | None) -> argparse.Namespace:
     """``parser.parse_args(argv)``, except that an unknown option is refused by the parser of
     the (sub)command it was given to: argparse leaves it to the top parser, whose usage does
-    not show the options of the command that was meant (``probe printer --widht 42``)."""
+    not show the options of the command that was meant (``probe printer URL --widht 42``)."""
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        _innermost(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
+        given = sys.argv[1:] if argv is None else argv
+        _given_to(parser, args, given, unknown[0]).error(
+            f"unrecognized arguments: {' '.join(unknown)}")
     return args
 
 
-def _innermost(parser: argparse.ArgumentParser,
-               args: argparse.Namespace) -> argparse.ArgumentParser:
-    """The parser of the (sub)command ``args`` were parsed for (``probe printer``)."""
+def _given_to(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str],
+              word: str) -> argparse.ArgumentParser:
+    """The parser of the innermost (sub)command named on the command line before ``word``."""
+    stop = argv.index(word) if word in argv else len(argv)
+    position = -1
     while True:
         commands = next((action for action in parser._actions
                          if isinstance(action, argparse._SubParsersAction)), None)
         name = getattr(args, commands.dest, None) if commands is not None else None
         if commands is None or name not in commands.choices:
+            return parser
+        position = argv.index(name, position + 1) if name in argv[position + 1:] else len(argv)
+        if position > stop:
             return parser
         parser = commands.choices[name]
 

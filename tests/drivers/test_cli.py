@@ -193,12 +193,3 @@ def test_probe_serial_refuses_a_timeout_that_waits_for_nothing(seconds: str) -> 
     assert code == 2
     assert "argument --timeout: " in err
     assert repr(seconds) in err
-
-
-def test_a_misspelt_option_gets_the_commands_own_usage() -> None:
-    code, _, err = run(tillgate("probe", "printer", "tcp://127.0.0.1:9", "--widht", "42"))
-    assert code == 2
-    assert err.startswith("usage: tillgate probe printer ")
-    assert "--width {32,42,48}" in err
-    assert err.rstrip().endswith(
-        "tillgate probe printer: error: unrecognized arguments: --widht 42")
