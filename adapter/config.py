@@ -494,13 +494,15 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
         files = {f"central.{name}": _path(r, f"central.{name}", base, given)
                  for name, given in zip(("tls_ca", "tls_cert", "tls_key"), tls_paths, strict=True)
                  if given}  # fmt: skip
-        named = {problem.key for problem in r.problems}  # ~nosuchuser: said once is enough
+        named = {problem.key for problem in r.problems}
         for key in ("central.tls_ca", "central.tls_cert", "central.tls_key"):
+            if key in named:  # empty, not a string, ~nosuchuser: said once is enough
+                continue
             if key not in files:
                 r.problem(key, "is required with grpcs:// (tls_ca, tls_cert and tls_key)")
-            elif key not in named:
+            else:
                 _check_readable(r, key, files[key])
-        if len(r.problems) == problems_before:
+        if len(files) == 3 and len(r.problems) == problems_before:
             tls = TLSConfig(files["central.tls_ca"], files["central.tls_cert"],
                             files["central.tls_key"])
             _check_tls_material(r, tls)

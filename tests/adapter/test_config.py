@@ -150,3 +150,17 @@ def test_with_a_tls_file_missing_the_files_named_are_still_checked(tmp_path: Pat
         f"central.tls_cert: no such file: {tmp_path / 'nope' / 's.crt'}",
         "central.tls_key: is required with grpcs:// (tls_ca, tls_cert and tls_key)",
     ]
+
+
+@pytest.mark.parametrize(("line", "said"), [
+    ('tls_ca = ""', "central.tls_ca: must not be empty"),
+    ("tls_ca = 5", "central.tls_ca: must be a string, not int"),
+])
+def test_a_tls_key_given_wrong_is_said_once(tmp_path: Path, line: str, said: str) -> None:
+    (tmp_path / "store.pem").write_text("x")
+    (tmp_path / "store.key").write_text("x")
+    with pytest.raises(InvalidConfigError) as caught:
+        load_config(write(tmp_path, f'[central]\nurl = "grpcs://central:7443"\n{line}\n'
+                                    'tls_cert = "store.pem"\ntls_key = "store.key"\n'))
+    problems = [str(problem).removeprefix("tillgate.toml: ") for problem in caught.value.problems]
+    assert [problem for problem in problems if problem.startswith("central.tls_ca")] == [said]
