@@ -122,17 +122,18 @@ def cashier_view(calc: dict[str, Any], receipt: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-class _OutputClosed(Exception):  # noqa: N818 - internal control flow, never escapes simulate
-    """The reader of our output went away (``tillgate simulate | head``)."""
+class _OutputFailed(Exception):  # noqa: N818 - internal control flow, never escapes simulate
+    """Our output cannot be written: its reader went away (``tillgate simulate | head``), or
+    the disk is full (``> /dev/full``)."""
 
 
 def _show(text: str) -> None:
-    # A closed stdout is told apart from a closed connection to the daemon: both raise
-    # BrokenPipeError, and only the second is the daemon's to explain.
+    # A failed stdout is told apart from a failed connection to the daemon: both raise
+    # OSError (BrokenPipeError, say), and only the second is the daemon's to explain.
     try:
         print(text, flush=True)
-    except BrokenPipeError as exc:
-        raise _OutputClosed from exc
+    except OSError as exc:
+        raise _OutputFailed from exc
 
 
 async def simulate(
@@ -235,10 +236,14 @@ def _run(args: argparse.Namespace) -> int:
         receipts.append(generated_receipt(args.lines))
     try:
         return asyncio.run(simulate(host, port, args.lane, receipts, token=args.token))
-    except _OutputClosed:
-        # As a pipe's writer does: stop, quietly. Python's final flush of stdout would fail
-        # again and print its own complaint, so stdout is pointed at /dev/null first.
+    except _OutputFailed as failed:
+        # A closed pipe stops its writer quietly; any other failure is said. Python's final
+        # flush of stdout would fail again and print its own complaint, so stdout is pointed
+        # at /dev/null first.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if not isinstance(failed.__cause__, BrokenPipeError):
+            print(f"tillgate simulate: cannot write the output: {failed.__cause__}",
+                  file=sys.stderr)
         return 1
     except ConnectionRefusedError:
         print(

@@ -132,3 +132,24 @@ def test_a_closed_output_stops_quietly_without_blaming_the_daemon() -> None:
     code, err, fake = asyncio.run(asyncio.wait_for(scenario(), 60.0))
     assert (code, err) == (1, "")
     assert [request["type"] for request in fake.requests] == ["hello"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_an_output_that_cannot_be_written_is_said_as_such() -> None:
+    # `tillgate simulate > /dev/full`: the disk is full, not the daemon unreachable.
+    async def scenario() -> tuple[int, str]:
+        fake = FakeTillgate()
+        address = await fake.start()
+        with Path("/dev/full").open("wb") as full:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "tillgate", "simulate", "--address", address,
+                cwd=ROOT, stdout=full, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            _, err = await process.communicate()
+        await fake.stop()
+        assert process.returncode is not None
+        return process.returncode, err.decode()
+
+    code, err = asyncio.run(asyncio.wait_for(scenario(), 60.0))
+    assert code == 1
+    assert err == "tillgate simulate: cannot write the output: [Errno 28] No space left on device\n"
