@@ -15,6 +15,14 @@ from drivers.link import ACK, NAK, encode_control, encode_frame
 from drivers.trace import RECORD_BYTES, SniffPrinter, TraceHub, TraceRecord
 
 
+async def subscribe(socket: Path, lane: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A sniff client of ``lane`` on the hub at ``socket``, past the hub's hello."""
+    reader, writer = await asyncio.open_unix_connection(socket)
+    writer.write(json.dumps({"lane": lane}).encode() + b"\n")
+    await reader.readline()
+    return reader, writer
+
+
 def test_record_json_round_trip() -> None:
     record = TraceRecord("03", "link", "in", 1700000000.25, b"\x02\x00\xff")
     assert TraceRecord.from_json(record.to_json()) == record
@@ -107,9 +115,7 @@ def test_a_long_read_reaches_sniff_in_records_it_can_read(tmp_path: Path) -> Non
         hub = TraceHub(tmp_path / "t.sock")
         await hub.start()
         tap = hub.tap("tcp:127.0.0.1:5000", "lines", lane="01")
-        reader, writer = await asyncio.open_unix_connection(tmp_path / "t.sock")  # 64 KiB limit
-        writer.write(b'{"lane": "01"}\n')
-        await reader.readline()
+        reader, writer = await subscribe(tmp_path / "t.sock", "01")  # reads lines of 64 KiB
         tap.trace("in", line[:65536], 1.0)
         tap.trace("in", line[65536:], 1.1)
         records: list[bytes] = []
@@ -137,10 +143,8 @@ def test_closing_the_hub_under_its_clients_logs_no_asyncio_error(
     async def scenario() -> int:
         hub = TraceHub(tmp_path / "t.sock")
         await hub.start()
-        clients = [await asyncio.open_unix_connection(tmp_path / "t.sock") for _ in range(3)]
-        for reader, writer in clients:
-            writer.write(b'{"lane": "*"}\n')
-            await reader.readline()
+        for _ in range(3):
+            await subscribe(tmp_path / "t.sock", "*")
         await hub.close()
         return len(asyncio.all_tasks())  # the loop ends now, cancelling what is left
 
@@ -175,9 +179,7 @@ def test_closing_the_hub_does_not_wait_on_a_client_that_stopped_reading(
     async def scenario() -> int:
         hub = TraceHub(tmp_path / "t.sock")
         await hub.start()
-        reader, writer = await asyncio.open_unix_connection(tmp_path / "t.sock")
-        writer.write(b'{"lane": "*"}\n')
-        await reader.readline()
+        await subscribe(tmp_path / "t.sock", "*")
         tap = hub.tap("serial:/dev/pts/1", "link", lane="03")
         for n in range(400):  # some 13 MB of hex, never read
             tap.trace("in", bytes([n % 256]) * RECORD_BYTES, float(n))
@@ -198,9 +200,7 @@ def test_notices_are_stamped_on_the_clock_of_the_bytes(tmp_path: Path) -> None:
         hub = TraceHub(tmp_path / "t.sock")
         hub.wall_offset -= 86_400
         await hub.start()
-        reader, writer = await asyncio.open_unix_connection(tmp_path / "t.sock")
-        writer.write(b'{"lane": "03"}\n')
-        await reader.readline()
+        reader, writer = await subscribe(tmp_path / "t.sock", "03")
         tap = hub.tap("serial:/dev/pts/1", "link", lane="03")
         tap.trace("in", b"\x05", time.monotonic())
         tap.on_notice(LinkNotice("peer_alive"))
