@@ -9,6 +9,7 @@ seeded with demo data, data files in the user's data directory.
 
 from __future__ import annotations
 
+import difflib
 import errno
 import inspect
 import ipaddress
@@ -243,7 +244,9 @@ class _Reader:
         for key in doc:
             if key not in known:
                 where = f"{prefix}.{key}" if prefix else key
-                self.problem(where, "unknown key", hint=f"known keys: {', '.join(sorted(known))}")
+                close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+                said = f"unknown key; did you mean {close[0]!r}?" if close else "unknown key"
+                self.problem(where, said, hint=f"known keys: {', '.join(sorted(known))}")
 
 
 _ADDRESS_RULE = "must be HOST:PORT with a port 0..65535"

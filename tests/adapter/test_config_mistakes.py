@@ -152,3 +152,17 @@ def test_a_port_out_of_range_says_the_range(tmp_path: Path) -> None:
         ("tillgate.toml: listener[0].address: must be HOST:PORT with a port 0..65535,"
         " not '127.0.0.1:99999'")
     ]
+
+
+def test_a_misspelt_key_is_told_the_key_it_resembles(tmp_path: Path) -> None:
+    path = tmp_path / "tillgate.toml"
+    path.write_text('stroe = "S001"\n[[listener]]\nadress = "127.0.0.1:7171"\nzzz = 1\n',
+                    encoding="utf-8")
+    with pytest.raises(InvalidConfigError) as caught:
+        load_config(path)
+    said = [(problem.key, problem.message) for problem in caught.value.problems]
+    assert said == [
+        ("stroe", "unknown key; did you mean 'store'?"),
+        ("listener[0].adress", "unknown key; did you mean 'address'?"),
+        ("listener[0].zzz", "unknown key"),
+    ]
