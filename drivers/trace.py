@@ -430,8 +430,8 @@ async def sniff(
         print(f"# sniffing lane {lane} (lanes now: {known}); Ctrl-C stops", file=out, flush=True)
         while limit is None or count < limit:
             line = await reader.readline()
-            if not line:
-                break
+            if not line.endswith(b"\n"):
+                break  # the end, or a daemon stopping aborted us within a record
             try:
                 record = TraceRecord.from_json(line)
             except (ValueError, KeyError) as exc:

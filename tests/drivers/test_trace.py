@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import time
@@ -12,7 +13,7 @@ import pytest
 
 from drivers.base import LinkNotice
 from drivers.link import ACK, NAK, encode_control, encode_frame
-from drivers.trace import RECORD_BYTES, SniffPrinter, TraceHub, TraceRecord
+from drivers.trace import RECORD_BYTES, SniffPrinter, TraceHub, TraceRecord, sniff
 
 
 async def subscribe(socket: Path, lane: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -212,3 +213,28 @@ def test_notices_are_stamped_on_the_clock_of_the_bytes(tmp_path: Path) -> None:
     data, notice = asyncio.run(asyncio.wait_for(scenario(), 10))
     assert notice.kind == "peer_alive"
     assert 0 <= notice.at - data.at < 1.0
+
+
+def test_sniff_ends_quietly_on_a_record_cut_by_the_daemon_stopping(tmp_path: Path) -> None:
+    # A daemon stopping aborts its sniff clients, perhaps in the middle of a record line.
+    record = TraceRecord("03", "link", "in", 1.0, encode_control(ACK, 1)).to_json().encode()
+
+    async def daemon(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()
+        writer.write(b'{"ok": true, "lane": "03", "lanes": ["03"]}\n' + record + b"\n"
+                     + record[:20])
+        await writer.drain()
+        writer.transport.abort()
+
+    async def scenario() -> tuple[int, str]:
+        server = await asyncio.start_unix_server(daemon, path=tmp_path / "t.sock")
+        out = io.StringIO()
+        count = await sniff(tmp_path / "t.sock", "03", out)
+        server.close()
+        await server.wait_closed()
+        return count, out.getvalue()
+
+    count, printed = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert count == 1
+    assert printed.splitlines()[1].endswith(" 03 reg> ACK 1")
+    assert "unreadable" not in printed
