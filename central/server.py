@@ -275,8 +275,10 @@ class CentralServer:
         repository: SQLiteRepository,
         processing: Processing,
         health_servicer: health.HealthServicer,
+        executor: futures.ThreadPoolExecutor,
     ) -> None:
         self._server = server
+        self._executor = executor
         self.port = port
         self.address = f"{host}:{port}"
         self.repository = repository
@@ -305,6 +307,11 @@ class CentralServer:
         self._stopping.set()
         self._health.enter_graceful_shutdown()
         self._server.stop(grace).wait()
+        # gRPC counts a call done once it is cancelled or answered, but the handler thread
+        # may still be inside the database (a Pull whose client went away mid-page). Its
+        # connection closed under it crashed the process (SIGSEGV in sqlite3), so the
+        # handlers are let finish first: each ends after its current step.
+        self._executor.shutdown(wait=True)
         self._housekeeper.join()
         self.repository.close()
         log.info("central_stopped", address=self.address)
@@ -378,4 +385,4 @@ def start_server(
         central_id = tx.setting(CENTRAL_ID)
     log.info("central_started", address=f"{host}:{port}", db=str(db_path), tls=tls is not None,
              central_id=central_id)
-    return CentralServer(server, port, host, repository, processing, health_servicer)
+    return CentralServer(server, port, host, repository, processing, health_servicer, executor)
