@@ -164,8 +164,8 @@ class TraceHub:
         self._subscribers: set[_Subscriber] = set()
         self._taps: dict[str, Tap] = {}
         self._server: asyncio.AbstractServer | None = None
-        self._clients: set[asyncio.StreamWriter] = set()
-        self._handlers: set[asyncio.Task[Any]] = set()
+        #: each sniff client's connection, and the task serving it
+        self._clients: dict[asyncio.StreamWriter, asyncio.Task[Any] | None] = {}
 
     @property
     def listening(self) -> bool:
@@ -237,8 +237,9 @@ class TraceHub:
             # Python 3.11's wait_closed() does not wait for the connection handlers, and one
             # still running when the daemon's loop ends is cancelled, which 3.11 logs as an
             # asyncio error with a traceback, one per sniff client. Aborted, they end at once.
-            if self._handlers:
-                await asyncio.wait(set(self._handlers), timeout=CLOSE_WAIT_S)
+            handlers = {task for task in self._clients.values() if task is not None}
+            if handlers:
+                await asyncio.wait(handlers, timeout=CLOSE_WAIT_S)
             await self._server.wait_closed()
             self._server = None
         with contextlib.suppress(FileNotFoundError):
@@ -251,10 +252,7 @@ class TraceHub:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         subscriber: _Subscriber | None = None
         waiting: list[asyncio.Future[Any]] = []
-        handler = asyncio.current_task()
-        if handler is not None:
-            self._handlers.add(handler)
-        self._clients.add(writer)
+        self._clients[writer] = asyncio.current_task()
         try:
             request = json.loads(await asyncio.wait_for(reader.readline(), 10))
             lane = str(request["lane"]) if isinstance(request, dict) else ""
@@ -293,11 +291,10 @@ class TraceHub:
                 future.cancel()
             if subscriber is not None:
                 self._subscribers.discard(subscriber)
-            self._clients.discard(writer)
             writer.close()
             with contextlib.suppress(OSError, ConnectionError):
                 await writer.wait_closed()
-            self._handlers.discard(handler)
+            del self._clients[writer]
 
 
 def _dropped_line(lane: str, count: int) -> bytes:
