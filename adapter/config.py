@@ -488,28 +488,26 @@ def parse_config(doc: dict[str, Any], *, file: str, base: Path) -> Config:
                 "central.url",
                 f'must be "embedded", grpc://HOST:PORT or grpcs://HOST:PORT, not {url!r}',
             )
-    tls_paths = [r.string(c, k, f"central.{k}") for k in ("tls_ca", "tls_cert", "tls_key")]
+    tls_keys = ("central.tls_ca", "central.tls_cert", "central.tls_key")
+    tls_paths = {key: r.string(c, key.removeprefix("central."), key) for key in tls_keys}
     tls: TLSConfig | None = None
     if url.startswith("grpcs://"):
         # Every file named is checked even when another is missing: check-config reports
         # all problems at once, not one more per run.
         problems_before = len(r.problems)
-        files = {f"central.{name}": _path(r, f"central.{name}", base, given)
-                 for name, given in zip(("tls_ca", "tls_cert", "tls_key"), tls_paths, strict=True)
-                 if given}  # fmt: skip
+        files = {key: _path(r, key, base, given) for key, given in tls_paths.items() if given}
         named = {problem.key for problem in r.problems}
-        for key in ("central.tls_ca", "central.tls_cert", "central.tls_key"):
+        for key in tls_keys:
             if key in named:  # empty, not a string, ~nosuchuser: said once is enough
                 continue
             if key not in files:
                 r.problem(key, "is required with grpcs:// (tls_ca, tls_cert and tls_key)")
             else:
                 _check_readable(r, key, files[key])
-        if len(files) == 3 and len(r.problems) == problems_before:
-            tls = TLSConfig(files["central.tls_ca"], files["central.tls_cert"],
-                            files["central.tls_key"])
+        if len(files) == len(tls_keys) and len(r.problems) == problems_before:
+            tls = TLSConfig(*(files[key] for key in tls_keys))
             _check_tls_material(r, tls)
-    elif any(tls_paths):
+    elif any(tls_paths.values()):
         r.problem(
             "central.url",
             f"{url!r} is not TLS, yet tls_ca, tls_cert or tls_key is set",
