@@ -30,7 +30,7 @@ checks every candidate's other rules, so the index may over-approximate but neve
 A promotion filed by its reward's selector is left out of a receipt without those lines: it
 would yield nothing there, but as a member of a group it may still be the one that places the
 group's step (§3.3), so the lookup adds the members of each group met that come before the
-last one found (:meth:`PromotionIndex._with_group_heads`).
+last one found (:func:`_with_group_heads`), from the members merged into the day's view.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import chain
 from operator import attrgetter
+from typing import NamedTuple
 
 from loyalty.documents import CatalogItem, Customer, Promotion, Selector
 from loyalty.eligibility import Prepared, instant, prepare, step_key
@@ -183,7 +184,7 @@ class PromotionIndex:
                     self._members.setdefault((promotion.group, bucket), []).append(filed)
         for members in self._members.values():
             members.sort(key=_position)
-        self._views: dict[int, dict[str, dict[str, list[Prepared]]]] = {}
+        self._views: dict[int, _DayView] = {}
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -238,11 +239,10 @@ class PromotionIndex:
                 ("segment", customer.segments),
                 ("status", [f"{system}\x00{value}" for system, value in customer.statuses.items()]),
             ]
-        buckets = _buckets_at(now)
-        view = self._view(buckets)
+        view = self._view(_buckets_at(now))
         hits: list[list[Prepared]] = []
         for kind, values in probes:
-            table = view.get(kind)
+            table = view.tables.get(kind)
             if table:
                 # The intersection runs in C over the smaller side: a receipt's ~200 keys
                 # against a table of thousands, without a Python-level probe per key.
@@ -254,65 +254,81 @@ class PromotionIndex:
         moment = instant(now)
         running = [filed for filed in found if filed.start <= moment < filed.end
                    and (filed.requires is None or _holds(filed.requires, groups, brands))]
-        return self._with_group_heads([*running, *offers], buckets, moment)
+        return _with_group_heads([*running, *offers], view.members, moment)
 
-    def _view(self, buckets: tuple[Bucket, Bucket, Bucket]) -> dict[str, dict[str, list[Prepared]]]:
+    def _view(self, buckets: tuple[Bucket, Bucket, Bucket]) -> _DayView:
         """The tables of a day, its week and "any time" merged, by kind: one probe per kind
         instead of three, holding only the promotions that run at some instant of that UTC
-        day (a week's table also holds those that end before it or start after it). Built
-        on the first lookup of a day and kept for the next ones."""
+        day (a week's table also holds those that end before it or start after it); and so
+        the groups' members. Built on the first lookup of a day and kept for the next ones."""
         day = buckets[0][1]
         view = self._views.get(day)
         if view is not None:
             return view
         opens = _MONDAY + day * _DAY
         closes = opens + _DAY
-        view = {}
+
+        def today(filed: list[Prepared]) -> list[Prepared]:
+            return [entry for entry in filed if entry.start < closes and entry.end > opens]
+
+        view = _DayView({}, {})
         for (kind, bucket), table in self._tables.items():
             if bucket in buckets:
-                merged = view.setdefault(kind, {})
+                merged = view.tables.setdefault(kind, {})
                 for value, filed in table.items():
-                    today = [entry for entry in filed if entry.start < closes and entry.end > opens]
-                    if today:
-                        merged[value] = merged.get(value, []) + today
+                    if running := today(filed):
+                        merged[value] = merged.get(value, []) + running
+        for (group, bucket), members in self._members.items():
+            if bucket in buckets and (running := today(members)):
+                view.members[group] = sorted([*view.members.get(group, ()), *running],
+                                             key=_position)
         if len(self._views) >= _KEPT_VIEWS:  # a long-running process meets new days
             self._views.clear()
         self._views[day] = view
         return view
 
-    def _with_group_heads(self, candidates: list[Prepared], buckets: Sequence[Bucket],
-                          moment: int) -> list[Prepared]:
-        """``candidates`` plus the members of their groups placed before them that may be
-        eligible.
 
-        A member filed by its reward's selector is left out when the receipt has none of its
-        lines, which is right for what it yields (nothing) but not for where its group's
-        step goes (§3.3: at the place of its first eligible member). So for each group met,
-        the running members ahead of the last one found are added, up to the first that is
-        surely eligible (dates only and running now), after which none could move the step.
-        """
-        # Up to the last member found: the first ones found may turn out not eligible (an
-        # audience, a condition), and then the step is at the first eligible member, found
-        # or not. (If no member found is eligible, the eligible ones yield nothing and the
-        # step changes nothing wherever it is.)
-        bounds: dict[str, int] = {}
-        for filed in candidates:
-            group = filed.promotion.group
-            if group and filed.position > bounds.get(group, -1):
-                bounds[group] = filed.position
-        if not bounds:
-            return candidates
-        known = set(candidates)
-        for group, bound in bounds.items():
-            for bucket in buckets:
-                for member in self._members.get((group, bucket), ()):
-                    if member.position >= bound:
-                        break
-                    if not member.start <= moment < member.end:
-                        continue
-                    if member not in known:
-                        known.add(member)
-                        candidates.append(member)
-                    if member.dates_only:
-                        break  # surely eligible: no later member can place the step
+class _DayView(NamedTuple):
+    """What :meth:`PromotionIndex.lookup` reads for receipts of one UTC day."""
+
+    #: kind → value → the promotions filed under that key running at some instant of the day
+    tables: dict[str, dict[str, list[Prepared]]]
+    #: group → its members running at some instant of the day, in step order
+    members: dict[str, list[Prepared]]
+
+
+def _with_group_heads(candidates: list[Prepared], members: dict[str, list[Prepared]],
+                      moment: int) -> list[Prepared]:
+    """``candidates`` plus the members of their groups placed before them that may be
+    eligible.
+
+    A member filed by its reward's selector is left out when the receipt has none of its
+    lines, which is right for what it yields (nothing) but not for where its group's
+    step goes (§3.3: at the place of its first eligible member). So for each group met,
+    the running members ahead of the last one found are added, up to the first that is
+    surely eligible (dates only and running now), after which none could move the step.
+    """
+    # Up to the last member found: the first ones found may turn out not eligible (an
+    # audience, a condition), and then the step is at the first eligible member, found
+    # or not. (If no member found is eligible, the eligible ones yield nothing and the
+    # step changes nothing wherever it is.)
+    bounds: dict[str, int] = {}
+    for filed in candidates:
+        group = filed.promotion.group
+        if group and filed.position > bounds.get(group, -1):
+            bounds[group] = filed.position
+    if not bounds:
         return candidates
+    known = set(candidates)
+    for group, bound in bounds.items():
+        for member in members.get(group, ()):
+            if member.position >= bound:
+                break
+            if not member.start <= moment < member.end:
+                continue
+            if member not in known:
+                known.add(member)
+                candidates.append(member)
+            if member.dates_only:
+                break  # surely eligible: no later member can place the step
+    return candidates
