@@ -177,6 +177,18 @@ class Selector:
     groups: frozenset[str] = frozenset()
     brands: frozenset[str] = frozenset()
     favorites: frozenset[str] = frozenset()
+    #: ("sku" | "group" | "brand", value) when that one value is all the selector names (most
+    #: promotions): its selection is a receipt's lines of that key, found by one lookup
+    single: tuple[str, str] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        named = [(kind, values) for kind, values in (("sku", self.skus), ("group", self.groups),
+                                                     ("brand", self.brands)) if values]
+        single = None
+        if len(named) == 1 and len(named[0][1]) == 1 and not self.favorites:
+            kind, values = named[0]
+            single = kind, next(iter(values))
+        object.__setattr__(self, "single", single)
 
     @property
     def is_all(self) -> bool:
@@ -257,6 +269,12 @@ class Reward:
     get: int = 0
     points: int = 0
     factor: Fraction = Fraction(1)
+    #: ``percent`` as (numerator, denominator × 100): the fraction of an amount it is, in the
+    #: integers the engine computes with (a Fraction's parts are read through properties)
+    rate: tuple[int, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rate", (self.percent.numerator, self.percent.denominator * 100))
 
     @property
     def is_discount(self) -> bool:

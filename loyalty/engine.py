@@ -123,8 +123,8 @@ class _Line:
 class _Lines:
     """The receipt's lines in ``n`` order, with lookups by sku, group and brand."""
 
-    __slots__ = ("all", "by_brand", "by_group", "by_n", "by_sku", "everywhere", "floored",
-                 "missed")
+    __slots__ = ("all", "by_brand", "by_group", "by_kind", "by_n", "by_sku", "everywhere",
+                 "floored", "missed")
 
     def __init__(self, lines: list[_Line]) -> None:
         self.all = lines
@@ -137,6 +137,7 @@ class _Lines:
         self.by_sku: dict[str, list[_Line]] = {}
         self.by_group: dict[str, list[_Line]] = {}
         self.by_brand: dict[str, list[_Line]] = {}
+        self.by_kind = {"sku": self.by_sku, "group": self.by_group, "brand": self.by_brand}
         self.floored = False  #: some line has a min_price floor
         for line in lines:
             self.by_sku.setdefault(line.sku, []).append(line)
@@ -155,7 +156,11 @@ class _Lines:
             self.missed.setdefault(line.n, []).append(order)
 
     def select(self, on: Selector, customer: Customer | None) -> list[_Line]:
-        """The lines the selector picks, in ``n`` order."""
+        """The lines the selector picks, in ``n`` order (a list the caller must not change)."""
+        single = on.single
+        if single is not None:
+            kind, value = single
+            return self.by_kind[kind].get(value) or []
         # Look up by the most selective key; `others` says whether any other key of the
         # selector still has to be checked on the hits.
         if on.skus:
@@ -329,8 +334,7 @@ def _discounts(reward: Reward, lines: Sequence[_Line]) -> list[tuple[_Line, int]
     """
     kind = reward.type
     if kind == "percent_off":
-        # percent_of_half_up, with the percent's numerator and denominator read once
-        numerator, denominator = reward.percent.numerator, reward.percent.denominator * 100
+        numerator, denominator = reward.rate  # percent_of_half_up, unrolled
         return [(line, min(line.capacity, round_half_up(line.amount * numerator, denominator)))
                 for line in lines]
     if kind == "amount_off":
@@ -342,7 +346,7 @@ def _discounts(reward: Reward, lines: Sequence[_Line]) -> list[tuple[_Line, int]
             price * line.quantity, QUANTITY_SCALE)))) for line in lines]
     if kind in ("nth_percent_off", "buy_x_get_y"):
         if kind == "nth_percent_off":
-            numerator, denominator = reward.percent.numerator, reward.percent.denominator * 100
+            numerator, denominator = reward.rate
         else:  # the y units are free
             numerator = denominator = 1
         by_n = {line.n: line for line in lines}
@@ -373,8 +377,9 @@ def _amount_off_shares(amount: int, lines: Sequence[_Line], *, floored: bool) ->
 def _percent_off_alone(outcome: _Outcome, chosen: Sequence[_Line]) -> list[_Line]:
     """:func:`_discount_step` of a lone ``percent_off``, the most frequent step, inlined;
     the lines it changed."""
-    percent = outcome.reward.percent
-    numerator, denominator = percent.numerator, percent.denominator * 100
+    numerator, denominator = outcome.reward.rate
+    # round_half_up(amount × numerator, denominator), unrolled
+    twice_numerator, twice_denominator = 2 * numerator, 2 * denominator
     exclusive, given = outcome.promotion.exclusive, 0
     changed = []
     for line in chosen:
@@ -384,7 +389,7 @@ def _percent_off_alone(outcome: _Outcome, chosen: Sequence[_Line]) -> list[_Line
         capacity = amount - line.floor
         if capacity <= 0:
             continue
-        value = min(round_half_up(amount * numerator, denominator), capacity)
+        value = min((amount * twice_numerator + denominator) // twice_denominator, capacity)
         if value > 0:
             line.amount = amount - value
             given += value
@@ -475,7 +480,7 @@ def _percent_points_step(members: Sequence[_Outcome], lines: _Lines,
     if len(members) == 1:  # the common case: no competition
         outcome = members[0]
         reward = outcome.reward
-        numerator, denominator = reward.percent.numerator, reward.percent.denominator * 100
+        numerator, denominator = reward.rate
         if outcome.wide:
             per_line, accrued, everywhere = wide.add(numerator, denominator)
             if accrued > 0:
